@@ -1,0 +1,131 @@
+// Package config is the only place TOML is decoded. Packages take the plain
+// structs below (or values derived from them), never TOML.
+package config
+
+import "time"
+
+// Config is socksd's whole configuration file.
+type Config struct {
+	StateDir  string          `toml:"state_dir"`
+	SOCKS     SOCKS           `toml:"socks"`
+	Tor       Tor             `toml:"tor"`
+	Log       Log             `toml:"log"`
+	Metrics   Metrics         `toml:"metrics"`
+	DNS       DNS             `toml:"dns"`
+	Isolation IsolationConfig `toml:"isolation"`
+}
+
+// SOCKS configures the client-facing listeners.
+type SOCKS struct {
+	Listen           []string      `toml:"listen"` // simple form: each gets the [isolation] defaults
+	Listener         []Listener    `toml:"listener"`
+	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
+	MaxConnections   int           `toml:"max_connections"`
+	ExtendedErrors   bool          `toml:"extended_errors"`
+	HTTPConnect      bool          `toml:"http_connect"`
+	SafeSOCKS        bool          `toml:"safe_socks"`
+	RejectInternal   bool          `toml:"reject_internal"`
+}
+
+// Listener is one [[socks.listener]] table.
+type Listener struct {
+	Listen       string             `toml:"listen"` // "host:port" or "unix:/path"
+	SessionGroup string             `toml:"session_group"`
+	Isolation    *IsolationOverride `toml:"isolation"`
+}
+
+// Tor configures how socksd reaches Tor.
+type Tor struct {
+	Control         string        `toml:"control"` // "" = find one, "none", "unix:/path", "host:port"
+	SOCKS           string        `toml:"socks"`   // upstream SocksPort; "" = discover via the control port
+	CookieFile      string        `toml:"cookie_file"`
+	PasswordFile    string        `toml:"password_file"`
+	Launch          string        `toml:"launch"` // "auto" | "always" | "never"
+	TorBinary       string        `toml:"tor_binary"`
+	DataDir         string        `toml:"data_dir"`
+	TorrcExtra      string        `toml:"torrc_extra"`
+	AttachStreams   bool          `toml:"attach_streams"`
+	CircuitLifetime time.Duration `toml:"circuit_lifetime"`
+	SOCKSTimeout    time.Duration `toml:"socks_timeout"`
+}
+
+// Log configures zap.
+type Log struct {
+	Level       string `toml:"level"`  // debug | info | warn | error
+	Format      string `toml:"format"` // auto | console | json
+	SafeLogging bool   `toml:"safe_logging"`
+}
+
+// Metrics configures the Prometheus / status / admin listener.
+type Metrics struct {
+	Listen string `toml:"listen"` // "" = off
+}
+
+// DNS configures the DNS-to-MAPADDRESS bridge.
+type DNS struct {
+	Listen             []string      `toml:"listen"`  // empty = off
+	Allow              []string      `toml:"allow"`   // client CIDRs allowed to query
+	Automap            string        `toml:"automap"` // "all" | "suffixes" | "off"
+	AutomapSuffixes    []string      `toml:"automap_suffixes"`
+	VirtualNetworkIPv4 string        `toml:"virtual_network_ipv4"`
+	VirtualNetworkIPv6 string        `toml:"virtual_network_ipv6"`
+	TTL                time.Duration `toml:"ttl"`
+	MappingIdle        time.Duration `toml:"mapping_idle"`
+}
+
+// IsolationConfig is the [isolation] table: defaults for every listener.
+type IsolationConfig struct {
+	SOCKSAuth      bool `toml:"socks_auth"`
+	ClientAddr     bool `toml:"client_addr"`
+	ClientProtocol bool `toml:"client_protocol"`
+	DestPort       bool `toml:"dest_port"`
+	DestAddr       bool `toml:"dest_addr"`
+	ClientApp      bool `toml:"client_app"`
+	KeepAlive      bool `toml:"keep_alive"`
+}
+
+// IsolationOverride is a listener's isolation table: only the keys it sets
+// override the [isolation] defaults.
+type IsolationOverride struct {
+	SOCKSAuth      *bool `toml:"socks_auth"`
+	ClientAddr     *bool `toml:"client_addr"`
+	ClientProtocol *bool `toml:"client_protocol"`
+	DestPort       *bool `toml:"dest_port"`
+	DestAddr       *bool `toml:"dest_addr"`
+	ClientApp      *bool `toml:"client_app"`
+	KeepAlive      *bool `toml:"keep_alive"`
+}
+
+// Default returns the configuration used for every key the file omits.
+func Default() Config {
+	return Config{
+		StateDir: "/var/lib/socksd",
+		SOCKS: SOCKS{
+			Listen:           []string{"127.0.0.1:9350"},
+			HandshakeTimeout: 30 * time.Second,
+			MaxConnections:   4096,
+			ExtendedErrors:   true,
+			HTTPConnect:      true,
+			RejectInternal:   true,
+		},
+		Tor: Tor{
+			Launch:          "auto",
+			TorBinary:       "tor",
+			AttachStreams:   true,
+			CircuitLifetime: 10 * time.Minute,
+			SOCKSTimeout:    120 * time.Second,
+		},
+		Log:     Log{Level: "info", Format: "auto", SafeLogging: true},
+		Metrics: Metrics{Listen: "127.0.0.1:9352"},
+		DNS: DNS{
+			Allow:              []string{"127.0.0.0/8", "::1/128"},
+			Automap:            "all",
+			AutomapSuffixes:    []string{".onion", ".exit"},
+			VirtualNetworkIPv4: "127.192.0.0/10",
+			VirtualNetworkIPv6: "fd00:5ec5:d000::/48",
+			TTL:                60 * time.Second,
+			MappingIdle:        24 * time.Hour,
+		},
+		Isolation: IsolationConfig{SOCKSAuth: true, ClientAddr: true},
+	}
+}

@@ -1,0 +1,55 @@
+// Package isolation decides which streams may share a Tor circuit
+// (proposal 171). It imports only the standard library.
+package isolation
+
+import "net/netip"
+
+// Fields is the set of request properties a listener isolates on; it
+// mirrors Tor's SocksPort flags (IsolateSOCKSAuth, IsolateClientAddr, ...).
+type Fields uint16
+
+const (
+	SOCKSAuth      Fields = 1 << iota // IsolateSOCKSAuth (default on)
+	ClientAddr                        // IsolateClientAddr (default on)
+	ClientProtocol                    // IsolateClientProtocol
+	DestPort                          // IsolateDestPort
+	DestAddr                          // IsolateDestAddr
+	SessionGroup                      // SessionGroup=N: the listener's group
+	ClientApp                         // socksd only: uid + executable of the client
+)
+
+// Default is Tor's default for a SocksPort.
+const Default = SOCKSAuth | ClientAddr
+
+// Policy is a listener's isolation policy.
+type Policy struct {
+	Fields       Fields
+	SessionGroup string // the listener's session group name; used when Fields has SessionGroup
+}
+
+// App identifies the client application owning a connection.
+type App struct {
+	Known bool
+	UID   uint32
+	Exe   string
+}
+
+// Input is everything a key can be derived from.
+type Input struct {
+	Protocol   string // "socks4", "socks4a", "socks5", "http-connect"
+	HasAuth    bool
+	Username   []byte // SOCKS4 userid, SOCKS5 / Proxy-Authorization user
+	Password   []byte
+	ClientAddr netip.Addr
+	DestHost   string // hostname, or "" when DestIP is set
+	DestIP     netip.Addr
+	DestPort   uint16
+	Epoch      uint64 // new-identity epoch; always part of the key
+	App        App
+}
+
+// Key is a comparable isolation identity: two streams may share a circuit
+// only if their keys are equal. It holds a digest, never a credential.
+type Key struct {
+	sum [16]byte
+}
