@@ -1,0 +1,53 @@
+# socksd — build, check and test.
+#
+#   make test     install deps, gofmt/vet/staticcheck, unit tests (-race),
+#                 then the real-Tor end-to-end suite on a private Tor network
+#   make run      run socksd with config.example.toml
+#   make tornet   bring up a private Tor network by hand (Ctrl-C tears it down;
+#                 TORNET_DIR=dir keeps it there, default a temp dir)
+#
+# The e2e suite (test/...) needs SOCKSD_TORNET=1; without it those tests skip.
+
+GO          ?= go
+GOBIN       := $(shell $(GO) env GOBIN)
+ifeq ($(GOBIN),)
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+endif
+STATICCHECK ?= $(GOBIN)/staticcheck
+TORNET_DIR  ?=
+E2E_TIMEOUT ?= 15m
+
+.PHONY: test deps check fmt vet staticcheck unit e2e run tornet
+
+test: deps check unit e2e
+
+deps:
+	scripts/install-deps.sh
+
+check: fmt vet staticcheck
+
+fmt:
+	@out=$$(gofmt -l .); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(STATICCHECK) ./...
+
+# Unit tests, fuzz seed corpora included (go test runs every Fuzz target on
+# its f.Add seeds and testdata/fuzz files). test/... skips without SOCKSD_TORNET.
+unit:
+	$(GO) test -race ./...
+
+# One private Tor network per test package (TestMain in each). -race also
+# builds the socksd binary under test with the race detector.
+e2e:
+	SOCKSD_TORNET=1 $(GO) test -race -count=1 -timeout $(E2E_TIMEOUT) ./test/...
+
+run: deps
+	$(GO) run ./cmd/socksd -config config.example.toml
+
+tornet:
+	$(GO) run ./cmd/tornet up $(TORNET_DIR)
