@@ -1,0 +1,205 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Enumerations accepted by Validate.
+var (
+	launchModes  = []string{"auto", "always", "never"}
+	logLevels    = []string{"debug", "info", "warn", "error"}
+	logFormats   = []string{"auto", "console", "json"}
+	automapModes = []string{"all", "suffixes", "off"}
+)
+
+// Validate checks every value and returns all problems at once, each naming
+// its key, so a user fixes a file in one pass. Every error wraps ErrInvalid.
+func (c *Config) Validate() error {
+	v := &validator{}
+
+	if c.StateDir == "" {
+		v.add("state_dir", "must not be empty")
+	} else if !filepath.IsAbs(c.StateDir) {
+		v.add("state_dir", "must be an absolute path, got %q", c.StateDir)
+	}
+
+	// [socks]
+	seen := map[string]string{}
+	for i, l := range c.SOCKS.Listen {
+		key := fmt.Sprintf("socks.listen[%d]", i)
+		v.listenAddr(key, l)
+		v.unique(seen, key, l)
+	}
+	for i, l := range c.SOCKS.Listener {
+		key := fmt.Sprintf("socks.listener[%d].listen", i)
+		if l.Listen == "" {
+			v.add(key, "must be set")
+			continue
+		}
+		v.listenAddr(key, l.Listen)
+		v.unique(seen, key, l.Listen)
+	}
+	if len(c.SOCKS.Listen)+len(c.SOCKS.Listener) == 0 {
+		v.add("socks.listen", "no listener configured: set socks.listen or add a [[socks.listener]] table")
+	}
+	v.positive("socks.handshake_timeout", c.SOCKS.HandshakeTimeout)
+	if c.SOCKS.MaxConnections <= 0 {
+		v.add("socks.max_connections", "must be > 0, got %d", c.SOCKS.MaxConnections)
+	}
+
+	// [tor]
+	switch c.Tor.Control {
+	case "", "none":
+	default:
+		v.endpoint("tor.control", c.Tor.Control)
+	}
+	if c.Tor.SOCKS != "" {
+		v.endpoint("tor.socks", c.Tor.SOCKS)
+	}
+	if c.Tor.Control == "none" && c.Tor.SOCKS == "" {
+		v.add("tor.socks", `must be set when tor.control = "none" (there is no control port to discover the SocksPort from)`)
+	}
+	v.enum("tor.launch", c.Tor.Launch, launchModes)
+	if c.Tor.Launch != "never" && c.Tor.TorBinary == "" {
+		v.add("tor.tor_binary", "must not be empty when tor.launch is %q", c.Tor.Launch)
+	}
+	if c.Tor.DataDir != "" && !filepath.IsAbs(c.Tor.DataDir) {
+		v.add("tor.data_dir", "must be an absolute path, got %q", c.Tor.DataDir)
+	}
+	v.positive("tor.circuit_lifetime", c.Tor.CircuitLifetime)
+	v.positive("tor.socks_timeout", c.Tor.SOCKSTimeout)
+
+	// [log]
+	v.enum("log.level", c.Log.Level, logLevels)
+	v.enum("log.format", c.Log.Format, logFormats)
+
+	// [metrics]
+	if c.Metrics.Listen != "" {
+		if _, err := netip.ParseAddrPort(c.Metrics.Listen); err != nil {
+			v.add("metrics.listen", "want \"ip:port\" or \"\" (off), got %q", c.Metrics.Listen)
+		}
+	}
+
+	// [dns]
+	for i, l := range c.DNS.Listen {
+		key := fmt.Sprintf("dns.listen[%d]", i)
+		if _, err := netip.ParseAddrPort(l); err != nil {
+			v.add(key, "want \"ip:port\", got %q", l)
+		}
+	}
+	for i, a := range c.DNS.Allow {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			v.add(fmt.Sprintf("dns.allow[%d]", i), "want a CIDR like \"127.0.0.0/8\", got %q", a)
+		}
+	}
+	v.enum("dns.automap", c.DNS.Automap, automapModes)
+	for i, s := range c.DNS.AutomapSuffixes {
+		if !strings.HasPrefix(s, ".") || len(s) < 2 {
+			v.add(fmt.Sprintf("dns.automap_suffixes[%d]", i), "want a suffix starting with a dot like \".onion\", got %q", s)
+		}
+	}
+	if c.DNS.Automap == "suffixes" && len(c.DNS.AutomapSuffixes) == 0 {
+		v.add("dns.automap_suffixes", `must not be empty when dns.automap = "suffixes"`)
+	}
+	v.network("dns.virtual_network_ipv4", c.DNS.VirtualNetworkIPv4, true)
+	v.network("dns.virtual_network_ipv6", c.DNS.VirtualNetworkIPv6, false)
+	v.positive("dns.ttl", c.DNS.TTL)
+	v.positive("dns.mapping_idle", c.DNS.MappingIdle)
+
+	return errors.Join(v.errs...)
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) add(key, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) positive(key string, d time.Duration) {
+	if d <= 0 {
+		v.add(key, "must be a duration > 0 like \"30s\", got %v", d)
+	}
+}
+
+func (v *validator) enum(key, val string, allowed []string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	v.add(key, "must be one of %q, got %q", allowed, val)
+}
+
+func (v *validator) unique(seen map[string]string, key, addr string) {
+	if prev, ok := seen[addr]; ok {
+		v.add(key, "%q is already configured by %s", addr, prev)
+		return
+	}
+	seen[addr] = key
+}
+
+// listenAddr accepts "ip:port", "localhost:port" and "unix:/abs/path".
+func (v *validator) listenAddr(key, addr string) {
+	if err := CheckEndpoint(addr); err != nil {
+		v.add(key, "%v", err)
+	}
+}
+
+func (v *validator) endpoint(key, addr string) {
+	if err := CheckEndpoint(addr); err != nil {
+		v.add(key, "%v", err)
+	}
+}
+
+func (v *validator) network(key, cidr string, want4 bool) {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		v.add(key, "want a CIDR, got %q", cidr)
+		return
+	}
+	if p.Addr().Is4() != want4 {
+		fam := "IPv6"
+		if want4 {
+			fam = "IPv4"
+		}
+		v.add(key, "must be an %s network, got %q", fam, cidr)
+		return
+	}
+	if p != p.Masked() {
+		v.add(key, "has host bits set: %q (did you mean %q?)", cidr, p.Masked())
+	}
+}
+
+// CheckEndpoint validates a socket address in socksd's notation:
+// "ip:port", "localhost:port", "[::1]:port" or "unix:/absolute/path".
+func CheckEndpoint(addr string) error {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("want \"unix:/absolute/path\", got %q", addr)
+		}
+		return nil
+	}
+	if _, err := netip.ParseAddrPort(addr); err == nil {
+		return nil
+	}
+	if port, ok := strings.CutPrefix(addr, "localhost:"); ok {
+		if _, err := netip.ParseAddrPort("127.0.0.1:" + port); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("want \"ip:port\" or \"unix:/path\", got %q", addr)
+}
+
+// SplitEndpoint returns the network ("tcp" or "unix") and address to pass
+// to net.Listen / net.Dial for an address in socksd's notation.
+func SplitEndpoint(addr string) (network, address string) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return "unix", path
+	}
+	return "tcp", addr
+}
