@@ -14,7 +14,7 @@ const (
 	ClientProtocol                    // IsolateClientProtocol
 	DestPort                          // IsolateDestPort
 	DestAddr                          // IsolateDestAddr
-	SessionGroup                      // SessionGroup=N: the listener's group
+	SessionGroup                      // SessionGroup=N: informational; the group is always keyed (see Policy.Key)
 	ClientApp                         // socksd only: uid + executable of the client
 )
 
@@ -24,7 +24,13 @@ const Default = SOCKSAuth | ClientAddr
 // Policy is a listener's isolation policy.
 type Policy struct {
 	Fields       Fields
-	SessionGroup string // the listener's session group name; used when Fields has SessionGroup
+	// SessionGroup names the listener's session group. It is part of every
+	// key whatever Fields says, as in Tor, where every SocksPort is its own
+	// session group unless SessionGroup= joins it to another (proposal 171,
+	// "Interface": streams sent to different client ports never share a
+	// circuit). Callers set it to the listen address when the configuration
+	// names no group; "" is a group like any other.
+	SessionGroup string
 }
 
 // App identifies the client application owning a connection.

@@ -1,0 +1,144 @@
+package isolation
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// Errors of the client-application lookup. A caller treats any of them as
+// "application unknown" (App.Known false) and counts it; the stream still
+// proceeds, isolated under the "unknown application" value (see Policy.Key).
+var (
+	// ErrSocketNotFound: no row of /proc/net/tcp{,6} matches the client's
+	// socket: the client is on another host or network namespace, or the
+	// connection is already gone.
+	ErrSocketNotFound = errors.New("isolation: client socket not found in /proc/net/tcp")
+	// ErrOwnerNotFound: the socket exists but no visible process holds it;
+	// typically /proc/PID/fd of other users is unreadable (not root, no
+	// CAP_SYS_PTRACE) or hidden (systemd ProtectProc=invisible, hidepid=).
+	ErrOwnerNotFound = errors.New("isolation: no visible process owns the client socket")
+	// ErrUnsupported: the platform has no SO_PEERCRED.
+	ErrUnsupported = errors.New("isolation: client application lookup unsupported on this platform")
+)
+
+// Proc reads process and socket tables from a procfs mount; Root "" means
+// "/proc". Tests point Root at a fixture tree.
+type Proc struct {
+	Root string
+}
+
+func (p Proc) path(elem ...string) string {
+	root := p.Root
+	if root == "" {
+		root = "/proc"
+	}
+	return filepath.Join(append([]string{root}, elem...)...)
+}
+
+// LookupTCPOwner finds the application that owns the client end of a TCP
+// connection socksd accepted on loopback. local and remote are the accepted
+// connection's own addresses (conn.LocalAddr, conn.RemoteAddr); the client's
+// socket is the row whose local address is our remote and whose remote
+// address is our local. Its inode is then searched in /proc/[pid]/fd.
+//
+// On ErrOwnerNotFound the returned App carries the socket's uid with Known
+// false: the caller may log it, but the key treats the app as unknown.
+func LookupTCPOwner(local, remote netip.AddrPort) (App, error) {
+	return Proc{}.LookupTCPOwner(local, remote)
+}
+
+// LookupTCPOwner is the package function over p's procfs.
+func (p Proc) LookupTCPOwner(local, remote netip.AddrPort) (App, error) {
+	want := tcpEntry{Local: unmapAP(remote), Remote: unmapAP(local)}
+	var found *tcpEntry
+	for _, name := range []string{"tcp", "tcp6"} {
+		e, err := p.findTCP(filepath.Join("net", name), want)
+		if err != nil {
+			return App{}, err
+		}
+		if e != nil {
+			found = e
+			break
+		}
+	}
+	if found == nil || found.Inode == 0 {
+		return App{}, ErrSocketNotFound
+	}
+	pid, err := p.findInodeOwner(found.Inode)
+	if err != nil {
+		return App{UID: found.UID}, err
+	}
+	exe, err := os.Readlink(p.path(strconv.Itoa(pid), "exe"))
+	if err != nil {
+		return App{UID: found.UID}, fmt.Errorf("%w: exe of pid %d: %v", ErrOwnerNotFound, pid, err)
+	}
+	return App{Known: true, UID: found.UID, Exe: exe}, nil
+}
+
+// findTCP scans one /proc/net table for want's address pair. A missing
+// table (no IPv6 in the kernel) is not an error.
+func (p Proc) findTCP(name string, want tcpEntry) (*tcpEntry, error) {
+	f, err := os.Open(p.path(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("isolation: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		e, err := parseTCPLine(sc.Bytes(), binary.NativeEndian)
+		if err != nil {
+			continue // the header line, or a row we cannot read
+		}
+		if unmapAP(e.Local) == want.Local && unmapAP(e.Remote) == want.Remote {
+			return &e, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("isolation: reading %s: %w", name, err)
+	}
+	return nil, nil
+}
+
+// findInodeOwner returns the first process with an fd on socket:[inode].
+// Several processes may share the socket after fork; any of them runs the
+// same executable in the common case, and the first found is used.
+func (p Proc) findInodeOwner(inode uint64) (int, error) {
+	ents, err := os.ReadDir(p.path())
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrOwnerNotFound, err)
+	}
+	target := "socket:[" + strconv.FormatUint(inode, 10) + "]"
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		fdDir := p.path(ent.Name(), "fd")
+		fds, err := os.ReadDir(fdDir)
+		if err != nil {
+			continue // gone, or not ours to read
+		}
+		for _, fd := range fds {
+			if l, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && l == target {
+				return pid, nil
+			}
+		}
+	}
+	return 0, ErrOwnerNotFound
+}
+
+// unmapAP puts an address in the form /proc/net shows it: IPv4 for a
+// v4-mapped address (a dual-stack listener sees ::ffff:127.0.0.1 while the
+// client's AF_INET socket sits in /proc/net/tcp), and no zone.
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+}
