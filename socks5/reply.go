@@ -45,3 +45,51 @@ func (e *ReplyError) Error() string {
 }
 
 func (e *ReplyError) Unwrap() error { return e.Err }
+
+// String names the code as RFC 1928 §6 and proposal 304 do, so logs and
+// errors read "host unreachable" instead of a bare number.
+func (r Reply) String() string {
+	switch r {
+	case ReplySucceeded:
+		return "succeeded"
+	case ReplyGeneralFailure:
+		return "general SOCKS server failure"
+	case ReplyNotAllowed:
+		return "connection not allowed by ruleset"
+	case ReplyNetworkUnreachable:
+		return "network unreachable"
+	case ReplyHostUnreachable:
+		return "host unreachable"
+	case ReplyConnectionRefused:
+		return "connection refused"
+	case ReplyTTLExpired:
+		return "TTL expired"
+	case ReplyCommandUnsupported:
+		return "command not supported"
+	case ReplyAddressUnsupported:
+		return "address type not supported"
+	case ReplyOnionDescNotFound:
+		return "onion service descriptor can not be found"
+	case ReplyOnionDescInvalid:
+		return "onion service descriptor is invalid"
+	case ReplyOnionIntroFailed:
+		return "onion service introduction failed"
+	case ReplyOnionRendFailed:
+		return "onion service rendezvous failed"
+	case ReplyOnionMissingAuth:
+		return "onion service missing client authorization"
+	case ReplyOnionWrongAuth:
+		return "onion service wrong client authorization"
+	case ReplyOnionBadAddress:
+		return "onion service invalid address"
+	case ReplyOnionIntroTimedOut:
+		return "onion service introduction timed out"
+	}
+	return fmt.Sprintf("unknown reply %#02x", byte(r))
+}
+
+// Known reports whether r is one of the codes above: RFC 1928's 0x00–0x08
+// or Tor's 0xF0–0xF7.
+func (r Reply) Known() bool {
+	return r <= ReplyAddressUnsupported || (r >= ReplyOnionDescNotFound && r <= ReplyOnionIntroTimedOut)
+}

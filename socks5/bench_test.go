@@ -1,0 +1,57 @@
+package socks5
+
+import (
+	"net/netip"
+	"testing"
+)
+
+// BenchmarkHandshakeConnect: greeting + CONNECT by hostname, parsed by a
+// reused Handshake (issue 2 item 8 target: 0 allocs/op).
+func BenchmarkHandshakeConnect(b *testing.B) {
+	greeting := unhex(b, "05 01 00")
+	request := unhex(b, "05 01 00 03 0b 'example.com' 0050")
+	h := &Handshake{}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(greeting) + len(request)))
+	for b.Loop() {
+		h.Reset()
+		if _, err := h.Step(greeting); err != nil {
+			b.Fatal(err)
+		}
+		if a, err := h.Step(request); err != nil || !a.Done {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHandshakeConnectAuth: the pipelined form socksd's own clients
+// and Tor Browser use: greeting offering 0x02, credentials, CONNECT.
+func BenchmarkHandshakeConnectAuth(b *testing.B) {
+	in := unhex(b, "05 01 02 01 09 '<torS0X>0' 10 '0123456789abcdef' 05 01 00 03 0b 'example.com' 0050")
+	h := &Handshake{}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		h.Reset()
+		rest := in
+		for {
+			a, err := h.Step(rest)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rest = rest[a.Consumed:]
+			if a.Done {
+				break
+			}
+		}
+	}
+}
+
+func BenchmarkAppendReply(b *testing.B) {
+	buf := make([]byte, 0, 32)
+	addr := netip.MustParseAddr("127.0.0.1")
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendReply(buf[:0], ReplySucceeded, addr, 0)
+	}
+}

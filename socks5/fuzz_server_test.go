@@ -1,0 +1,145 @@
+package socks5
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// seedVectors are whole client transcripts (valid and hostile) used as
+// fuzz seeds and by TestHandshakeChunked.
+var seedVectors = []string{
+	"05 01 00 05 01 00 03 0b 'example.com' 0050",
+	"05 02 00 02 01 05 'alice' 03 'pw1' 05 01 00 01 7f000001 0050 'data'",
+	"05 01 02 01 00 00 05 f0 00 03 0c 'example.test' 0000",
+	"05 01 00 01 01 'a' 01 'b' 05 f1 00 04 20010db8000000000000000000000001 0000",
+	"05 01 02 01 09 '<torS0X>0' 03 'key' 05 01 00 03 07 'a.onion' 01bb 'GET /'",
+	"05 01 02 01 09 '<torS0X>1' 03 'obj' 05 01 00 03 07 'a.onion' 01bb",
+	"05 03 99 21 10",
+	"05 00",
+	"01 05 'alice' 03 'pw1'",
+	"06 01 00",
+	"05 01 02 02 01 'u' 01 'p'",
+	"05 01 00 05 02 00 01 7f000001 0050",
+	"05 01 00 05 03 00 01 00000000 0000",
+	"05 01 00 05 01 00 23 7f000001 0050",
+	"05 01 00 05 f1 00 03 0b 'example.com' 0000",
+	"05 01 00 05 01 00 03 00 0050",
+	"05 01 00 05 01 00 03 0c 'example.com' 00 0050",
+	"05 01 00 05 01 01 01 7f000001 0050",
+	"05 01 00 05 01 00 01 7f000001 0000",
+	"05 01 00 05 01 00 03 05 '[::1]' 0050",
+}
+
+// driveChunks is drive for a client whose bytes arrive in pieces: next
+// says how many bytes the next read delivers. Reads happen only when the
+// handshake asks for more (ErrShortBuffer), like the dispatcher's loop.
+func driveChunks(h *Handshake, in []byte, next func(remaining int) int) outcome {
+	var o outcome
+	var buf []byte
+	for {
+		a, err := h.Step(buf)
+		if a.Consumed < 0 || a.Consumed > len(buf) {
+			panic("Consumed out of range")
+		}
+		o.written = append(o.written, a.Reply...)
+		buf = buf[a.Consumed:]
+		switch {
+		case errors.Is(err, ErrShortBuffer):
+			if a.Consumed != 0 || a.Reply != nil {
+				panic("ErrShortBuffer with progress")
+			}
+			if len(in) == 0 {
+				o.err = err
+				return o
+			}
+			n := min(max(next(len(in)), 1), len(in))
+			buf = append(buf, in[:n]...)
+			in = in[n:]
+		case err != nil:
+			o.err = err
+			return o
+		case a.Done:
+			o.req = *h.Request()
+			o.early = append(buf, in...)
+			return o
+		}
+	}
+}
+
+// sameOutcome compares two runs; "" when equal.
+func sameOutcome(a, b outcome) string {
+	if !bytes.Equal(a.written, b.written) {
+		return fmt.Sprintf("written % x vs % x", a.written, b.written)
+	}
+	if (a.err == nil) != (b.err == nil) || a.err != nil && a.err.Error() != b.err.Error() {
+		return fmt.Sprintf("err %v vs %v", a.err, b.err)
+	}
+	if a.err != nil {
+		return ""
+	}
+	ra, rb := a.req, b.req
+	if ra.Command != rb.Command || ra.IP != rb.IP || !bytes.Equal(ra.Host, rb.Host) || ra.Port != rb.Port ||
+		ra.HasAuth != rb.HasAuth || !bytes.Equal(ra.Username, rb.Username) || !bytes.Equal(ra.Password, rb.Password) ||
+		ra.TorIsolationForm != rb.TorIsolationForm {
+		return fmt.Sprintf("request %+v vs %+v", ra, rb)
+	}
+	if !bytes.Equal(a.early, b.early) {
+		return fmt.Sprintf("early % x vs % x", a.early, b.early)
+	}
+	return ""
+}
+
+// FuzzHandshake: any input, split anywhere, never panics, and gives the
+// same replies, error, request and optimistic data as in one piece. A
+// finished request also satisfies the parser's promises.
+func FuzzHandshake(f *testing.F) {
+	for i, v := range seedVectors {
+		f.Add(unhex(f, v), uint64(i)*0x9e3779b97f4a7c15+1, false)
+	}
+	f.Add(unhex(f, "05 01 02 01 04 'user' 04 'good' 05 01 00 03 0b 'example.com' 0050"), uint64(7), true)
+	f.Fuzz(func(t *testing.T, in []byte, seed uint64, requireAuth bool) {
+		creds := func(u, p []byte) bool { return string(u) == "user" && string(p) == "good" }
+		whole := drive(&Handshake{RequireAuth: requireAuth, Credentials: creds}, in)
+		// xorshift: reproducible chunk sizes from the seed.
+		s := seed | 1
+		chunked := driveChunks(&Handshake{RequireAuth: requireAuth, Credentials: creds}, in, func(rem int) int {
+			s ^= s << 13
+			s ^= s >> 7
+			s ^= s << 17
+			return int(s % uint64(min(rem, 64)+1))
+		})
+		if d := sameOutcome(whole, chunked); d != "" {
+			t.Fatalf("chunking changed the outcome: %s", d)
+		}
+		if whole.err != nil {
+			return
+		}
+		r := whole.req
+		switch r.Command {
+		case CmdConnect, CmdResolve:
+			if r.Host != nil == r.IP.IsValid() {
+				t.Fatalf("exactly one of Host/IP must be set: %+v", r)
+			}
+			if r.Host != nil && !ValidHostname(r.Host) {
+				t.Fatalf("invalid host accepted: %q", r.Host)
+			}
+			if r.Command == CmdConnect && r.Port == 0 {
+				t.Fatal("CONNECT port 0 accepted")
+			}
+		case CmdResolvePTR:
+			if r.Host != nil || !r.IP.IsValid() {
+				t.Fatalf("RESOLVE_PTR without address: %+v", r)
+			}
+		default:
+			t.Fatalf("command %v accepted", r.Command)
+		}
+		if r.IP.Is4In6() {
+			t.Fatalf("mapped address not unmapped: %v", r.IP)
+		}
+		if requireAuth && !(r.HasAuth && creds(r.Username, r.Password)) {
+			t.Fatal("RequireAuth bypassed")
+		}
+	})
+}

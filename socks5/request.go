@@ -1,0 +1,104 @@
+package socks5
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// stepRequest parses "VER CMD RSV ATYP DST.ADDR DST.PORT" (RFC 1928 §4).
+//
+// Checks run in byte order, so the outcome never depends on how the
+// message was split across reads:
+//  1. VER ≠ 5: ErrVersion, closed without a reply.
+//  2. RSV ≠ 0: reply 0x01 at once. C Tor's trunnel parser fails on the
+//     reserved byte as soon as it reads it and answers SOCKS5_GENERAL_ERROR.
+//  3. unknown ATYP: reply 0x08 at once (the length of the rest is unknown).
+//
+// Then, with the whole message read (so the client's bytes are consumed
+// before we answer and close):
+//  4. BIND, UDP ASSOCIATE, any unknown command: 0x07
+//     (socks-extensions.txt §1.1, C Tor SOCKS5_COMMAND_NOT_SUPPORTED).
+//  5. RESOLVE_PTR whose DOMAINNAME is not an address literal: 0x08
+//     (C Tor: tor_addr_parse fails → SOCKS5_ADDRESS_TYPE_NOT_SUPPORTED).
+//  6. DOMAINNAME not ValidHostname (empty, NUL, non-ASCII, "---"): 0x01
+//     (C Tor: string_is_valid_dest fails → SOCKS5_GENERAL_ERROR).
+//  7. CONNECT to port 0: 0x01 (C Tor refuses it in
+//     connection_ap_handshake_rewrite_and_attach with a TORPROTOCOL end
+//     reason, which becomes general failure; same rule as socks4).
+func (h *Handshake) stepRequest(in []byte) (Action, error) {
+	if len(in) < 1 {
+		return Action{}, ErrShortBuffer
+	}
+	if in[0] != Version {
+		return h.fail(0, nil, ErrVersion)
+	}
+	if len(in) < 3 {
+		return Action{}, ErrShortBuffer
+	}
+	if in[2] != 0 {
+		return h.reject(0, ReplyGeneralFailure, ErrReserved)
+	}
+	if len(in) < 4 {
+		return Action{}, ErrShortBuffer
+	}
+	cmd := Command(in[1])
+	var end int
+	switch in[3] {
+	case ATYPIPv4:
+		end = 4 + 4 + 2
+	case ATYPIPv6:
+		end = 4 + 16 + 2
+	case ATYPDomain:
+		if len(in) < 5 {
+			return Action{}, ErrShortBuffer
+		}
+		end = 5 + int(in[4]) + 2
+	default:
+		return h.reject(0, ReplyAddressUnsupported, ErrAddressType)
+	}
+	if len(in) < end {
+		return Action{}, ErrShortBuffer
+	}
+	switch cmd {
+	case CmdConnect, CmdResolve, CmdResolvePTR:
+	default:
+		return h.reject(end, ReplyCommandUnsupported, ErrCommand)
+	}
+
+	r := &h.req
+	r.Command = cmd
+	r.Port = binary.BigEndian.Uint16(in[end-2 : end])
+	switch in[3] {
+	case ATYPIPv4:
+		r.IP = netip.AddrFrom4([4]byte(in[4:8]))
+	case ATYPIPv6:
+		r.IP = netip.AddrFrom16([16]byte(in[4:20])).Unmap()
+	case ATYPDomain:
+		name := in[5 : end-2]
+		if cmd == CmdResolvePTR {
+			ip, ok := parseIPLiteral(name)
+			if !ok {
+				return h.reject(end, ReplyAddressUnsupported, ErrAddressType)
+			}
+			r.IP = ip
+			break
+		}
+		if !ValidHostname(name) {
+			return h.reject(end, ReplyGeneralFailure, ErrHostname)
+		}
+		r.Host = h.host[:copy(h.host[:], name)]
+	}
+	if cmd == CmdConnect && r.Port == 0 {
+		return h.reject(end, ReplyGeneralFailure, ErrPortZero)
+	}
+	h.state = stateDone
+	return Action{Consumed: end, Done: true}, nil
+}
+
+// reject fails the handshake with a request reply carrying code and a
+// zeroed IPv4 BND.ADDR/BND.PORT, the form C Tor sends
+// (socks_request_set_socks5_error: ATYP 0x01).
+func (h *Handshake) reject(consumed int, code Reply, err error) (Action, error) {
+	rep := AppendReply(h.reqRep[:0], code, netip.Addr{}, 0)
+	return h.fail(consumed, rep, &ReplyError{Code: code, Err: err})
+}
