@@ -1,0 +1,256 @@
+package torctl
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// KV is one configuration assignment for SETCONF.
+type KV struct{ Key, Value string }
+
+// GetInfo asks for keys (control-spec §3.9) and returns key → value for both
+// reply forms: "250-key=value" and "250+key=" with a data block (the value is
+// then the dot-unstuffed data, lines joined by "\n").
+func (c *Conn) GetInfo(ctx context.Context, keys ...string) (map[string]string, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: GETINFO needs a key", ErrBadArgument)
+	}
+	for _, k := range keys {
+		if err := checkToken("GETINFO key", k); err != nil {
+			return nil, err
+		}
+	}
+	r, err := c.Do(ctx, "GETINFO "+strings.Join(keys, " "))
+	if err != nil {
+		return nil, err
+	}
+	return parseGetInfo(r)
+}
+
+func parseGetInfo(r *Reply) (map[string]string, error) {
+	out := make(map[string]string, len(r.Lines))
+	for i, l := range r.Lines {
+		if i == len(r.Lines)-1 && l.Sep == ' ' && l.Text == "OK" {
+			break
+		}
+		k, v, ok := strings.Cut(l.Text, "=")
+		if !ok {
+			return out, fmt.Errorf("%w: GETINFO line %q", ErrBadReply, clip([]byte(l.Text)))
+		}
+		if l.Sep == '+' {
+			// "250+key=" CRLF data: the value is the data block.
+			v = l.Data
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// SetEvents subscribes to exactly the given events (control-spec §3.4); none
+// turns every event off. Events are always extended since Tor 0.2.2.1.
+func (c *Conn) SetEvents(ctx context.Context, events ...string) error {
+	for _, e := range events {
+		if err := checkToken("event", e); err != nil {
+			return err
+		}
+	}
+	_, err := c.Do(ctx, strings.TrimSpace("SETEVENTS "+strings.Join(events, " ")))
+	return err
+}
+
+// SetConf sets configuration keys (control-spec §3.1). Values are sent as
+// QuotedStrings; an empty Value sends the bare key, which Tor takes as
+// "reset to 0/NULL".
+func (c *Conn) SetConf(ctx context.Context, kv ...KV) error {
+	cmd, err := confCommand("SETCONF", kv)
+	if err != nil {
+		return err
+	}
+	_, err = c.Do(ctx, cmd)
+	return err
+}
+
+// ResetConf resets configuration keys to their defaults (control-spec §3.2).
+func (c *Conn) ResetConf(ctx context.Context, keys ...string) error {
+	kv := make([]KV, len(keys))
+	for i, k := range keys {
+		kv[i] = KV{Key: k}
+	}
+	cmd, err := confCommand("RESETCONF", kv)
+	if err != nil {
+		return err
+	}
+	_, err = c.Do(ctx, cmd)
+	return err
+}
+
+func confCommand(verb string, kv []KV) (string, error) {
+	if len(kv) == 0 {
+		return "", fmt.Errorf("%w: %s needs a key", ErrBadArgument, verb)
+	}
+	var b strings.Builder
+	b.WriteString(verb)
+	for _, p := range kv {
+		if err := checkToken("config key", p.Key); err != nil {
+			return "", err
+		}
+		if strings.ContainsAny(p.Key, "=\"") {
+			return "", fmt.Errorf("%w: config key %q", ErrBadArgument, p.Key)
+		}
+		b.WriteByte(' ')
+		b.WriteString(p.Key)
+		if p.Value != "" {
+			b.WriteByte('=')
+			b.WriteString(Quote(p.Value))
+		}
+	}
+	return b.String(), nil
+}
+
+// MapAddress maps from to to (control-spec §3.8) and returns the original
+// address as Tor reports it. With a null address as from ("0.0.0.0", "::" or
+// "."; note that real tor takes "::0" and "[::]" literally) Tor picks a
+// virtual address and that is what is returned, verbatim: IPv6 addresses
+// come bracketed ("[fea0:…]"). MAPADDRESS x=x removes the mapping of x.
+func (c *Conn) MapAddress(ctx context.Context, from, to string) (string, error) {
+	if err := checkToken("MAPADDRESS address", from); err != nil {
+		return "", err
+	}
+	if err := checkToken("MAPADDRESS address", to); err != nil {
+		return "", err
+	}
+	if strings.Contains(from, "=") {
+		return "", fmt.Errorf("%w: MAPADDRESS address contains '='", ErrBadArgument)
+	}
+	r, err := c.Do(ctx, "MAPADDRESS "+from+"="+to)
+	if err != nil {
+		return "", err
+	}
+	// One pair asked, one "250 a=b" line expected.
+	got, _, ok := strings.Cut(r.Lines[len(r.Lines)-1].Text, "=")
+	if !ok || got == "" {
+		return "", fmt.Errorf("%w: MAPADDRESS reply %q", ErrBadReply, r.Lines[len(r.Lines)-1].Text)
+	}
+	return got, nil
+}
+
+// AttachStream attaches a stream to a circuit; circuit "0" hands it back to
+// Tor (control-spec §3.13). Errors are *Error: 552 unknown stream or
+// circuit, 555 stream not in an attachable state, 551 could not attach.
+func (c *Conn) AttachStream(ctx context.Context, streamID, circID string) error {
+	if err := checkToken("stream ID", streamID); err != nil {
+		return err
+	}
+	if err := checkToken("circuit ID", circID); err != nil {
+		return err
+	}
+	_, err := c.Do(ctx, "ATTACHSTREAM "+streamID+" "+circID)
+	return err
+}
+
+// ExtendCircuit builds (circID "0") or extends a circuit (control-spec
+// §3.10) and returns its ID from "250 EXTENDED <id>". path may be empty (Tor
+// picks one); purpose may be "" (general), "general" or "controller".
+func (c *Conn) ExtendCircuit(ctx context.Context, circID string, path []string, purpose string) (string, error) {
+	if err := checkToken("circuit ID", circID); err != nil {
+		return "", err
+	}
+	cmd := "EXTENDCIRCUIT " + circID
+	if len(path) > 0 {
+		for _, p := range path {
+			if err := checkToken("path element", p); err != nil {
+				return "", err
+			}
+			if strings.Contains(p, ",") {
+				return "", fmt.Errorf("%w: path element contains ','", ErrBadArgument)
+			}
+		}
+		cmd += " " + strings.Join(path, ",")
+	}
+	if purpose != "" {
+		if err := checkToken("purpose", purpose); err != nil {
+			return "", err
+		}
+		cmd += " purpose=" + purpose
+	}
+	r, err := c.Do(ctx, cmd)
+	if err != nil {
+		return "", err
+	}
+	id, ok := strings.CutPrefix(r.Lines[len(r.Lines)-1].Text, "EXTENDED ")
+	if id, _, _ = strings.Cut(id, " "); !ok || id == "" {
+		return "", fmt.Errorf("%w: EXTENDCIRCUIT reply %q", ErrBadReply, r.Lines[len(r.Lines)-1].Text)
+	}
+	return id, nil
+}
+
+// CloseCircuit closes a circuit (control-spec §3.17).
+func (c *Conn) CloseCircuit(ctx context.Context, circID string) error {
+	if err := checkToken("circuit ID", circID); err != nil {
+		return err
+	}
+	_, err := c.Do(ctx, "CLOSECIRCUIT "+circID)
+	return err
+}
+
+// RELAY_END reasons (tor-spec §6.3) for CloseStream.
+const (
+	EndReasonMisc          = 1
+	EndReasonResolveFailed = 2
+	EndReasonConnRefused   = 3
+	EndReasonExitPolicy    = 4
+	EndReasonDestroy       = 5
+	EndReasonDone          = 6
+	EndReasonTimeout       = 7
+	EndReasonNoRoute       = 8
+	EndReasonInternal      = 10
+	EndReasonTorProtocol   = 13
+)
+
+// CloseStream closes a stream with a RELAY_END reason (control-spec §3.16).
+func (c *Conn) CloseStream(ctx context.Context, streamID string, reason int) error {
+	if err := checkToken("stream ID", streamID); err != nil {
+		return err
+	}
+	if reason < 0 || reason > 255 {
+		return fmt.Errorf("%w: stream close reason %d", ErrBadArgument, reason)
+	}
+	_, err := c.Do(ctx, "CLOSESTREAM "+streamID+" "+strconv.Itoa(reason))
+	return err
+}
+
+// Resolve asks Tor to resolve name, or the address name back to a hostname
+// when reverse is set (control-spec §3.20). Tor answers "250 OK" at once;
+// the result arrives later as an ADDRMAP event (see ParseAddrMapEvent).
+func (c *Conn) Resolve(ctx context.Context, name string, reverse bool) error {
+	if err := checkToken("RESOLVE address", name); err != nil {
+		return err
+	}
+	if strings.Contains(name, "=") {
+		return fmt.Errorf("%w: RESOLVE address contains '='", ErrBadArgument)
+	}
+	cmd := "RESOLVE " + name
+	if reverse {
+		cmd = "RESOLVE mode=reverse " + name
+	}
+	_, err := c.Do(ctx, cmd)
+	return err
+}
+
+// Signal sends a signal such as "NEWNYM" (control-spec §3.7).
+func (c *Conn) Signal(ctx context.Context, sig string) error {
+	if err := checkToken("signal", sig); err != nil {
+		return err
+	}
+	_, err := c.Do(ctx, "SIGNAL "+sig)
+	return err
+}
+
+// TakeOwnership makes Tor exit when this connection closes (control-spec
+// §3.23).
+func (c *Conn) TakeOwnership(ctx context.Context) error {
+	_, err := c.Do(ctx, "TAKEOWNERSHIP")
+	return err
+}

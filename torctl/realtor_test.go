@@ -1,0 +1,147 @@
+package torctl
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Real-tor tests run only when SOCKSD_TOR_CONTROL (host:port or unix:/path)
+// and SOCKSD_TOR_COOKIE point at a running tor, e.g. a tornet client:
+//
+//	/work/shared/tornet/up.sh /tmp/tn; set -a; . /tmp/tn/env; set +a
+//	SOCKSD_TOR_CONTROL=127.0.0.1:$CONTROL_PORT SOCKSD_TOR_COOKIE=$COOKIE_PATH go test ./torctl -run Real
+func realTor(t *testing.T) (addr, cookie string) {
+	t.Helper()
+	addr, cookie = os.Getenv("SOCKSD_TOR_CONTROL"), os.Getenv("SOCKSD_TOR_COOKIE")
+	if addr == "" || cookie == "" {
+		t.Skip("SOCKSD_TOR_CONTROL and SOCKSD_TOR_COOKIE not set")
+	}
+	return addr, cookie
+}
+
+func realConn(t *testing.T, ctx context.Context, methods ...string) *Conn {
+	t.Helper()
+	addr, cookie := realTor(t)
+	c, err := Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Authenticate(ctx, AuthOptions{CookieFile: cookie, Methods: methods}); err != nil {
+		t.Fatalf("Authenticate(%v): %v", methods, err)
+	}
+	return c
+}
+
+func TestRealTorAuth(t *testing.T) {
+	for _, m := range []string{MethodSafeCookie, MethodCookie} {
+		t.Run(m, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			c := realConn(t, ctx, m)
+			pi, err := c.ProtocolInfo(ctx) // cached: Tor allows one per connection
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !pi.HasMethod(m) || pi.CookieFile == "" || pi.TorVersion == "" {
+				t.Fatalf("PROTOCOLINFO = %+v", pi)
+			}
+			info, err := c.GetInfo(ctx, "version")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(info["version"], pi.TorVersion) {
+				t.Fatalf("GETINFO version = %q, PROTOCOLINFO said %q", info["version"], pi.TorVersion)
+			}
+		})
+	}
+}
+
+func TestRealTorCommands(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	c := realConn(t, ctx)
+
+	info, err := c.GetInfo(ctx, "net/listeners/socks", "status/bootstrap-phase", "config-text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(info["net/listeners/socks"], "127.0.0.1:") {
+		t.Errorf("net/listeners/socks = %q", info["net/listeners/socks"])
+	}
+	if p, tag, _, err := ParseBootstrapPhase(info["status/bootstrap-phase"]); err != nil || p != 100 || tag != "done" {
+		t.Errorf("bootstrap phase %q: %d %q %v", info["status/bootstrap-phase"], p, tag, err)
+	}
+	if !strings.Contains(info["config-text"], "\n") {
+		t.Errorf("config-text (a data block) = %q", info["config-text"])
+	}
+
+	if err := c.SetEvents(ctx, "CIRC", "STREAM", "ADDRMAP", "STATUS_CLIENT"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.ExtendCircuit(ctx, "0", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ctx, c, func(e Event) bool {
+		ce, err := ParseCircEvent(e)
+		return err == nil && ce.ID == id && ce.Status == "BUILT" && len(ce.Path) == 3
+	}, "CIRC "+id+" BUILT")
+
+	got, err := c.MapAddress(ctx, "0.0.0.0", "example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got, "127.") {
+		t.Errorf("MAPADDRESS 0.0.0.0 = %q, want a 127.192/10 virtual address", got)
+	}
+	m, err := c.GetInfo(ctx, "address-mappings/control")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m["address-mappings/control"], got+" example.test NEVER") {
+		t.Errorf("address-mappings/control = %q, want %s", m["address-mappings/control"], got)
+	}
+	if _, err := c.MapAddress(ctx, got, got); err != nil { // unmap
+		t.Fatal(err)
+	}
+
+	if err := c.Resolve(ctx, "example.test", false); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ctx, c, func(e Event) bool {
+		a, err := ParseAddrMapEvent(e)
+		return err == nil && a.Address == "example.test" && a.NewAddress == "127.0.0.1" && !a.Failed()
+	}, "ADDRMAP example.test 127.0.0.1")
+
+	if err := c.AttachStream(ctx, "999999", "0"); !IsCode(err, 552) {
+		t.Errorf("ATTACHSTREAM unknown stream: %v, want 552", err)
+	}
+	if err := c.CloseCircuit(ctx, id); err != nil {
+		t.Errorf("CLOSECIRCUIT %s: %v", id, err)
+	}
+	if err := c.SetEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitEvent reads events until match returns true or ctx ends.
+func waitEvent(t *testing.T, ctx context.Context, c *Conn, match func(Event) bool, what string) {
+	t.Helper()
+	for {
+		select {
+		case e, ok := <-c.Events():
+			if !ok {
+				t.Fatalf("waiting for %s: connection ended: %v", what, c.Err())
+			}
+			if match(e) {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		}
+	}
+}
