@@ -23,7 +23,7 @@ const Default = SOCKSAuth | ClientAddr
 
 // Policy is a listener's isolation policy.
 type Policy struct {
-	Fields       Fields
+	Fields Fields
 	// SessionGroup names the listener's session group. It is part of every
 	// key whatever Fields says, as in Tor, where every SocksPort is its own
 	// session group unless SessionGroup= joins it to another (proposal 171,
