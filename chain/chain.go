@@ -1,0 +1,185 @@
+// Package chain is a dispatch.Upstream and dispatch.Resolver that forwards
+// every stream to a SOCKS5 server — Tor's SocksPort — over its own
+// connection, sending the stream's isolation key as SOCKS5 credentials
+// (username "<torS0X>0", password = the key: proposal 351 format 0, which
+// Tor 0.4.9 accepts and isolates on with IsolateSOCKSAuth, on by default).
+//
+// It never resolves a name locally and never dials a destination: the only
+// address it dials is the configured SOCKS5 server. When that server is
+// unreachable the stream fails closed with reply 0x01 (general failure).
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+
+	"socksd/dispatch"
+	"socksd/socks5"
+)
+
+// Sentinel errors of this package, wrapped in *socks5.ReplyError.
+var (
+	// ErrDial: the upstream SOCKS5 server could not be reached.
+	ErrDial = errors.New("chain: cannot reach upstream SOCKS server")
+	// ErrUpstreamClosed: the upstream closed before a complete reply.
+	ErrUpstreamClosed = errors.New("chain: upstream closed before replying")
+)
+
+// Upstream chains streams to one SOCKS5 server.
+type Upstream struct {
+	// Addr is the SOCKS5 server: "ip:port" or "unix:/path".
+	Addr string
+	// DialTimeout bounds connecting to Addr (default 10s); the caller's
+	// context bounds it too.
+	DialTimeout time.Duration
+	// OnConnect, if set, is called after the connection to Addr is up and
+	// before the request is written, with the local address Tor will see as
+	// the stream's SOURCE_ADDR (control-spec §4.1.2). A stream attacher uses
+	// it to map Tor's STREAM events back to req (and req.Key).
+	OnConnect func(local net.Addr, req *dispatch.Request)
+	// Log receives debug lines; nil = no logging.
+	Log *zap.Logger
+
+	dialer net.Dialer
+}
+
+// New returns an Upstream chaining to addr ("ip:port" or "unix:/path").
+func New(addr string, log *zap.Logger) *Upstream {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Upstream{Addr: addr, Log: log.Named("chain")}
+}
+
+var (
+	_ dispatch.Upstream = (*Upstream)(nil)
+	_ dispatch.Resolver = (*Upstream)(nil)
+)
+
+// credentials returns the SOCKS5 username/password carrying req's
+// isolation key. The key's string form is a hex digest, never a credential
+// of the client.
+func credentials(req *dispatch.Request) (user, pass string) {
+	return socks5.TorIsolationUsername, req.Key.String()
+}
+
+func (u *Upstream) dial(ctx context.Context, req *dispatch.Request) (net.Conn, error) {
+	network, address := "tcp", u.Addr
+	if p, ok := cutUnix(u.Addr); ok {
+		network, address = "unix", p
+	}
+	to := u.DialTimeout
+	if to <= 0 {
+		to = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, to)
+	defer cancel()
+	c, err := u.dialer.DialContext(ctx, network, address)
+	if err != nil {
+		// Fail closed: Tor unavailable is a general failure, never a
+		// reason to try anything else.
+		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: fmt.Errorf("%w: %w", ErrDial, err)}
+	}
+	if u.OnConnect != nil {
+		u.OnConnect(c.LocalAddr(), req)
+	}
+	return c, nil
+}
+
+func cutUnix(addr string) (string, bool) {
+	const p = "unix:"
+	if len(addr) > len(p) && addr[:len(p)] == p {
+		return addr[len(p):], true
+	}
+	return "", false
+}
+
+// Open dials the upstream and writes greeting, authentication, request and
+// early in ONE write, without waiting for any answer: with Tor this costs
+// no round trip before the client's optimistic data is on its way
+// (proposal 181 / socks-extensions "optimistic data").
+func (u *Upstream) Open(ctx context.Context, req *dispatch.Request, early []byte) (dispatch.Stream, error) {
+	if req.Command != dispatch.CmdConnect {
+		return nil, &socks5.ReplyError{Code: socks5.ReplyCommandUnsupported}
+	}
+	c, err := u.dial(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	user, pass := credentials(req)
+	msg, err := encodeRequest(nil, user, pass, socks5.CmdConnect, req.Host, req.IP, req.Port, early)
+	if err != nil {
+		c.Close()
+		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err}
+	}
+	if _, err := c.Write(msg); err != nil {
+		c.Close()
+		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err}
+	}
+	return newStream(c), nil
+}
+
+// Resolve asks the upstream for req.Host's address with Tor's RESOLVE
+// (0xF0, socks-extensions.txt §2), under req's isolation credentials.
+func (u *Upstream) Resolve(ctx context.Context, req *dispatch.Request) (netip.Addr, error) {
+	r, err := u.roundTrip(ctx, req, socks5.CmdResolve)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if !r.addr.IsValid() {
+		return netip.Addr{}, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: fmt.Errorf("%w: RESOLVE answer without an address", socks5.ErrUpstreamMalformed)}
+	}
+	return r.addr, nil
+}
+
+// ResolvePTR asks the upstream for req.IP's name with Tor's RESOLVE_PTR
+// (0xF1).
+func (u *Upstream) ResolvePTR(ctx context.Context, req *dispatch.Request) (string, error) {
+	r, err := u.roundTrip(ctx, req, socks5.CmdResolvePTR)
+	if err != nil {
+		return "", err
+	}
+	if r.host == "" {
+		return "", &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: fmt.Errorf("%w: RESOLVE_PTR answer without a name", socks5.ErrUpstreamMalformed)}
+	}
+	return r.host, nil
+}
+
+func (u *Upstream) roundTrip(ctx context.Context, req *dispatch.Request, cmd socks5.Command) (reply, error) {
+	c, err := u.dial(ctx, req)
+	if err != nil {
+		return reply{}, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	user, pass := credentials(req)
+	msg, err := encodeRequest(nil, user, pass, cmd, req.Host, req.IP, 0, nil)
+	if err != nil {
+		return reply{}, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err}
+	}
+	if _, err := c.Write(msg); err != nil {
+		return reply{}, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err}
+	}
+	var buf [600]byte
+	r, _, err := readReply(c, buf[:0])
+	if err != nil {
+		return reply{}, ctxErr(ctx, err)
+	}
+	return r, nil
+}
+
+// ctxErr turns a failure caused by ctx's end into a TTL-expired reply, the
+// code Tor gives a stream that timed out.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return &socks5.ReplyError{Code: socks5.ReplyTTLExpired, Err: ctx.Err()}
+	}
+	return err
+}

@@ -1,0 +1,286 @@
+package chain
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"socksd/dispatch"
+	"socksd/internal/sockstest"
+	"socksd/isolation"
+	"socksd/socks5"
+)
+
+func startFake(t *testing.T, s *sockstest.Server) *sockstest.Server {
+	t.Helper()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func testKey() isolation.Key {
+	return isolation.Policy{Fields: isolation.Default}.Key(isolation.Input{Username: []byte("alice")})
+}
+
+// echoServer accepts one connection on loopback and echoes it.
+func echoServer(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+func TestOpenRelaysWithIsolationCredentials(t *testing.T) {
+	fake := startFake(t, &sockstest.Server{})
+	echo := echoServer(t)
+	u := New(fake.Addr(), nil)
+	var seen net.Addr
+	u.OnConnect = func(local net.Addr, _ *dispatch.Request) { seen = local }
+	req := &dispatch.Request{Command: dispatch.CmdConnect, IP: echo.Addr(), Port: echo.Port(), Key: testKey()}
+	ctx := context.Background()
+	st, err := u.Open(ctx, req, []byte("early-"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Write([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.CloseWrite()
+	got, err := io.ReadAll(st)
+	if err != nil || string(got) != "early-late" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+	r := fake.Requests()
+	if len(r) != 1 {
+		t.Fatalf("want 1 request, got %d", len(r))
+	}
+	if string(r[0].Username) != "<torS0X>0" || string(r[0].Password) != req.Key.String() {
+		t.Errorf("credentials %q/%q, want <torS0X>0/%s", r[0].Username, r[0].Password, req.Key)
+	}
+	if !sameAddr(seen, r[0].Remote) {
+		t.Errorf("OnConnect saw %v, upstream saw the stream from %v", seen, r[0].Remote)
+	}
+	if string(r[0].Methods) != "\x02" {
+		t.Errorf("methods offered %x, want 02 only", r[0].Methods)
+	}
+}
+
+func sameAddr(a, b net.Addr) bool { return a != nil && b != nil && a.String() == b.String() }
+
+func TestOpenSendsOneWrite(t *testing.T) {
+	// The fake's Handle sees the request; the early data must already be
+	// there (buffered with the request) before any reply was sent.
+	got := make(chan string, 1)
+	fake := startFake(t, &sockstest.Server{Handle: func(r *sockstest.Request, c net.Conn, rd *bufio.Reader) {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 5)
+		_, err := io.ReadFull(rd, b)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(b)
+		sockstest.WriteReply(c, 0, nil)
+	}})
+	u := New(fake.Addr(), nil)
+	st, err := u.Open(context.Background(), &dispatch.Request{Command: dispatch.CmdConnect, Host: "example.com", Port: 80}, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if s := <-got; s != "hello" {
+		t.Fatalf("upstream read %q before replying", s)
+	}
+	if err := st.Await(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := fake.Requests(); r[0].Host != "example.com" || r[0].Port != 80 {
+		t.Fatalf("request %+v", r[0])
+	}
+}
+
+func TestRefusalCodes(t *testing.T) {
+	for _, code := range []socks5.Reply{0x01, 0x02, 0x04, 0x05, 0x06, 0xF0, 0xF6} {
+		fake := startFake(t, &sockstest.Server{Fail: func(*sockstest.Request) byte { return byte(code) }})
+		u := New(fake.Addr(), nil)
+		st, err := u.Open(context.Background(), &dispatch.Request{Command: dispatch.CmdConnect, Host: "x.onion", Port: 80}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = st.Await(context.Background())
+		st.Close()
+		var re *socks5.ReplyError
+		if !errors.As(err, &re) || re.Code != code {
+			t.Errorf("code %#x: got %v", code, err)
+		}
+	}
+}
+
+func TestUnreachableUpstreamFailsClosed(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	u := New(addr, nil)
+	_, err := u.Open(context.Background(), &dispatch.Request{Command: dispatch.CmdConnect, Host: "a", Port: 1}, nil)
+	var re *socks5.ReplyError
+	if !errors.As(err, &re) || re.Code != socks5.ReplyGeneralFailure || !errors.Is(err, ErrDial) {
+		t.Fatalf("got %v, want general failure wrapping ErrDial", err)
+	}
+}
+
+func TestAwaitTimeoutIsTTLExpired(t *testing.T) {
+	release := make(chan struct{})
+	fake := startFake(t, &sockstest.Server{Handle: func(_ *sockstest.Request, c net.Conn, _ *bufio.Reader) { <-release }})
+	defer close(release)
+	u := New(fake.Addr(), nil)
+	st, err := u.Open(context.Background(), &dispatch.Request{Command: dispatch.CmdConnect, Host: "a", Port: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err = st.Await(ctx)
+	var re *socks5.ReplyError
+	if !errors.As(err, &re) || re.Code != socks5.ReplyTTLExpired {
+		t.Fatalf("got %v, want TTL expired", err)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	fake := startFake(t, &sockstest.Server{
+		Hosts: map[string]netip.Addr{"example.test": netip.MustParseAddr("192.0.2.7"), "v6.test": netip.MustParseAddr("2001:db8::1")},
+		PTR:   map[netip.Addr]string{netip.MustParseAddr("192.0.2.7"): "rev.example.test"},
+	})
+	u := New(fake.Addr(), nil)
+	ctx := context.Background()
+	for host, want := range map[string]string{"example.test": "192.0.2.7", "v6.test": "2001:db8::1"} {
+		a, err := u.Resolve(ctx, &dispatch.Request{Command: dispatch.CmdResolve, Host: host, Key: testKey()})
+		if err != nil || a.String() != want {
+			t.Errorf("Resolve(%s) = %v, %v", host, a, err)
+		}
+	}
+	_, err := u.Resolve(ctx, &dispatch.Request{Command: dispatch.CmdResolve, Host: "nx.test"})
+	var re *socks5.ReplyError
+	if !errors.As(err, &re) || re.Code != socks5.ReplyHostUnreachable {
+		t.Errorf("Resolve(nx) err = %v", err)
+	}
+	name, err := u.ResolvePTR(ctx, &dispatch.Request{Command: dispatch.CmdResolvePTR, IP: netip.MustParseAddr("192.0.2.7")})
+	if err != nil || name != "rev.example.test" {
+		t.Errorf("ResolvePTR = %q, %v", name, err)
+	}
+	for _, r := range fake.Requests() {
+		if string(r.Username) != "<torS0X>0" || len(r.Password) != 32 {
+			t.Errorf("resolve sent credentials %q/%q", r.Username, r.Password)
+		}
+	}
+	if r := fake.Requests(); r[0].Cmd != 0xF0 || r[len(r)-1].Cmd != 0xF1 {
+		t.Errorf("commands %#x..%#x", r[0].Cmd, r[len(r)-1].Cmd)
+	}
+}
+
+func TestParseReply(t *testing.T) {
+	for _, tc := range []struct {
+		name, hex string
+		code      socks5.Reply
+		addr      string
+		host      string
+		err       error
+	}{
+		{"connect ok", "0502 0100 05000001 00000000 0000", 0, "0.0.0.0", "", nil},
+		{"resolve v4", "0502 0100 05000001 c0000207 0000", 0, "192.0.2.7", "", nil},
+		{"resolve v6", "0502 0100 05000004 20010db8000000000000000000000001 0000", 0, "2001:db8::1", "", nil},
+		{"ptr", "0502 0100 05000003 03 616263 0000", 0, "invalid IP", "abc", nil},
+		{"tor resolve failure", "0502 0100 05040000 00000000 0000", 4, "invalid IP", "", nil},
+		{"onion code", "0502 0100 05f00001 00000000 0000", 0xF0, "0.0.0.0", "", nil},
+		{"wrong version", "0402", 0, "", "", socks5.ErrUpstreamVersion},
+		{"no acceptable method", "05ff", 0, "", "", socks5.ErrUpstreamMethod},
+		{"noauth selected", "0500", 0, "", "", socks5.ErrUpstreamMethod},
+		{"auth refused", "0502 0101", 0, "", "", socks5.ErrUpstreamAuth},
+		{"reply version", "0502 0100 04000001 00000000 0000", 0, "", "", socks5.ErrUpstreamMalformed},
+		{"reserved", "0502 0100 05000101 00000000 0000", 0, "", "", socks5.ErrUpstreamMalformed},
+		{"unknown code", "0502 0100 05090001 00000000 0000", 0, "", "", socks5.ErrUpstreamUnknownReply},
+		{"bad atyp", "0502 0100 05000007 00000000 0000", 0, "", "", socks5.ErrUpstreamMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, err := hex.DecodeString(strings.ReplaceAll(tc.hex, " ", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, n, err := parseReply(append(in, 'X'))
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err = %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil || n != len(in) || r.code != tc.code || r.addr.String() != tc.addr || r.host != tc.host {
+				t.Fatalf("got %+v n=%d err=%v", r, n, err)
+			}
+			for i := range in {
+				if _, _, err := parseReply(in[:i]); err != errShort {
+					t.Fatalf("prefix %d: %v, want short", i, err)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParseReply(f *testing.F) {
+	f.Add([]byte{5, 2, 1, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{5, 2, 1, 0, 5, 0, 0, 3, 3, 'a', 'b', 'c', 0, 0})
+	f.Add([]byte{5, 2, 1, 0, 5, 0, 0, 4})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, n, err := parseReply(in)
+		if err != nil {
+			return
+		}
+		if n > len(in) || n < 14 || !r.code.Known() {
+			t.Fatalf("n=%d len=%d code=%#x", n, len(in), r.code)
+		}
+	})
+}
+
+func TestEncodeRequest(t *testing.T) {
+	got, err := encodeRequest(nil, "u", "p", socks5.CmdConnect, "ab", netip.Addr{}, 80, []byte("X"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "05 01 02 01 01 75 01 70 05 01 00 03 02 6162 0050 58"
+	if hex.EncodeToString(got) != strings.ReplaceAll(want, " ", "") {
+		t.Fatalf("got %x want %s", got, want)
+	}
+	got, _ = encodeRequest(nil, "u", "p", socks5.CmdResolvePTR, "", netip.MustParseAddr("::1"), 0, nil)
+	if hex.EncodeToString(got[8:]) != "05f1000400000000000000000000000000000001"+"0000" {
+		t.Fatalf("ptr v6 got %x", got[8:])
+	}
+	if _, err := encodeRequest(nil, "u", "p", socks5.CmdConnect, strings.Repeat("a", 256), netip.Addr{}, 1, nil); !errors.Is(err, socks5.ErrFieldTooLong) {
+		t.Fatalf("long host: %v", err)
+	}
+}
