@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,7 +24,8 @@ var (
 	// typically /proc/PID/fd of other users is unreadable (not root, no
 	// CAP_SYS_PTRACE) or hidden (systemd ProtectProc=invisible, hidepid=).
 	ErrOwnerNotFound = errors.New("isolation: no visible process owns the client socket")
-	// ErrUnsupported: the platform has no SO_PEERCRED.
+	// ErrUnsupported: the platform has no SO_PEERCRED, or the connection
+	// is neither a unix nor a TCP socket.
 	ErrUnsupported = errors.New("isolation: client application lookup unsupported on this platform")
 )
 
@@ -141,4 +143,26 @@ func (p Proc) findInodeOwner(inode uint64) (int, error) {
 // client's AF_INET socket sits in /proc/net/tcp), and no zone.
 func unmapAP(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+}
+
+// LookupConn identifies the application behind an accepted client
+// connection: SO_PEERCRED for a unix socket, the /proc/net/tcp search for
+// TCP. Other connection types return ErrUnsupported. This is the one call
+// the dispatcher needs when a listener's policy has ClientApp.
+func LookupConn(c net.Conn) (App, error) { return Proc{}.LookupConn(c) }
+
+// LookupConn is the package function over p's procfs.
+func (p Proc) LookupConn(c net.Conn) (App, error) {
+	switch c := c.(type) {
+	case *net.UnixConn:
+		return p.PeerCred(c)
+	case *net.TCPConn:
+		l, lok := c.LocalAddr().(*net.TCPAddr)
+		r, rok := c.RemoteAddr().(*net.TCPAddr)
+		if !lok || !rok {
+			return App{}, ErrUnsupported
+		}
+		return p.LookupTCPOwner(l.AddrPort(), r.AddrPort())
+	}
+	return App{}, ErrUnsupported
 }

@@ -224,3 +224,39 @@ func TestPeerCredChild(t *testing.T) {
 		t.Fatalf("app = %+v, want a python executable", app)
 	}
 }
+
+func TestLookupConn(t *testing.T) {
+	want := App{Known: true, UID: uint32(os.Getuid()), Exe: selfExe(t)}
+
+	ln, ch := acceptOne(t, "tcp4", "127.0.0.1:0")
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if app, err := LookupConn(accepted(t, ch)); err != nil || app != want {
+		t.Errorf("tcp: app = %+v, err = %v; want %+v", app, err, want)
+	}
+
+	uln, path := unixPair(t)
+	uc, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	srv, err := uln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if app, err := LookupConn(srv); err != nil || app != want {
+		t.Errorf("unix: app = %+v, err = %v; want %+v", app, err, want)
+	}
+
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, err := LookupConn(a); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("pipe: err = %v, want ErrUnsupported", err)
+	}
+}
