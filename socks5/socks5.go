@@ -105,6 +105,7 @@ var (
 	// Client side: the upstream SOCKS5 server misbehaved.
 	ErrUpstreamVersion      = errors.New("socks5: upstream sent wrong version")
 	ErrUpstreamMethod       = errors.New("socks5: upstream selected a method we did not offer")
+	ErrUpstreamNoMethod     = errors.New("socks5: upstream accepts none of our methods")
 	ErrUpstreamAuth         = errors.New("socks5: upstream rejected our credentials")
 	ErrUpstreamMalformed    = errors.New("socks5: malformed reply from upstream")
 	ErrUpstreamUnknownReply = errors.New("socks5: upstream sent an unassigned reply code")
