@@ -168,7 +168,7 @@ func (u *Upstream) roundTrip(ctx context.Context, req *dispatch.Request, cmd soc
 		return reply{}, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err}
 	}
 	var buf [600]byte
-	r, _, err := readReply(c, buf[:0])
+	r, _, err := readReply(c, cmd, buf[:0])
 	if err != nil {
 		return reply{}, ctxErr(ctx, err)
 	}

@@ -205,68 +205,6 @@ func TestResolve(t *testing.T) {
 	}
 }
 
-func TestParseReply(t *testing.T) {
-	for _, tc := range []struct {
-		name, hex string
-		code      socks5.Reply
-		addr      string
-		host      string
-		err       error
-	}{
-		{"connect ok", "0502 0100 05000001 00000000 0000", 0, "0.0.0.0", "", nil},
-		{"resolve v4", "0502 0100 05000001 c0000207 0000", 0, "192.0.2.7", "", nil},
-		{"resolve v6", "0502 0100 05000004 20010db8000000000000000000000001 0000", 0, "2001:db8::1", "", nil},
-		{"ptr", "0502 0100 05000003 03 616263 0000", 0, "invalid IP", "abc", nil},
-		{"tor resolve failure", "0502 0100 05040000 00000000 0000", 4, "invalid IP", "", nil},
-		{"onion code", "0502 0100 05f00001 00000000 0000", 0xF0, "0.0.0.0", "", nil},
-		{"wrong version", "0402", 0, "", "", socks5.ErrUpstreamVersion},
-		{"no acceptable method", "05ff", 0, "", "", socks5.ErrUpstreamMethod},
-		{"noauth selected", "0500", 0, "", "", socks5.ErrUpstreamMethod},
-		{"auth refused", "0502 0101", 0, "", "", socks5.ErrUpstreamAuth},
-		{"reply version", "0502 0100 04000001 00000000 0000", 0, "", "", socks5.ErrUpstreamMalformed},
-		{"reserved", "0502 0100 05000101 00000000 0000", 0, "", "", socks5.ErrUpstreamMalformed},
-		{"unknown code", "0502 0100 05090001 00000000 0000", 0, "", "", socks5.ErrUpstreamUnknownReply},
-		{"bad atyp", "0502 0100 05000007 00000000 0000", 0, "", "", socks5.ErrUpstreamMalformed},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			in, err := hex.DecodeString(strings.ReplaceAll(tc.hex, " ", ""))
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, n, err := parseReply(append(in, 'X'))
-			if tc.err != nil {
-				if !errors.Is(err, tc.err) {
-					t.Fatalf("err = %v, want %v", err, tc.err)
-				}
-				return
-			}
-			if err != nil || n != len(in) || r.code != tc.code || r.addr.String() != tc.addr || r.host != tc.host {
-				t.Fatalf("got %+v n=%d err=%v", r, n, err)
-			}
-			for i := range in {
-				if _, _, err := parseReply(in[:i]); err != errShort {
-					t.Fatalf("prefix %d: %v, want short", i, err)
-				}
-			}
-		})
-	}
-}
-
-func FuzzParseReply(f *testing.F) {
-	f.Add([]byte{5, 2, 1, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
-	f.Add([]byte{5, 2, 1, 0, 5, 0, 0, 3, 3, 'a', 'b', 'c', 0, 0})
-	f.Add([]byte{5, 2, 1, 0, 5, 0, 0, 4})
-	f.Fuzz(func(t *testing.T, in []byte) {
-		r, n, err := parseReply(in)
-		if err != nil {
-			return
-		}
-		if n > len(in) || n < 14 || !r.code.Known() {
-			t.Fatalf("n=%d len=%d code=%#x", n, len(in), r.code)
-		}
-	})
-}
-
 func TestEncodeRequest(t *testing.T) {
 	got, err := encodeRequest(nil, "u", "p", socks5.CmdConnect, "ab", netip.Addr{}, 80, []byte("X"))
 	if err != nil {
@@ -282,5 +220,72 @@ func TestEncodeRequest(t *testing.T) {
 	}
 	if _, err := encodeRequest(nil, "u", "p", socks5.CmdConnect, strings.Repeat("a", 256), netip.Addr{}, 1, nil); !errors.Is(err, socks5.ErrFieldTooLong) {
 		t.Fatalf("long host: %v", err)
+	}
+}
+
+// rawUpstream answers every connection with fixed bytes after reading the
+// client's pipelined request.
+func rawUpstream(t *testing.T, answer []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Read(make([]byte, 1024))
+			c.Write(answer)
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+func TestHostileUpstream(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer string
+		code   socks5.Reply
+		data   string
+	}{
+		{"reply and data in one segment", "\x05\x02\x01\x00\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00HELLO", 0, "HELLO"},
+		{"junk", strings.Repeat("\x05\x02\x01\x00\xff", 300), socks5.ReplyGeneralFailure, ""},
+		{"no-auth selected", "\x05\x00\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00", socks5.ReplyGeneralFailure, ""},
+		{"closed early", "\x05\x02\x01", socks5.ReplyGeneralFailure, ""},
+		{"refused", "\x05\x02\x01\x00\x05\x05\x00\x01\x00\x00\x00\x00\x00\x00", socks5.ReplyConnectionRefused, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := New(rawUpstream(t, []byte(tc.answer)), nil)
+			st, err := u.Open(context.Background(), &dispatch.Request{Command: dispatch.CmdConnect, Host: "a.test", Port: 1}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			err = st.Await(context.Background())
+			if tc.code == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sb strings.Builder
+				io.Copy(&sb, st) // exercises WriteTo with the bytes that came with the reply
+				if sb.String() != tc.data {
+					t.Fatalf("data %q, want %q", sb.String(), tc.data)
+				}
+				return
+			}
+			var re *socks5.ReplyError
+			if !errors.As(err, &re) || re.Code != tc.code {
+				t.Fatalf("got %v, want code %#x", err, tc.code)
+			}
+		})
 	}
 }

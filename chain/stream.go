@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"socksd/socks5"
 )
 
 // Stream is one upstream connection whose request has been written. Its
@@ -32,7 +34,7 @@ func (s *Stream) Await(ctx context.Context) error {
 	s.awaitOnce.Do(func() {
 		stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
 		var buf [600]byte
-		_, rest, err := readReply(s.conn, buf[:0])
+		_, rest, err := readReply(s.conn, socks5.CmdConnect, buf[:0])
 		if !stop() && err == nil {
 			// ctx ended while the reply arrived: the deadline may be set
 			// under our feet, so the stream fails as timed out.
