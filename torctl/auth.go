@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -181,7 +182,11 @@ func (c *Conn) authenticate(ctx context.Context, cmd string) error {
 // control-spec §3.24) with the turn held.
 func (c *Conn) safeCookie(ctx context.Context, cookie []byte) error {
 	clientNonce := make([]byte, 32)
-	if _, err := rand.Read(clientNonce); err != nil {
+	src := c.rand
+	if src == nil {
+		src = rand.Reader
+	}
+	if _, err := io.ReadFull(src, clientNonce); err != nil {
 		return fmt.Errorf("torctl: client nonce: %w", err)
 	}
 	r, err := c.roundTrip(ctx, "AUTHCHALLENGE SAFECOOKIE "+strings.ToUpper(hex.EncodeToString(clientNonce)))

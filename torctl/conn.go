@@ -26,6 +26,7 @@ type Conn struct {
 	pending chan *Reply // reply slot of the command in flight; nil if none
 	err     error       // why the connection ended
 	pinfo   *ProtocolInfo
+	rand    io.Reader // SAFECOOKIE client nonce source; nil = crypto/rand (tests fix it)
 
 	done       chan struct{} // closed when the reader has stopped
 	userClosed chan struct{} // closed by Close
