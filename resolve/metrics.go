@@ -1,0 +1,76 @@
+package resolve
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the bridge's collectors: namespace socksd, subsystem dns.
+// Labels are low-cardinality enums only — never a name or an address.
+type metrics struct {
+	queries  *prometheus.CounterVec   // qtype, result
+	answers  *prometheus.CounterVec   // source: cache | new | tor
+	duration *prometheus.HistogramVec // source
+	mappings *prometheus.GaugeVec     // family
+	capacity *prometheus.GaugeVec     // family
+	reclaims *prometheus.CounterVec   // family
+	expired  *prometheus.CounterVec   // family
+	torCalls *prometheus.CounterVec   // call: map | unmap | resolve; result: ok | error
+	repushes prometheus.Counter
+	saves    *prometheus.CounterVec // result
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "socksd", "dns"
+	m := &metrics{
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "queries_total",
+			Help: "DNS queries answered, by query type (A, AAAA, PTR, ANY, other) and result (noerror, nodata, nxdomain, formerr, notimp, refused, servfail).",
+		}, []string{"qtype", "result"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "answers_total",
+			Help: "Positive answers by source: cache (existing mapping), new (new mapping), tor (resolved through Tor).",
+		}, []string{"source"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "query_duration_seconds",
+			Help:    "Time to answer a query, by source of the answer (cache, new, tor, local).",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .25, 1, 5},
+		}, []string{"source"}),
+		mappings: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "mappings",
+			Help: "Live virtual address mappings, by family.",
+		}, []string{"family"}),
+		capacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "pool_capacity",
+			Help: "Usable virtual addresses, by family (pool size capped by the mapping limit).",
+		}, []string{"family"}),
+		reclaims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "reclaims_total",
+			Help: "Least recently used mappings reclaimed because the pool was full.",
+		}, []string{"family"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "expired_total",
+			Help: "Mappings removed after mapping_idle without use.",
+		}, []string{"family"}),
+		torCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "tor_calls_total",
+			Help: "Calls to Tor: map (MAPADDRESS v=name), unmap (MAPADDRESS v=v), resolve; by result.",
+		}, []string{"call", "result"}),
+		repushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "tor_repushes_total",
+			Help: "Times every mapping was pushed to Tor again (after a control-port reconnect).",
+		}),
+		saves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "state_saves_total",
+			Help: "Mapping table writes to state_dir, by result.",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.queries, m.answers, m.duration, m.mappings, m.capacity,
+			m.reclaims, m.expired, m.torCalls, m.repushes, m.saves} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
