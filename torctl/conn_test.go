@@ -24,7 +24,7 @@ func pair(t *testing.T) (*Conn, *torctltest.Server) {
 	c := NewConn(nc)
 	t.Cleanup(func() {
 		c.Close()
-		noConnGoroutines(t)
+		noConnGoroutines(t, c)
 	})
 	return c, s
 }
@@ -35,16 +35,27 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// noConnGoroutines fails if a goroutine of a Conn is still running. It polls
-// a bounded number of times: goroutines can take a moment to be reaped after
-// they return.
-func noConnGoroutines(t *testing.T) {
+// noConnGoroutines fails if a goroutine of the given Conns (all Conns if
+// none given) is still running. It polls a bounded number of times:
+// goroutines can take a moment to be reaped after they return.
+func noConnGoroutines(t *testing.T, conns ...*Conn) {
 	t.Helper()
+	marks := []string{"torctl.(*Conn)."}
+	if len(conns) > 0 {
+		marks = nil
+		for _, c := range conns {
+			marks = append(marks, fmt.Sprintf("torctl.(*Conn).readLoop(%p", c), fmt.Sprintf("torctl.(*Conn).deliverEvents(%p", c))
+		}
+	}
 	var stacks string
 	for range 200 {
 		buf := make([]byte, 1<<20)
 		stacks = string(buf[:runtime.Stack(buf, true)])
-		if !strings.Contains(stacks, "torctl.(*Conn).") {
+		found := false
+		for _, m := range marks {
+			found = found || strings.Contains(stacks, m)
+		}
+		if !found {
 			return
 		}
 		runtime.Gosched()
@@ -293,7 +304,7 @@ func TestCloseEndsEverything(t *testing.T) {
 	if err := c.Close(); err != nil { // idempotent
 		t.Fatal(err)
 	}
-	noConnGoroutines(t)
+	noConnGoroutines(t, c)
 }
 
 // A command whose ctx ends after it was written: Do returns at once, the
@@ -438,8 +449,8 @@ func TestDialTCPAndUnix(t *testing.T) {
 	}
 	c.Close()
 	<-done
+	noConnGoroutines(t, c)
 	if _, err := Dial(ctx, "unix:"+filepath.Join(t.TempDir(), "absent")); err == nil {
 		t.Fatal("Dial to a missing socket succeeded")
 	}
-	noConnGoroutines(t)
 }
