@@ -1,0 +1,130 @@
+package httpguard
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+)
+
+func badTarget(why string) error {
+	return fmt.Errorf("%w: %w: %s", ErrMalformed, ErrBadTarget, why)
+}
+
+// parseAuthority parses a CONNECT request-target in authority-form,
+// host ":" port (RFC 9110 §9.3.6): "example.com:443", "192.0.2.1:443",
+// "[2001:db8::1]:443". The port is required and must be 1-65535. The host
+// must be a destination Tor accepts (see validHost); userinfo ("u@h:p"),
+// a bare IPv6 literal and percent-encoding are refused.
+func parseAuthority(t []byte) (string, uint16, error) {
+	var host, port []byte
+	if len(t) > 0 && t[0] == '[' {
+		end := bytes.IndexByte(t, ']')
+		if end < 0 || end+1 >= len(t) || t[end+1] != ':' {
+			return "", 0, badTarget("want [ipv6]:port")
+		}
+		host, port = t[1:end], t[end+2:]
+		a, err := netip.ParseAddr(string(host))
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return "", 0, badTarget("bad IPv6 literal")
+		}
+	} else {
+		colon := bytes.LastIndexByte(t, ':')
+		if colon < 0 {
+			return "", 0, badTarget("port missing")
+		}
+		host, port = t[:colon], t[colon+1:]
+		if !validHost(host) {
+			return "", 0, badTarget("invalid host")
+		}
+	}
+	if len(port) == 0 || len(port) > 5 {
+		return "", 0, badTarget("bad port")
+	}
+	p := 0
+	for _, c := range port {
+		if !isDigit(c) {
+			return "", 0, badTarget("bad port")
+		}
+		p = p*10 + int(c-'0')
+	}
+	if p < 1 || p > 65535 {
+		return "", 0, badTarget("port out of range")
+	}
+	return string(host), uint16(p), nil
+}
+
+// validHost is the rule of socks4.ValidHostname (C Tor's
+// string_is_valid_dest) for a host without brackets and without ':':
+// dot-separated labels of ASCII letters, digits, '-' and '_', no empty
+// label, no label starting with '-' or '_', one trailing '.' allowed, at
+// most 255 bytes. IPv4 literals satisfy it; IPv6 literals need brackets in
+// an authority and are handled by the caller. A test cross-checks the two
+// implementations.
+func validHost(s []byte) bool {
+	if len(s) == 0 || len(s) > 255 {
+		return false
+	}
+	if s[len(s)-1] == '.' {
+		s = s[:len(s)-1]
+	}
+	if len(s) == 0 {
+		return false
+	}
+	labelStart := true
+	for _, c := range s {
+		switch {
+		case c == '.':
+			if labelStart {
+				return false
+			}
+			labelStart = true
+		case c == '-' || c == '_':
+			if labelStart {
+				return false
+			}
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+			labelStart = false
+		default:
+			return false
+		}
+	}
+	return !labelStart
+}
+
+// parseAuth reads Proxy-Authorization: Basic base64(user ":" pass)
+// (RFC 7617). The scheme is case-insensitive; padded and unpadded base64
+// are accepted (strictly: non-canonical padding bits are refused); the user is everything before the first ':' and the
+// password everything after it, both possibly empty, both raw bytes.
+//
+// A header that is not such a credential (another scheme, bad base64, no
+// ':') makes the whole request ErrBadAuth rather than being ignored: the
+// credentials choose the client's isolation, and silently dropping them
+// would put the client's streams on the circuits of unauthenticated
+// clients. Failing closed tells the user instead.
+func (h *Head) parseAuth(v []byte) error {
+	bad := func(why string) error { return fmt.Errorf("%w: %w: %s", ErrMalformed, ErrBadAuth, why) }
+	sp := bytes.IndexByte(v, ' ')
+	if sp < 0 || !asciiEqualFold(v[:sp], "Basic") {
+		return bad("only the Basic scheme is understood")
+	}
+	cred := bytes.TrimLeft(v[sp+1:], " ")
+	// Strict: non-zero padding bits are an error, so each credential
+	// has exactly one encoding.
+	enc := base64.StdEncoding.Strict()
+	if len(cred)%4 != 0 {
+		enc = base64.RawStdEncoding.Strict()
+	}
+	raw := make([]byte, enc.DecodedLen(len(cred)))
+	n, err := enc.Decode(raw, cred)
+	if err != nil || len(cred) == 0 {
+		return bad("bad base64")
+	}
+	raw = raw[:n]
+	colon := bytes.IndexByte(raw, ':')
+	if colon < 0 {
+		return bad("no ':' between user and password")
+	}
+	h.HasAuth, h.User, h.Pass = true, raw[:colon:colon], raw[colon+1:]
+	return nil
+}
