@@ -1,0 +1,549 @@
+package torup
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"socksd/isolation"
+)
+
+// The attacher owns circuit choice for socksd's streams (issue 3 item 3,
+// control-spec §3.13). With __LeaveStreamsUnattached=1 Tor reports every
+// new client stream (STREAM NEW / NEWRESOLVE, then CONTROLLER_WAIT) and
+// waits for ATTACHSTREAM. The attacher:
+//
+//   - identifies socksd's own streams by SOURCE_ADDR (the local address of
+//     the upstream connection, registered before the request was written),
+//     falling back to the <torS0X>0 credentials;
+//   - attaches each to a circuit it built with EXTENDCIRCUIT 0 for the
+//     stream's isolation key, reused until circuit_lifetime has passed
+//     since its first use (Tor's MaxCircuitDirtiness semantics), or past it
+//     while it carries streams when keep_alive is on;
+//   - queues a key's streams while that key's circuit is being built (one
+//     EXTENDCIRCUIT in flight per key);
+//   - hands .onion streams back with circuit 0: Tor must build the
+//     rendezvous circuit itself, and attaching one to a general circuit
+//     kills it (551, stream FAILED TORPROTOCOL; tornet README);
+//   - hands back streams that are not socksd's with circuit 0 as soon as
+//     they wait for the controller (CONTROLLER_WAIT), and ignores the ones
+//     Tor makes for itself (PURPOSE DIR_*), which Tor attaches on its own;
+//   - re-attaches DETACHED streams (the exit refused: Tor would retry
+//     another exit, so the attacher avoids that exit for that stream);
+//   - closes a stream that waited longer than socks_timeout (CLOSESTREAM
+//     with reason TIMEOUT, which Tor answers with SOCKS 0x06).
+//
+// Every command runs in its own goroutine and reports back under the lock:
+// torctl serialises commands on the connection, and a state machine that
+// waited for replies on the goroutine that reads events could stall the
+// event stream.
+type attacher struct {
+	cfg attacherConfig
+	reg *registry
+	m   *metrics
+	log *zap.Logger
+	now func() time.Time
+
+	ctx    context.Context // cancelled by close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	ctl     control // nil while the control connection is down
+	gen     uint64  // incremented per control connection
+	closed  bool
+	streams map[string]*stream
+	foreign map[string]bool // socksd-foreign streams seen NEW, not yet waiting
+	circs   map[string]*circuit
+	keys    map[isolation.Key]*keyState
+	// early holds CIRC events for circuits whose EXTENDCIRCUIT reply has
+	// not been processed yet: Tor may emit LAUNCHED/BUILT before the 250.
+	early     map[string]circEvent
+	extending int
+}
+
+type attacherConfig struct {
+	Lifetime     time.Duration // circuit_lifetime
+	SOCKSTimeout time.Duration // socks_timeout
+	KeepAlive    bool          // keep a key's circuit past Lifetime while it has streams
+	// Purpose of the circuits socksd builds. "controller" (the default)
+	// keeps Tor from putting any stream of its own choosing on them, so
+	// only the key's streams ever share a circuit.
+	Purpose string
+	// Passive (attach_streams = false): Tor attaches streams itself; the
+	// attacher only follows socksd's streams to refine their replies.
+	Passive bool
+}
+
+const (
+	// maxAttaches bounds re-attaching one stream (DETACHED, 551, 552)
+	// before it is handed back to Tor, which still isolates it by the
+	// SOCKS credentials that carry its key.
+	maxAttaches = 4
+	// maxBuildFailures bounds consecutive circuit failures for a key with
+	// waiting streams before those streams are closed with reason MISC.
+	maxBuildFailures = 3
+	// cmdTimeout bounds each control command.
+	cmdTimeout = 30 * time.Second
+)
+
+type stream struct {
+	id       string
+	key      isolation.Key
+	reg      *registration // nil when identified by credentials only
+	onion    bool
+	born     time.Time
+	circ     *circuit // the circuit socksd attached it to
+	existing bool     // a built circuit was available when it arrived
+	badExits map[string]bool
+	attaches int
+	busy     bool   // ATTACHSTREAM in flight
+	queued   bool   // waiting for the key's circuit
+	gen      uint64 // control connection it was last placed on
+	answered bool   // SUCCEEDED (or ended): socks_timeout no longer applies
+	timer    *time.Timer
+}
+
+type circuit struct {
+	id       string
+	key      isolation.Key
+	built    bool
+	exit     string
+	firstUse time.Time // zero until a stream is attached
+	retired  bool      // never chosen for new streams (lifetime, NEWNYM)
+	streams  map[string]*stream
+}
+
+type keyState struct {
+	circs    []*circuit // newest last
+	building bool       // an EXTENDCIRCUIT (or its circuit) is in flight
+	waiting  []*stream
+	failures int
+}
+
+func newAttacher(cfg attacherConfig, reg *registry, m *metrics, log *zap.Logger) *attacher {
+	if cfg.Purpose == "" {
+		cfg.Purpose = "controller"
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &attacher{
+		cfg: cfg, reg: reg, m: m, log: log, now: time.Now,
+		ctx: ctx, cancel: cancel,
+		streams: make(map[string]*stream),
+		foreign: make(map[string]bool),
+		circs:   make(map[string]*circuit),
+		keys:    make(map[isolation.Key]*keyState),
+		early:   make(map[string]circEvent),
+	}
+}
+
+// close stops every timer and waits for commands in flight.
+func (a *attacher) close() {
+	a.mu.Lock()
+	a.closed = true
+	a.ctl = nil
+	for _, s := range a.streams {
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+	}
+	a.mu.Unlock()
+	a.cancel()
+	a.wg.Wait()
+}
+
+// goCmd runs fn against the current control connection in a goroutine.
+// It must be called with a.mu held. Without a connection the command is
+// dropped: the resync after reconnecting picks the stream up again.
+func (a *attacher) goCmd(fn func(ctx context.Context, c control, gen uint64)) bool {
+	if a.closed || a.ctl == nil {
+		return false
+	}
+	c, gen := a.ctl, a.gen
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		ctx, cancel := context.WithTimeout(a.ctx, cmdTimeout)
+		defer cancel()
+		fn(ctx, c, gen)
+	}()
+	return true
+}
+
+func (a *attacher) key(k isolation.Key) *keyState {
+	ks := a.keys[k]
+	if ks == nil {
+		ks = &keyState{}
+		a.keys[k] = ks
+	}
+	return ks
+}
+
+// usable reports whether c may take a new stream now.
+func (a *attacher) usable(c *circuit, now time.Time) bool {
+	if !c.built || c.retired {
+		return false
+	}
+	if c.firstUse.IsZero() || a.cfg.Lifetime <= 0 || now.Sub(c.firstUse) < a.cfg.Lifetime {
+		return true
+	}
+	return a.cfg.KeepAlive && len(c.streams) > 0
+}
+
+// choose returns the newest usable circuit of the key whose exit has not
+// refused this stream, retiring expired ones on the way.
+func (a *attacher) choose(ks *keyState, s *stream) *circuit {
+	now := a.now()
+	for i := len(ks.circs) - 1; i >= 0; i-- {
+		c := ks.circs[i]
+		if c.built && !c.retired && !a.usable(c, now) {
+			a.retire(c)
+			continue
+		}
+		if a.usable(c, now) && !s.badExits[c.exit] {
+			return c
+		}
+	}
+	return nil
+}
+
+// retire stops new streams from using c and closes it once idle.
+func (a *attacher) retire(c *circuit) {
+	c.retired = true
+	a.closeIfIdle(c)
+}
+
+func (a *attacher) closeIfIdle(c *circuit) {
+	if !c.retired || len(c.streams) > 0 || !c.built {
+		return
+	}
+	a.forgetCircuit(c)
+	id := c.id
+	// control-spec §3.15: IfUnused, so a stream Tor attached in the
+	// meantime is never cut.
+	a.goCmd(func(ctx context.Context, ctl control, _ uint64) {
+		if err := ctl.CloseCircuit(ctx, id, true); err != nil {
+			a.log.Debug("closecircuit", zap.String("circ", id), zap.Error(err))
+		}
+	})
+}
+
+func (a *attacher) forgetCircuit(c *circuit) {
+	if a.circs[c.id] == c {
+		delete(a.circs, c.id)
+		if c.built {
+			a.m.circInUse.Dec()
+		}
+	}
+	if ks := a.keys[c.key]; ks != nil {
+		for i, x := range ks.circs {
+			if x == c {
+				ks.circs = append(ks.circs[:i], ks.circs[i+1:]...)
+				break
+			}
+		}
+		a.maybeDropKey(c.key, ks)
+	}
+}
+
+func (a *attacher) maybeDropKey(k isolation.Key, ks *keyState) {
+	if len(ks.circs) == 0 && !ks.building && len(ks.waiting) == 0 {
+		delete(a.keys, k)
+	}
+}
+
+// place attaches s to its key's circuit, or queues it and makes sure a
+// circuit is being built.
+func (a *attacher) place(s *stream) {
+	ks := a.key(s.key)
+	if c := a.choose(ks, s); c != nil {
+		a.attach(s, c)
+		return
+	}
+	if !s.queued {
+		s.queued = true
+		ks.waiting = append(ks.waiting, s)
+	}
+	a.build(s.key, ks)
+}
+
+// build launches one EXTENDCIRCUIT for the key unless one is in flight.
+func (a *attacher) build(k isolation.Key, ks *keyState) {
+	if ks.building {
+		return
+	}
+	if !a.goCmd(func(ctx context.Context, ctl control, gen uint64) {
+		id, err := ctl.ExtendCircuit(ctx)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if gen != a.gen {
+			// The connection it was sent on is gone (setControl reset the
+			// key's build state); a circuit it may have made is unknown.
+			return
+		}
+		a.extending--
+		a.builtReply(k, id, err)
+		if a.extending == 0 {
+			clear(a.early)
+		}
+	}) {
+		return
+	}
+	ks.building = true
+	a.extending++
+	a.m.circLaunched.Inc()
+}
+
+// builtReply handles EXTENDCIRCUIT's answer.
+func (a *attacher) builtReply(k isolation.Key, id string, err error) {
+	ks := a.key(k)
+	if err != nil {
+		ks.building = false
+		a.log.Warn("extendcircuit failed", zap.Error(err))
+		a.m.circFailed.Inc()
+		a.buildFailed(k, ks)
+		return
+	}
+	c := &circuit{id: id, key: k, streams: make(map[string]*stream)}
+	a.circs[id] = c
+	ks.circs = append(ks.circs, c)
+	if ev, ok := a.early[id]; ok {
+		delete(a.early, id)
+		a.onCirc(ev)
+	}
+}
+
+// buildFailed retries the key's circuit, or gives up on its waiting
+// streams after maxBuildFailures in a row.
+func (a *attacher) buildFailed(k isolation.Key, ks *keyState) {
+	ks.failures++
+	if len(ks.waiting) == 0 {
+		a.maybeDropKey(k, ks)
+		return
+	}
+	if ks.failures < maxBuildFailures {
+		a.build(k, ks)
+		return
+	}
+	waiting := ks.waiting
+	ks.waiting, ks.failures = nil, 0
+	for _, s := range waiting {
+		s.queued = false
+		a.closeStream(s, endReasonMisc)
+	}
+	a.maybeDropKey(k, ks)
+}
+
+// attach sends ATTACHSTREAM s c.
+func (a *attacher) attach(s *stream, c *circuit) {
+	if s.busy {
+		return
+	}
+	s.attaches++
+	s.circ = c
+	c.streams[s.id] = s
+	if c.firstUse.IsZero() {
+		c.firstUse = a.now()
+	}
+	s.busy = true
+	s.gen = a.gen
+	id, cid, born, existing := s.id, c.id, s.born, s.existing
+	if !a.goCmd(func(ctx context.Context, ctl control, gen uint64) {
+		err := ctl.AttachStream(ctx, id, cid)
+		label := "new"
+		if existing {
+			label = "existing"
+		}
+		a.m.attachLatency.WithLabelValues(label).Observe(time.Since(born).Seconds())
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.attachReply(id, cid, err, gen)
+	}) {
+		s.busy = false
+		delete(c.streams, s.id)
+		s.circ = nil
+	}
+}
+
+// attachReply handles ATTACHSTREAM's answer (control-spec §3.13: 552 the
+// stream or circuit is unknown, 555 the stream is not waiting for the
+// controller, 551 anything else; a 551 may have killed the stream).
+func (a *attacher) attachReply(id, cid string, err error, gen uint64) {
+	s := a.streams[id]
+	if s == nil {
+		return // ended meanwhile
+	}
+	s.busy = false
+	if err == nil {
+		a.m.attached.WithLabelValues(outAttached).Inc()
+		return
+	}
+	var ce *controlError
+	if !errors.As(err, &ce) || gen != a.gen {
+		// The connection failed; the resync after reconnecting decides.
+		a.m.attached.WithLabelValues(outError).Inc()
+		a.unlink(s)
+		return
+	}
+	a.log.Debug("attachstream refused", zap.String("stream", id), zap.String("circ", cid), zap.Int("code", ce.Code))
+	switch ce.Code {
+	case 555:
+		// Not waiting for us (Tor attached it itself, or it is open):
+		// nothing to do; keep the link so keep_alive sees it.
+		a.m.attached.WithLabelValues(outNotWaiting).Inc()
+	default: // 551, 552
+		a.m.attached.WithLabelValues(outRejected).Inc()
+		a.unlink(s)
+		if c := a.circs[cid]; c != nil {
+			// The circuit is unusable for attaching: never offer it again.
+			a.retire(c)
+		}
+		a.retry(s)
+	}
+}
+
+// retry places s again, or hands it back to Tor after maxAttaches.
+func (a *attacher) retry(s *stream) {
+	if s.attaches >= maxAttaches {
+		a.handBack(s.id, outHandback)
+		return
+	}
+	a.m.attached.WithLabelValues(outRetry).Inc()
+	s.existing = false
+	a.place(s)
+}
+
+// unlink removes s from the circuit it was attached to.
+func (a *attacher) unlink(s *stream) {
+	if c := s.circ; c != nil {
+		delete(c.streams, s.id)
+		s.circ = nil
+		a.closeIfIdle(c)
+	}
+}
+
+// handBack returns a stream to Tor (control-spec §3.13: circuit 0).
+func (a *attacher) handBack(id, outcome string) {
+	a.goCmd(func(ctx context.Context, ctl control, _ uint64) {
+		err := ctl.AttachStream(ctx, id, "0")
+		if err != nil {
+			a.log.Debug("hand back", zap.String("stream", id), zap.Error(err))
+		}
+		a.m.attached.WithLabelValues(outcome).Inc()
+	})
+}
+
+// closeStream closes s with a RELAY_END reason Tor turns into the SOCKS
+// reply.
+func (a *attacher) closeStream(s *stream, reason int) {
+	id := s.id
+	a.goCmd(func(ctx context.Context, ctl control, _ uint64) {
+		if err := ctl.CloseStream(ctx, id, reason); err != nil {
+			a.log.Debug("closestream", zap.String("stream", id), zap.Error(err))
+		}
+	})
+}
+
+// timeout closes a stream still unanswered after socks_timeout.
+func (a *attacher) timeout(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.streams[id]
+	if s == nil || s.answered || a.closed {
+		return
+	}
+	a.m.timeouts.Inc()
+	if s.reg != nil {
+		s.reg.markTimedOut()
+	}
+	a.dequeue(s)
+	a.closeStream(s, endReasonTimeout)
+}
+
+func (a *attacher) dequeue(s *stream) {
+	if !s.queued {
+		return
+	}
+	s.queued = false
+	if ks := a.keys[s.key]; ks != nil {
+		for i, x := range ks.waiting {
+			if x == s {
+				ks.waiting = append(ks.waiting[:i], ks.waiting[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// retireAll retires every circuit (NEWNYM): streams already on them keep
+// running, new streams get new circuits.
+func (a *attacher) retireAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.circs {
+		if c.built {
+			a.retire(c)
+		}
+	}
+}
+
+// retireKey retires the key's circuits.
+func (a *attacher) retireKey(k isolation.Key) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ks := a.keys[k]; ks != nil {
+		for _, c := range append([]*circuit(nil), ks.circs...) {
+			if c.built {
+				a.retire(c)
+			}
+		}
+	}
+}
+
+// circuitFor returns the circuit the key's next stream would get.
+func (a *attacher) circuitFor(k isolation.Key) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ks := a.keys[k]
+	if ks == nil {
+		return ""
+	}
+	now := a.now()
+	for i := len(ks.circs) - 1; i >= 0; i-- {
+		if c := ks.circs[i]; a.usable(c, now) {
+			return c.id
+		}
+	}
+	return ""
+}
+
+// circuitsOf lists the key's known circuits, oldest first.
+func (a *attacher) circuitsOf(k isolation.Key) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	if ks := a.keys[k]; ks != nil {
+		for _, c := range ks.circs {
+			out = append(out, c.id)
+		}
+	}
+	return out
+}
+
+// counts returns built circuits, keys and streams.
+func (a *attacher) counts() (circs, keys, streams int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.circs {
+		if c.built {
+			circs++
+		}
+	}
+	return circs, len(a.keys), len(a.streams)
+}

@@ -1,0 +1,315 @@
+package torup
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"socksd/isolation"
+)
+
+// onStreamEvent feeds one STREAM event (control-spec §4.1.2) to the
+// attacher. Events arrive in Tor's order from one goroutine.
+func (a *attacher) onStreamEvent(ev streamEvent) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	switch ev.Status {
+	case "NEW", "NEWRESOLVE":
+		a.onNew(ev)
+	case "CONTROLLER_WAIT":
+		a.onControllerWait(ev)
+	case "SENTCONNECT", "SENTRESOLVE":
+		// Tor's view of the circuit; ours already says the same.
+	case "SUCCEEDED":
+		if s := a.streams[ev.ID]; s != nil {
+			s.answered = true
+			if s.timer != nil {
+				s.timer.Stop()
+			}
+		}
+	case "DETACHED":
+		a.onDetached(ev)
+	case "FAILED", "CLOSED":
+		delete(a.foreign, ev.ID)
+		if s := a.streams[ev.ID]; s != nil {
+			a.endStream(s, ev.Status, ev.Reason, ev.RemoteReason)
+		}
+	}
+}
+
+func (a *attacher) onNew(ev streamEvent) {
+	if a.streams[ev.ID] != nil {
+		return
+	}
+	key, reg, ours := a.reg.lookup(ev.SourceAddr, ev.Username, ev.Password)
+	if !ours {
+		if !internalPurpose(ev.Purpose) && !a.cfg.Passive {
+			// Hand back once Tor says it waits for us (CONTROLLER_WAIT
+			// follows at once): a stream Tor attached itself must not be
+			// detached by a stray ATTACHSTREAM 0 (§3.13 implementation note).
+			a.foreign[ev.ID] = true
+		}
+		return
+	}
+	now := a.now()
+	s := a.newStream(ev.ID, key, reg)
+	s.onion = isOnion(ev.TargetHost)
+	if a.cfg.Passive {
+		return
+	}
+	if s.onion {
+		s.gen = a.gen
+		a.handBack(s.id, outOnion)
+		return
+	}
+	if ks := a.keys[key]; ks != nil {
+		for _, c := range ks.circs {
+			if a.usable(c, now) {
+				s.existing = true
+				break
+			}
+		}
+	}
+	a.place(s)
+}
+
+// newStream records one of socksd's streams and starts its socks_timeout.
+func (a *attacher) newStream(id string, key isolation.Key, reg *registration) *stream {
+	s := &stream{id: id, key: key, reg: reg, born: a.now()}
+	a.streams[id] = s
+	if reg != nil {
+		reg.setStream(id)
+	}
+	if a.cfg.SOCKSTimeout > 0 && !a.cfg.Passive {
+		s.timer = time.AfterFunc(a.cfg.SOCKSTimeout, func() { a.timeout(id) })
+	}
+	return s
+}
+
+func (a *attacher) onControllerWait(ev streamEvent) {
+	if a.cfg.Passive {
+		return
+	}
+	if s := a.streams[ev.ID]; s != nil {
+		return // ours: placed at NEW, or again at DETACHED
+	}
+	if a.foreign[ev.ID] {
+		delete(a.foreign, ev.ID)
+		a.handBack(ev.ID, outForeign)
+		return
+	}
+	// A stream whose NEW we did not see (it arrived while the control
+	// connection was being re-established). Ours only if the credentials
+	// say so; otherwise Tor gets it back.
+	if key, reg, ours := a.reg.lookup("", ev.Username, ev.Password); ours {
+		a.place(a.newStream(ev.ID, key, reg))
+		return
+	}
+	a.handBack(ev.ID, outForeign)
+}
+
+// onDetached re-attaches a stream Tor took off its circuit but may still
+// retry (control-spec §4.1.2 DETACHED). Tor itself would try another exit,
+// so the exit that ended it is avoided for this stream.
+func (a *attacher) onDetached(ev streamEvent) {
+	s := a.streams[ev.ID]
+	if s == nil || a.cfg.Passive {
+		return
+	}
+	if s.onion {
+		a.handBack(s.id, outOnion)
+		return
+	}
+	if c := s.circ; c != nil {
+		if s.badExits == nil {
+			s.badExits = make(map[string]bool)
+		}
+		if c.exit != "" {
+			s.badExits[c.exit] = true
+		}
+		a.unlink(s)
+	}
+	if s.busy {
+		return // the ATTACHSTREAM answer decides
+	}
+	a.retry(s)
+}
+
+// endStream forgets a stream Tor ended and reports its outcome.
+func (a *attacher) endStream(s *stream, status, reason, remote string) {
+	delete(a.streams, s.id)
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	a.dequeue(s)
+	a.unlink(s)
+	if s.reg != nil {
+		s.reg.finish(status, reason, remote)
+	}
+	if ks := a.keys[s.key]; ks != nil {
+		a.maybeDropKey(s.key, ks)
+	}
+}
+
+// onCircEvent feeds one CIRC event (control-spec §4.1.1) to the attacher.
+func (a *attacher) onCircEvent(ev circEvent) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.onCirc(ev)
+}
+
+func (a *attacher) onCirc(ev circEvent) {
+	c := a.circs[ev.ID]
+	if c == nil {
+		if a.extending > 0 {
+			// Maybe one of ours whose EXTENDCIRCUIT reply is still on its
+			// way; remember the newest state.
+			switch ev.Status {
+			case "BUILT", "FAILED", "CLOSED":
+				a.early[ev.ID] = ev
+			}
+		}
+		return
+	}
+	ks := a.key(c.key)
+	switch ev.Status {
+	case "BUILT":
+		if c.built {
+			return
+		}
+		c.built = true
+		c.exit = exitOf(ev.Path)
+		ks.building = false
+		ks.failures = 0
+		a.m.circBuilt.Inc()
+		a.m.circInUse.Inc()
+		a.log.Debug("circuit built", zap.String("circ", c.id), zap.String("key", c.key.String()))
+		a.drain(ks)
+	case "FAILED", "CLOSED":
+		wasBuilt := c.built
+		a.forgetCircuit(c)
+		for _, s := range c.streams {
+			// Tor detaches or fails them; the events that follow decide.
+			s.circ = nil
+		}
+		if !wasBuilt {
+			ks.building = false
+			a.m.circFailed.Inc()
+			a.buildFailed(c.key, ks)
+			return
+		}
+		if len(ks.waiting) > 0 {
+			a.build(c.key, ks)
+		}
+	}
+}
+
+// drain attaches a key's waiting streams now that a circuit is built;
+// a stream whose exits all refused it gets another circuit.
+func (a *attacher) drain(ks *keyState) {
+	waiting := ks.waiting
+	ks.waiting = nil
+	for _, s := range waiting {
+		s.queued = false
+		if a.streams[s.id] != s {
+			continue
+		}
+		a.place(s)
+	}
+}
+
+// resync runs after (re)connecting: it aligns the attacher with what Tor
+// has now. Streams waiting for a controller (stream-status NEW/NEWRESOLVE
+// with circuit 0) are attached when they are socksd's and known, handed
+// back otherwise (a crashed predecessor's, or another controller's); known
+// streams Tor no longer has are ended. Circuits are kept only if Tor still
+// lists them as built with the same exit.
+func (a *attacher) resync(ctx context.Context, c control, circs []statusEntry) error {
+	entries, err := c.StreamStatus(ctx)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	built := make(map[string]string, len(circs))
+	for _, e := range circs {
+		if e.Status == "BUILT" {
+			built[e.ID] = e.Target // exit fingerprint
+		}
+	}
+	for id, ci := range a.circs {
+		if exit, ok := built[id]; !ok || exit != ci.exit || !ci.built {
+			a.forgetCircuit(ci)
+			for _, s := range ci.streams {
+				s.circ = nil
+			}
+		}
+	}
+	present := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		present[e.ID] = true
+		waiting := (e.Status == "NEW" || e.Status == "NEWRESOLVE") && e.CircID == "0"
+		if !waiting {
+			continue
+		}
+		s := a.streams[e.ID]
+		if s == nil {
+			if !a.foreign[e.ID] {
+				a.log.Info("handing back a stream left waiting", zap.String("stream", e.ID))
+			}
+			delete(a.foreign, e.ID)
+			a.handBack(e.ID, outForeign)
+			continue
+		}
+		if s.busy || s.gen == a.gen {
+			continue // already placed on this connection
+		}
+		if s.onion {
+			s.gen = a.gen
+			a.handBack(s.id, outOnion)
+			continue
+		}
+		a.unlink(s)
+		s.existing = false
+		a.place(s)
+	}
+	for id, s := range a.streams {
+		if !present[id] {
+			a.endStream(s, "CLOSED", "", "")
+		}
+	}
+	for id := range a.foreign {
+		if !present[id] {
+			delete(a.foreign, id)
+		}
+	}
+	return nil
+}
+
+// setControl installs the connection commands go to (nil: down).
+func (a *attacher) setControl(c control) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ctl = c
+	a.gen++
+	if c == nil {
+		// Builds in flight on the old connection are abandoned.
+		for k, ks := range a.keys {
+			ks.building = false
+			a.maybeDropKey(k, ks)
+		}
+		a.extending = 0
+		clear(a.early)
+	}
+	return a.gen
+}

@@ -1,0 +1,484 @@
+package torup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"socksd/torctl"
+)
+
+// Sentinel errors of this package.
+var (
+	// ErrControlDown: the Tor control connection is not up; socksd fails
+	// closed instead of forwarding without it.
+	ErrControlDown = errors.New("torup: Tor control connection is down")
+	// ErrNoSocksPort: no SocksPort is known (none configured, none listed
+	// by GETINFO net/listeners/socks).
+	ErrNoSocksPort = errors.New("torup: no Tor SocksPort known")
+	// ErrNoControlPort: no control port was found where socksd looks.
+	ErrNoControlPort = errors.New("torup: no Tor control port found")
+	// ErrLaunchNever: launch = "never" and no Tor was found.
+	ErrLaunchNever = errors.New(`torup: no Tor control port found and [tor] launch = "never"`)
+)
+
+// ControllerConfig configures the control connection.
+type ControllerConfig struct {
+	Addr          string // "unix:/path" or "host:port"
+	CookieFile    string // overrides PROTOCOLINFO's COOKIEFILE
+	Password      string // HASHEDPASSWORD secret (already read from password_file)
+	AttachStreams bool   // set __LeaveStreamsUnattached and attach streams
+	SOCKS         string // configured SocksPort; "" = discover
+	TakeOwnership bool   // managed tor: Tor exits when this connection closes
+	// BackoffMin/BackoffMax bound the reconnect delay (defaults 100ms, 10s).
+	BackoffMin, BackoffMax time.Duration
+}
+
+// State is the controller's state for status pages and metrics.
+type State struct {
+	Connected  bool
+	Addr       string
+	SOCKS      string // SocksPort in use
+	Bootstrap  int    // percent
+	Reconnects int
+	LastError  string
+}
+
+// Controller owns socksd's control connection to Tor: it connects,
+// authenticates, subscribes, configures, discovers the SocksPort, feeds the
+// attacher, and reconnects with backoff when the connection ends
+// (issue 3 item 7).
+type Controller struct {
+	cfg ControllerConfig
+	log *zap.Logger
+	m   *metrics
+	att *attacher
+
+	hookMu    sync.Mutex
+	reconnect []func(context.Context, *torctl.Conn) error
+	onEvent   []func(torctl.Event)
+	onSocks   []func(addr string)
+
+	mu    sync.Mutex
+	conn  *torctl.Conn // nil while down
+	state State
+	ready chan struct{} // closed once the first connection is configured
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newController(cfg ControllerConfig, att *attacher, m *metrics, log *zap.Logger) *Controller {
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 100 * time.Millisecond
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 10 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Controller{
+		cfg: cfg, log: log, m: m, att: att,
+		state: State{Addr: cfg.Addr},
+		ready: make(chan struct{}),
+		ctx:   ctx, cancel: cancel,
+	}
+}
+
+// OnReconnect registers fn to run after every successful connection
+// (the first one included), once socksd's events and configuration are
+// set: the DNS bridge re-pushes its MAPADDRESS table from here. Register
+// before Start.
+func (c *Controller) OnReconnect(fn func(ctx context.Context, conn *torctl.Conn) error) {
+	c.hookMu.Lock()
+	c.reconnect = append(c.reconnect, fn)
+	c.hookMu.Unlock()
+}
+
+// OnEvent registers fn to see every event socksd receives (STREAM, CIRC,
+// ADDRMAP, STATUS_CLIENT), in order, on the event goroutine: fn must not
+// block. Register before Start.
+func (c *Controller) OnEvent(fn func(torctl.Event)) {
+	c.hookMu.Lock()
+	c.onEvent = append(c.onEvent, fn)
+	c.hookMu.Unlock()
+}
+
+func (c *Controller) onSocksChange(fn func(string)) {
+	c.hookMu.Lock()
+	c.onSocks = append(c.onSocks, fn)
+	c.hookMu.Unlock()
+}
+
+// Conn returns the current control connection, nil while down. Commands on
+// it may fail with a connection error at any time.
+func (c *Controller) Conn() *torctl.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
+}
+
+// Connected reports whether the control connection is up and configured.
+func (c *Controller) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil
+}
+
+// State returns a snapshot for status and metrics.
+func (c *Controller) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// MapAddress sends MAPADDRESS on the current connection, or fails with
+// ErrControlDown; mappings made while down are re-pushed by the caller's
+// OnReconnect hook.
+func (c *Controller) MapAddress(ctx context.Context, from, to string) (string, error) {
+	conn := c.Conn()
+	if conn == nil {
+		return "", ErrControlDown
+	}
+	return conn.MapAddress(ctx, from, to)
+}
+
+// Ready is closed once the first connection is configured.
+func (c *Controller) Ready() <-chan struct{} { return c.ready }
+
+// start makes the first connection attempt synchronously (so a bad
+// password is reported at start-up) and keeps connecting in the background.
+func (c *Controller) start(ctx context.Context) error {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		var te *torctl.Error
+		if errors.As(err, &te) || errors.Is(err, torctl.ErrNoAuthMethod) || errors.Is(err, torctl.ErrCookie) || errors.Is(err, torctl.ErrServerHash) {
+			return err // configuration problem: reconnecting will not fix it
+		}
+		c.log.Warn("Tor control port not reachable yet; failing closed until it is", zap.Error(err))
+	}
+	c.wg.Add(1)
+	go c.run(conn)
+	return nil
+}
+
+// close stops reconnecting, undoes socksd's configuration and closes the
+// connection.
+func (c *Controller) close() {
+	c.cancel()
+	c.wg.Wait()
+}
+
+func (c *Controller) run(conn *torctl.Conn) {
+	defer c.wg.Done()
+	backoff := c.cfg.BackoffMin
+	for {
+		if conn != nil {
+			backoff = c.cfg.BackoffMin
+			c.serve(conn)
+			if c.ctx.Err() != nil {
+				return
+			}
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, c.cfg.BackoffMax)
+		var err error
+		conn, err = c.connect(c.ctx)
+		if err != nil {
+			c.mu.Lock()
+			c.state.LastError = err.Error()
+			c.mu.Unlock()
+			c.log.Debug("control reconnect failed", zap.Error(err))
+		}
+	}
+}
+
+// connect dials, authenticates, subscribes and configures one connection.
+func (c *Controller) connect(ctx context.Context) (*torctl.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := torctl.Dial(ctx, c.cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.configure(ctx, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (c *Controller) configure(ctx context.Context, conn *torctl.Conn) error {
+	if err := conn.Authenticate(ctx, torctl.AuthOptions{CookieFile: c.cfg.CookieFile, Password: c.cfg.Password}); err != nil {
+		return fmt.Errorf("torup: authenticate to %s: %w", c.cfg.Addr, err)
+	}
+	if c.cfg.TakeOwnership {
+		// control-spec §3.23: with __OwningControllerProcess on the
+		// command line, this makes Tor exit when socksd's connection ends.
+		if err := conn.TakeOwnership(ctx); err != nil {
+			return fmt.Errorf("torup: TAKEOWNERSHIP: %w", err)
+		}
+		if err := conn.ResetConf(ctx, "__OwningControllerProcess"); err != nil {
+			return fmt.Errorf("torup: RESETCONF __OwningControllerProcess: %w", err)
+		}
+	}
+	if err := conn.SetEvents(ctx, "STREAM", "CIRC", "ADDRMAP", "STATUS_CLIENT"); err != nil {
+		return fmt.Errorf("torup: SETEVENTS: %w", err)
+	}
+	if c.cfg.AttachStreams {
+		if err := conn.SetConf(ctx, torctl.KV{Key: "__LeaveStreamsUnattached", Value: "1"}); err != nil {
+			return fmt.Errorf("torup: SETCONF __LeaveStreamsUnattached: %w", err)
+		}
+	}
+	socks := c.cfg.SOCKS
+	if socks == "" {
+		var err error
+		if socks, err = discoverSocks(ctx, conn); err != nil {
+			return err
+		}
+	}
+	info, err := conn.GetInfo(ctx, "status/bootstrap-phase")
+	if err != nil {
+		return fmt.Errorf("torup: GETINFO status/bootstrap-phase: %w", err)
+	}
+	progress, _, _, _ := torctl.ParseBootstrapPhase(info["status/bootstrap-phase"])
+
+	c.mu.Lock()
+	first := c.state.Reconnects == 0 && !isClosed(c.ready)
+	if !first {
+		c.state.Reconnects++
+		c.m.ctlReconnects.Inc()
+	}
+	changed := c.state.SOCKS != socks
+	c.state.SOCKS, c.state.Bootstrap, c.state.LastError = socks, progress, ""
+	c.mu.Unlock()
+	c.m.bootstrap.Set(float64(progress))
+	if changed {
+		c.hookMu.Lock()
+		hooks := c.onSocks
+		c.hookMu.Unlock()
+		for _, fn := range hooks {
+			fn(socks)
+		}
+	}
+	c.log.Info("connected to Tor's control port", zap.String("control", c.cfg.Addr), zap.String("socks", socks), zap.Int("bootstrap", progress))
+	return nil
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// serve runs one configured connection until it ends.
+func (c *Controller) serve(conn *torctl.Conn) {
+	gen := c.att.setControl(ctlAdapter{c: conn, purpose: c.att.cfg.Purpose})
+	c.mu.Lock()
+	c.conn = conn
+	c.state.Connected = true
+	if !isClosed(c.ready) {
+		close(c.ready)
+	}
+	c.mu.Unlock()
+	c.m.ctlConnected.Set(1)
+
+	// Events flow before the resync and the hooks: their commands wait for
+	// replies that queue behind events (torctl queues events unboundedly,
+	// but a consumer is still what moves them).
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.afterConnect(conn, gen)
+	}()
+
+	c.hookMu.Lock()
+	onEvent := c.onEvent
+	c.hookMu.Unlock()
+loop:
+	for {
+		select {
+		case ev, ok := <-conn.Events():
+			if !ok {
+				break loop
+			}
+			c.dispatch(ev)
+			for _, fn := range onEvent {
+				fn(ev)
+			}
+		case <-c.ctx.Done():
+			c.shutdown(conn)
+			break loop
+		}
+	}
+	// Fail closed at once: Open checks Connected.
+	c.mu.Lock()
+	c.conn = nil
+	c.state.Connected = false
+	if err := conn.Err(); err != nil && !errors.Is(err, torctl.ErrClosed) {
+		c.state.LastError = err.Error()
+	}
+	c.mu.Unlock()
+	c.m.ctlConnected.Set(0)
+	c.att.setControl(nil)
+	conn.Close()
+	wg.Wait()
+	if c.ctx.Err() == nil {
+		c.log.Warn("lost Tor's control connection; failing closed and reconnecting", zap.Error(conn.Err()))
+	}
+}
+
+// afterConnect re-aligns the attacher with Tor and runs the re-push hooks.
+func (c *Controller) afterConnect(conn *torctl.Conn, gen uint64) {
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	ad := ctlAdapter{c: conn, purpose: c.att.cfg.Purpose}
+	if c.cfg.AttachStreams {
+		circs, err := ad.circuitStatus(ctx)
+		if err == nil {
+			err = c.att.resync(ctx, ad, circs)
+		}
+		if err != nil {
+			c.log.Warn("resync with Tor failed", zap.Error(err))
+		}
+	}
+	c.hookMu.Lock()
+	hooks := c.reconnect
+	c.hookMu.Unlock()
+	for _, fn := range hooks {
+		if err := fn(ctx, conn); err != nil {
+			c.log.Warn("control reconnect hook failed", zap.Error(err))
+		}
+	}
+}
+
+// dispatch feeds one event to the attacher and the bootstrap gauge.
+func (c *Controller) dispatch(ev torctl.Event) {
+	switch ev.Type {
+	case "STREAM":
+		se, err := torctl.ParseStreamEvent(ev)
+		if err != nil {
+			c.log.Debug("bad STREAM event", zap.Error(err))
+			return
+		}
+		c.att.onStreamEvent(toStreamEvent(se))
+	case "CIRC":
+		ce, err := torctl.ParseCircEvent(ev)
+		if err != nil {
+			c.log.Debug("bad CIRC event", zap.Error(err))
+			return
+		}
+		c.att.onCircEvent(toCircEvent(ce))
+	case "STATUS_CLIENT":
+		st, err := torctl.ParseStatusEvent(ev)
+		if err != nil || st.Action != "BOOTSTRAP" {
+			return
+		}
+		var p int
+		if _, err := fmt.Sscan(st.Args["PROGRESS"], &p); err != nil {
+			return
+		}
+		c.mu.Lock()
+		old := c.state.Bootstrap
+		c.state.Bootstrap = p
+		c.mu.Unlock()
+		c.m.bootstrap.Set(float64(p))
+		if p != old {
+			c.log.Info("Tor bootstrap", zap.Int("progress", p), zap.String("tag", st.Args["TAG"]), zap.String("summary", st.Args["SUMMARY"]))
+		}
+	}
+}
+
+// shutdown undoes socksd's configuration on a clean exit: waiting streams
+// go back to Tor, and Tor attaches streams itself again.
+func (c *Controller) shutdown(conn *torctl.Conn) {
+	if !c.cfg.AttachStreams {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := conn.ResetConf(ctx, "__LeaveStreamsUnattached"); err != nil {
+		c.log.Warn("RESETCONF __LeaveStreamsUnattached failed", zap.Error(err))
+	}
+	if st, err := (ctlAdapter{c: conn}).StreamStatus(ctx); err == nil {
+		for _, e := range st {
+			if (e.Status == "NEW" || e.Status == "NEWRESOLVE") && e.CircID == "0" {
+				_ = conn.AttachStream(ctx, e.ID, "0")
+			}
+		}
+	}
+}
+
+// discoverSocks picks Tor's SocksPort (GETINFO net/listeners/socks,
+// control-spec §3.9), preferring one configured with ExtendedErrors
+// (proposal 304) so onion failures keep their F-codes.
+func discoverSocks(ctx context.Context, conn *torctl.Conn) (string, error) {
+	info, err := conn.GetInfo(ctx, "net/listeners/socks")
+	if err != nil {
+		return "", fmt.Errorf("torup: GETINFO net/listeners/socks: %w", err)
+	}
+	listeners, err := torctl.ParseArgs(info["net/listeners/socks"])
+	if err != nil {
+		return "", fmt.Errorf("torup: net/listeners/socks: %w", err)
+	}
+	var addrs []string
+	for _, a := range listeners {
+		v := a.Value
+		if a.Key != "" {
+			v = a.Key + "=" + a.Value
+		}
+		if v != "" {
+			addrs = append(addrs, v)
+		}
+	}
+	if len(addrs) == 0 {
+		return "", ErrNoSocksPort
+	}
+	if len(addrs) == 1 {
+		return addrs[0], nil
+	}
+	// Several ports: GETCONF SocksPort tells which has ExtendedErrors.
+	r, err := conn.Do(ctx, "GETCONF SocksPort")
+	if err == nil {
+		for _, l := range r.Lines {
+			v, ok := strings.CutPrefix(l.Text, "SocksPort=")
+			if !ok {
+				continue
+			}
+			f := strings.Fields(v)
+			if len(f) < 2 || !containsFold(f[1:], "ExtendedErrors") {
+				continue
+			}
+			for _, a := range addrs {
+				if a == f[0] || strings.HasSuffix(a, ":"+f[0]) {
+					return a, nil
+				}
+			}
+		}
+	}
+	return addrs[0], nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}

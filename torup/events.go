@@ -1,0 +1,103 @@
+package torup
+
+import (
+	"context"
+	"strconv"
+	"strings"
+)
+
+// streamEvent is the part of a control-spec §4.1.2 STREAM event the
+// attacher uses. The controller converts torctl's parsed events into it, so
+// the attacher's state machine can be driven directly by unit tests.
+type streamEvent struct {
+	ID           string
+	Status       string // NEW, NEWRESOLVE, CONTROLLER_WAIT, SENTCONNECT, ...
+	CircID       string
+	TargetHost   string
+	Reason       string
+	RemoteReason string
+	SourceAddr   string // only on NEW / NEWRESOLVE (tornet README)
+	Purpose      string // only on NEW / NEWRESOLVE
+	Username     string
+	Password     string
+}
+
+// circEvent is the part of a control-spec §4.1.1 CIRC event the attacher
+// uses.
+type circEvent struct {
+	ID     string
+	Status string // LAUNCHED, EXTENDED, BUILT, GUARD_WAIT, FAILED, CLOSED
+	Path   []string
+	Reason string
+}
+
+// exitOf returns the last hop of a circuit path ("$FP~nick" or "$FP"),
+// reduced to its fingerprint so two spellings of one relay compare equal.
+func exitOf(path []string) string {
+	if len(path) == 0 {
+		return ""
+	}
+	last := path[len(path)-1]
+	if i := strings.IndexAny(last, "~="); i >= 0 {
+		last = last[:i]
+	}
+	return last
+}
+
+// isOnion reports whether a stream target host is an onion address
+// (address-spec §2: ".onion" suffix, case-insensitive, optional final dot).
+func isOnion(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	return len(host) >= len(".onion") && strings.EqualFold(host[len(host)-len(".onion"):], ".onion")
+}
+
+// internalPurpose reports whether a stream is one Tor makes for itself
+// (control-spec §4.1.2 PURPOSE): Tor attaches these on its own even with
+// __LeaveStreamsUnattached, so the attacher must leave them alone.
+func internalPurpose(p string) bool {
+	switch p {
+	case "DIR_FETCH", "DIR_UPLOAD", "DIRPORT_TEST":
+		return true
+	}
+	return false
+}
+
+// controlError is a non-2xx reply, reduced to what the attacher needs.
+type controlError struct {
+	Code int
+	Text string
+}
+
+func (e *controlError) Error() string {
+	return "torup: control reply " + strconv.Itoa(e.Code) + " " + e.Text
+}
+
+// statusEntry is one line of GETINFO stream-status (control-spec §3.9:
+// "StreamID SP StreamStatus SP CircuitID SP Target").
+type statusEntry struct {
+	ID, Status, CircID, Target string
+}
+
+// control is the part of a control connection the attacher drives. The
+// production implementation wraps *torctl.Conn; tests script it.
+// Errors that are Tor's non-2xx replies are *controlError.
+type control interface {
+	AttachStream(ctx context.Context, streamID, circID string) error
+	// ExtendCircuit builds a new circuit with Tor's own path selection
+	// (control-spec §3.10 "EXTENDCIRCUIT 0") and returns its ID.
+	ExtendCircuit(ctx context.Context) (string, error)
+	// CloseCircuit closes a circuit; ifUnused asks Tor to close it only
+	// when no stream uses it (control-spec §3.15 IfUnused).
+	CloseCircuit(ctx context.Context, circID string, ifUnused bool) error
+	// CloseStream closes a stream with a relay END reason (tor-spec §6.3).
+	CloseStream(ctx context.Context, streamID string, reason int) error
+	StreamStatus(ctx context.Context) ([]statusEntry, error)
+}
+
+// tor-spec §6.3 RELAY_END reasons socksd sends with CLOSESTREAM. Tor turns
+// the reason into the SOCKS reply of a stream that has not been answered
+// yet (relay.c connection_edge_end_reason_socks5_response).
+const (
+	endReasonMisc    = 1
+	endReasonTimeout = 7
+)

@@ -1,0 +1,87 @@
+package torup
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are torup's Prometheus collectors. Labels are closed sets chosen
+// here; no hostname, username, address or key ever becomes a label.
+type metrics struct {
+	attached      *prometheus.CounterVec   // outcome
+	attachLatency *prometheus.HistogramVec // circuit: existing | new
+	circBuilt     prometheus.Counter
+	circFailed    prometheus.Counter
+	circInUse     prometheus.Gauge
+	circLaunched  prometheus.Counter
+	ctlConnected  prometheus.Gauge
+	ctlReconnects prometheus.Counter
+	bootstrap     prometheus.Gauge
+	timeouts      prometheus.Counter
+	refused       prometheus.Counter
+}
+
+// Outcomes of attach decisions (label "outcome" of
+// socksd_tor_streams_attached_total).
+const (
+	outAttached   = "attached"    // ATTACHSTREAM to a socksd circuit: 250
+	outOnion      = "onion"       // .onion handed to Tor with circuit 0
+	outForeign    = "foreign"     // not socksd's stream: handed back with 0
+	outHandback   = "handback"    // socksd's stream handed back after repeated failures
+	outRetry      = "retry"       // re-attached after DETACHED or a 551/552
+	outRejected   = "rejected"    // 551/552 from ATTACHSTREAM
+	outNotWaiting = "not_waiting" // 555: the stream was not waiting for us
+	outError      = "error"       // the control connection failed
+)
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		attached: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "streams_attached_total",
+			Help: "Attach decisions for Tor streams, by outcome.",
+		}, []string{"outcome"}),
+		attachLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "attach_latency_seconds",
+			Help:    "Time from STREAM NEW to the answer of ATTACHSTREAM; circuit=existing when the key's circuit was already built.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"circuit"}),
+		circBuilt: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "circuits_built_total",
+			Help: "Circuits socksd built (EXTENDCIRCUIT 0) that reached BUILT.",
+		}),
+		circFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "circuits_failed_total",
+			Help: "Circuits socksd asked for that failed before BUILT or could not be launched.",
+		}),
+		circLaunched: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "circuits_launched_total",
+			Help: "EXTENDCIRCUIT 0 commands socksd sent.",
+		}),
+		circInUse: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "circuits_in_use",
+			Help: "Built socksd circuits currently known (one or more per isolation key).",
+		}),
+		ctlConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "control_connected",
+			Help: "1 while the Tor control connection is up and configured.",
+		}),
+		ctlReconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "control_reconnects_total",
+			Help: "Successful control connections after the first.",
+		}),
+		bootstrap: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "bootstrap_percent",
+			Help: "Tor's bootstrap progress (STATUS_CLIENT BOOTSTRAP PROGRESS).",
+		}),
+		timeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "stream_timeouts_total",
+			Help: "Streams socksd closed for waiting longer than socks_timeout.",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "fail_closed_total",
+			Help: "Opens refused because the control connection was down.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.attached, m.attachLatency, m.circBuilt, m.circFailed, m.circLaunched,
+			m.circInUse, m.ctlConnected, m.ctlReconnects, m.bootstrap, m.timeouts, m.refused)
+	}
+	return m
+}

@@ -1,0 +1,285 @@
+// Package torup is socksd's Tor upstream (issue 3): streams go to Tor's
+// SocksPort (through package chain, carrying the isolation key as SOCKS5
+// credentials), and decisions go over the control port: socksd attaches
+// each stream to a circuit it built for the stream's isolation key,
+// refines Tor's failure replies from STREAM events, answers RESOLVE and
+// RESOLVE_PTR through Tor, and fails closed when the control connection is
+// down. Package launch starts a managed tor when none is found.
+package torup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"socksd/chain"
+	"socksd/config"
+	"socksd/dispatch"
+	"socksd/isolation"
+	"socksd/torup/launch"
+)
+
+// Config is torup's configuration: the [tor] table plus what it needs from
+// elsewhere.
+type Config struct {
+	Control      string // "" = find one (then maybe launch), "none", "unix:/path", "host:port"
+	SOCKS        string // SocksPort; "" = discover with GETINFO net/listeners/socks
+	CookieFile   string
+	PasswordFile string
+	Launch       string // "auto" | "always" | "never"
+	TorBinary    string
+	DataDir      string // managed tor's DataDirectory; "" = StateDir/tor
+	StateDir     string
+	TorrcExtra   string
+
+	AttachStreams   bool
+	CircuitLifetime time.Duration
+	SOCKSTimeout    time.Duration
+	KeepAlive       bool // [isolation] keep_alive
+
+	// SystemControl lists where a system Tor's control port is looked
+	// for when Control is "" (default /run/tor/control, 127.0.0.1:9051).
+	SystemControl []string
+}
+
+// FromConfig derives torup's configuration from socksd's.
+func FromConfig(c config.Config) Config {
+	return Config{
+		Control: c.Tor.Control, SOCKS: c.Tor.SOCKS,
+		CookieFile: c.Tor.CookieFile, PasswordFile: c.Tor.PasswordFile,
+		Launch: c.Tor.Launch, TorBinary: c.Tor.TorBinary, DataDir: c.Tor.DataDir,
+		StateDir: c.StateDir, TorrcExtra: c.Tor.TorrcExtra,
+		AttachStreams: c.Tor.AttachStreams, CircuitLifetime: c.Tor.CircuitLifetime,
+		SOCKSTimeout: c.Tor.SOCKSTimeout, KeepAlive: c.Isolation.KeepAlive,
+	}
+}
+
+// Tor is socksd's connection to Tor: upstream, resolver, controller and,
+// when socksd launched it, the managed tor process.
+type Tor struct {
+	cfg Config
+	log *zap.Logger
+	m   *metrics
+
+	reg   *registry
+	att   *attacher
+	ctl   *Controller // nil: no control port ("none", or socks-only fallback)
+	tor   *launch.Tor // nil unless managed
+	up    *upstream
+	chain atomic.Pointer[chain.Upstream]
+}
+
+// New builds a Tor from cfg; nothing is started. reg may be nil.
+func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Tor, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.Named("tor")
+	switch cfg.Launch {
+	case "", "auto", "always", "never":
+	default:
+		return nil, fmt.Errorf("torup: [tor] launch = %q: want auto, always or never", cfg.Launch)
+	}
+	if cfg.Control == "none" && cfg.SOCKS == "" {
+		return nil, errors.New(`torup: [tor] control = "none" needs [tor] socks`)
+	}
+	if cfg.SystemControl == nil {
+		cfg.SystemControl = []string{"unix:/run/tor/control", "127.0.0.1:9051"}
+	}
+	if cfg.TorBinary == "" {
+		cfg.TorBinary = "tor"
+	}
+	t := &Tor{cfg: cfg, log: log, m: newMetrics(reg), reg: newRegistry()}
+	t.att = newAttacher(attacherConfig{
+		Lifetime: cfg.CircuitLifetime, SOCKSTimeout: cfg.SOCKSTimeout, KeepAlive: cfg.KeepAlive,
+		Passive: !cfg.AttachStreams,
+	}, t.reg, t.m, log.Named("attach"))
+	t.up = &upstream{t: t}
+	return t, nil
+}
+
+// Start finds (or launches) Tor and connects to it. A control port that is
+// configured but not reachable yet is not an error: socksd fails closed
+// and keeps reconnecting. Bad credentials, launch = "never" without a Tor,
+// or a managed tor that does not start are errors.
+func (t *Tor) Start(ctx context.Context) error {
+	cfg := t.cfg
+	if cfg.Control == "none" {
+		t.log.Info("no control port: plain SOCKS chaining to Tor, no stream attaching, no MAPADDRESS", zap.String("socks", cfg.SOCKS))
+		t.chain.Store(t.up.newChain(cfg.SOCKS))
+		return nil
+	}
+	cc := ControllerConfig{
+		Addr: cfg.Control, CookieFile: cfg.CookieFile,
+		AttachStreams: cfg.AttachStreams, SOCKS: cfg.SOCKS,
+	}
+	if cfg.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("torup: password_file: %w", err)
+		}
+		cc.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if cfg.Control == "" {
+		found := ""
+		if cfg.Launch != "always" {
+			found = probeControl(ctx, cfg.SystemControl)
+		}
+		switch {
+		case found != "":
+			t.log.Info("using the system Tor", zap.String("control", found))
+			cc.Addr = found
+		case cfg.Launch != "always" && cfg.SOCKS != "":
+			t.log.Warn("no Tor control port found: chaining to the SocksPort only; without a control port socksd cannot attach streams to per-identity circuits, refine replies, do NEWNYM or serve the DNS bridge",
+				zap.String("socks", cfg.SOCKS))
+			t.chain.Store(t.up.newChain(cfg.SOCKS))
+			return nil
+		case cfg.Launch == "never":
+			return fmt.Errorf("%w (looked at %s); set [tor] control, or launch = \"auto\"", ErrLaunchNever, strings.Join(cfg.SystemControl, ", "))
+		default:
+			if err := t.launch(ctx); err != nil {
+				return err
+			}
+			cc.Addr = t.tor.ControlAddr()
+			cc.CookieFile = t.tor.CookieFile()
+			cc.TakeOwnership = true
+			cc.BackoffMax = 2 * time.Second
+		}
+	}
+	if cfg.SOCKS != "" {
+		t.chain.Store(t.up.newChain(cfg.SOCKS))
+	}
+	t.ctl = newController(cc, t.att, t.m, t.log)
+	t.ctl.onSocksChange(func(addr string) {
+		if t.cfg.SOCKS == "" {
+			t.chain.Store(t.up.newChain(addr))
+		}
+	})
+	if err := t.ctl.start(ctx); err != nil {
+		t.ctl = nil
+		t.stopManaged()
+		return err
+	}
+	return nil
+}
+
+func (t *Tor) launch(ctx context.Context) error {
+	dir := t.cfg.DataDir
+	if dir == "" {
+		dir = filepath.Join(t.cfg.StateDir, "tor")
+	}
+	t.tor = launch.New(launch.Config{
+		Binary: t.cfg.TorBinary, DataDir: dir, TorrcExtra: t.cfg.TorrcExtra,
+		OwnerPID: os.Getpid(), Log: t.log.Named("managed"),
+	})
+	if err := t.tor.Start(ctx); err != nil {
+		t.tor = nil
+		return err
+	}
+	return nil
+}
+
+func (t *Tor) stopManaged() {
+	if t.tor != nil {
+		t.tor.Stop()
+	}
+}
+
+// probeControl returns the first candidate control port that accepts a
+// connection, or "".
+func probeControl(ctx context.Context, candidates []string) string {
+	for _, addr := range candidates {
+		network, address := "tcp", addr
+		if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+			network, address = "unix", p
+		}
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		var d net.Dialer
+		c, err := d.DialContext(dctx, network, address)
+		cancel()
+		if err == nil {
+			c.Close()
+			return addr
+		}
+	}
+	return ""
+}
+
+// Close undoes socksd's Tor configuration, closes the control connection,
+// stops a managed tor and waits for every goroutine.
+func (t *Tor) Close() error {
+	if t.ctl != nil {
+		t.ctl.close()
+	}
+	t.att.close()
+	t.stopManaged()
+	return nil
+}
+
+// Upstream is the dispatch.Upstream forwarding to Tor.
+func (t *Tor) Upstream() dispatch.Upstream { return t.up }
+
+// Resolver answers RESOLVE / RESOLVE_PTR through Tor.
+func (t *Tor) Resolver() dispatch.Resolver { return t.up }
+
+// Controller is the control connection (for the DNS bridge: MapAddress,
+// OnReconnect, OnEvent), nil without a control port.
+func (t *Tor) Controller() *Controller { return t.ctl }
+
+// Managed is the tor process socksd launched, nil if none.
+func (t *Tor) Managed() *launch.Tor { return t.tor }
+
+// Status is a snapshot for the status page.
+type Status struct {
+	Control  State
+	HasCtl   bool
+	Managed  bool
+	Circuits int // socksd circuits built and known
+	Keys     int // isolation keys with circuits or waiting streams
+	Streams  int // socksd streams Tor is handling
+}
+
+// Status reports torup's state.
+func (t *Tor) Status() Status {
+	s := Status{Managed: t.tor != nil, HasCtl: t.ctl != nil}
+	if t.ctl != nil {
+		s.Control = t.ctl.State()
+	}
+	s.Circuits, s.Keys, s.Streams = t.att.counts()
+	return s
+}
+
+// NewIdentity does Tor's SIGNAL NEWNYM and retires every circuit socksd
+// built, so no new stream reuses one (issue 6 item 5). The caller also
+// moves to a new isolation epoch, which gives every later stream a new key.
+func (t *Tor) NewIdentity(ctx context.Context) error {
+	if t.ctl == nil {
+		return ErrControlDown
+	}
+	conn := t.ctl.Conn()
+	if conn == nil {
+		return ErrControlDown
+	}
+	t.att.retireAll()
+	return conn.Signal(ctx, "NEWNYM")
+}
+
+// RetireKey stops new streams of key from using its current circuits (a
+// per-identity renewal without a Tor-wide NEWNYM).
+func (t *Tor) RetireKey(key isolation.Key) { t.att.retireKey(key) }
+
+// CircuitFor returns the circuit ID the key's next stream would use, ""
+// when none is built (for tests and the status page).
+func (t *Tor) CircuitFor(key isolation.Key) string { return t.att.circuitFor(key) }
+
+// CircuitsOf lists the IDs of every live circuit socksd built for key.
+func (t *Tor) CircuitsOf(key isolation.Key) []string { return t.att.circuitsOf(key) }

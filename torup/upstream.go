@@ -1,0 +1,156 @@
+package torup
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"socksd/chain"
+	"socksd/dispatch"
+	"socksd/socks5"
+)
+
+// upstream is the dispatch.Upstream and dispatch.Resolver socksd uses when
+// it forwards to Tor. It wraps chain (the SOCKS5 client towards the
+// SocksPort) and adds: fail-closed while the control connection is down,
+// registration of every SocksPort connection with the attacher (chain's
+// OnConnect hook, called before the request is written), and replies
+// refined from the STREAM events.
+type upstream struct {
+	t *Tor
+	// pending carries the registration made in OnConnect to the Open or
+	// Resolve call that owns the request (each call passes its own copy
+	// of the request, so the pointer is unique to the call).
+	pending sync.Map // *dispatch.Request → *registration
+}
+
+var (
+	_ dispatch.Upstream = (*upstream)(nil)
+	_ dispatch.Resolver = (*upstream)(nil)
+)
+
+// newChain builds the chain client for one SocksPort address.
+func (u *upstream) newChain(addr string) *chain.Upstream {
+	c := chain.New(addr, u.t.log)
+	c.OnConnect = u.onConnect
+	return c
+}
+
+func (u *upstream) onConnect(local net.Addr, req *dispatch.Request) {
+	r := newRegistration(req.Key, local.String())
+	u.t.reg.add(r)
+	u.pending.Store(req, r)
+}
+
+func (u *upstream) take(req *dispatch.Request) *registration {
+	v, ok := u.pending.LoadAndDelete(req)
+	if !ok {
+		return nil
+	}
+	return v.(*registration)
+}
+
+// ready returns the chain client to use, or the fail-closed error.
+func (u *upstream) ready() (*chain.Upstream, error) {
+	t := u.t
+	if t.ctl != nil && !t.ctl.Connected() {
+		t.m.refused.Inc()
+		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: ErrControlDown}
+	}
+	c := t.chain.Load()
+	if c == nil {
+		t.m.refused.Inc()
+		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: ErrNoSocksPort}
+	}
+	return c, nil
+}
+
+// Open implements dispatch.Upstream.
+func (u *upstream) Open(ctx context.Context, req *dispatch.Request, early []byte) (dispatch.Stream, error) {
+	c, err := u.ready()
+	if err != nil {
+		return nil, err
+	}
+	r := *req
+	s, err := c.Open(ctx, &r, early)
+	reg := u.take(&r)
+	if err != nil {
+		if reg != nil {
+			u.t.reg.remove(reg)
+		}
+		return nil, err
+	}
+	cs, ok := s.(*chain.Stream)
+	if !ok || reg == nil {
+		// Cannot happen with chain today; fail closed if it ever does.
+		s.Close()
+		if reg != nil {
+			u.t.reg.remove(reg)
+		}
+		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: fmt.Errorf("torup: unexpected stream type %T", s)}
+	}
+	return &Stream{Stream: cs, reg: reg, g: u.t.reg}, nil
+}
+
+// Resolve implements dispatch.Resolver with Tor's RESOLVE (0xF0) on the
+// SocksPort under the request's isolation key, so the NEWRESOLVE stream is
+// attached to the key's circuit like a CONNECT. IP literals are echoed
+// without asking anyone, as Tor does.
+func (u *upstream) Resolve(ctx context.Context, req *dispatch.Request) (netip.Addr, error) {
+	if req.IP.IsValid() {
+		return req.IP, nil
+	}
+	if ip, err := netip.ParseAddr(req.Host); err == nil {
+		return ip, nil
+	}
+	c, err := u.ready()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	r := *req
+	addr, err := c.Resolve(ctx, &r)
+	if reg := u.take(&r); reg != nil {
+		err = refine(ctx, reg, err)
+		u.t.reg.remove(reg)
+	}
+	return addr, err
+}
+
+// ResolvePTR implements dispatch.Resolver with Tor's RESOLVE_PTR (0xF1).
+func (u *upstream) ResolvePTR(ctx context.Context, req *dispatch.Request) (string, error) {
+	c, err := u.ready()
+	if err != nil {
+		return "", err
+	}
+	r := *req
+	name, err := c.ResolvePTR(ctx, &r)
+	if reg := u.take(&r); reg != nil {
+		err = refine(ctx, reg, err)
+		u.t.reg.remove(reg)
+	}
+	return name, err
+}
+
+// Stream is a stream through Tor. It is a *chain.Stream (so the relay can
+// still splice: ReadFrom, WriteTo and TCPConn are promoted) whose Await
+// refines Tor's generic failures from the control port, and whose Close
+// unregisters it from the attacher.
+type Stream struct {
+	*chain.Stream
+	reg  *registration
+	g    *registry
+	once sync.Once
+}
+
+// Await implements dispatch.Stream.
+func (s *Stream) Await(ctx context.Context) error {
+	return refine(ctx, s.reg, s.Stream.Await(ctx))
+}
+
+// Close implements io.Closer.
+func (s *Stream) Close() error {
+	s.once.Do(func() { s.g.remove(s.reg) })
+	return s.Stream.Close()
+}
