@@ -103,7 +103,13 @@ func (h *Handshake) Step(in []byte) (Action, error) {
 		// starting with 0x01 as username/password in any state before the
 		// request (proto_socks.c handle_socks_message), for clients that
 		// send it unasked (socks-extensions.txt §1.1).
-		if len(in) > 0 && in[0] == userPassVersion && !h.req.HasAuth {
+		if len(in) > 0 && in[0] == userPassVersion {
+			if h.req.HasAuth {
+				// A second username/password message: C Tor parses it
+				// as a request and answers general failure (observed
+				// with tor 0.4.9.11).
+				return h.reject(0, ReplyGeneralFailure, ErrAuthRepeated)
+			}
 			return h.stepAuth(in)
 		}
 		return h.stepRequest(in)

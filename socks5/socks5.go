@@ -88,6 +88,8 @@ var (
 	ErrAuthRejected = errors.New("socks5: credentials rejected")
 	// ErrTorExtension: a "<torS0X>" username in a format other than "0".
 	ErrTorExtension = errors.New("socks5: unsupported <torS0X> username format")
+	// ErrAuthRepeated: a second username/password message.
+	ErrAuthRepeated = errors.New("socks5: repeated username/password message")
 	// ErrReserved: RSV of a request was not zero.
 	ErrReserved = errors.New("socks5: reserved byte not zero")
 	// ErrCommand: BIND, UDP ASSOCIATE or an unknown command.
