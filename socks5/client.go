@@ -69,8 +69,10 @@ func AppendClientRequest(dst []byte, user, pass []byte, cmd Command, host string
 }
 
 // Client parses an upstream server's answers to AppendClientRequest, in
-// order: method selection (must be "05 02"), the RFC 1929 status (must be
-// "01 00"), then the request reply (RFC 1928 §6). It trusts nothing: wrong
+// order: method selection (must be "05 02"; C Tor omits it when the
+// greeting and credentials arrive in one read, which Client accepts), the
+// RFC 1929 status (must be "01 00"), then the request reply (RFC 1928 §6).
+// It trusts nothing: wrong
 // versions, methods we did not offer, non-zero reserved bytes, unknown
 // address types, ATYP 0 on success, empty or invalid hostnames and answers
 // of the wrong kind for the command are errors, never panics.
@@ -145,6 +147,15 @@ func (c *Client) step(in []byte, res *ClientResult) (int, error) {
 	}
 	switch c.state {
 	case clientMethod:
+		if in[0] == userPassVersion {
+			// C Tor (0.4.9.11, observed) keeps only the last reply it
+			// produced per read: when greeting and credentials arrive
+			// together, as AppendClientRequest sends them, "05 02" is
+			// never sent and the answers start with "01 00". We offered
+			// only 0x02, so an RFC 1929 status can only mean it was chosen.
+			c.state = clientAuth
+			return c.step(in, res)
+		}
 		if in[0] != Version {
 			return 0, ErrUpstreamVersion
 		}

@@ -109,6 +109,9 @@ func TestClientVectors(t *testing.T) {
 		rest     string // bytes after the reply (stream data)
 	}{
 		{name: "connect success (tor)", cmd: CmdConnect, in: ok + "05 00 00 01 00000000 0000 'HTTP/1.0 200'", ip: "0.0.0.0", rest: "'HTTP/1.0 200'"},
+		{name: "tor pipelined: method selection omitted", cmd: CmdResolvePTR, in: "01 00 05 04 00 00 00000000 0000", err: &ReplyError{}, code: ReplyHostUnreachable},
+		{name: "tor pipelined: connect success", cmd: CmdConnect, in: "01 00 05 00 00 01 00000000 0000 'HTTP'", ip: "0.0.0.0", rest: "'HTTP'"},
+		{name: "tor pipelined: auth failure", cmd: CmdConnect, in: "01 01", err: ErrUpstreamAuth},
 		{name: "connect success ipv6 bound", cmd: CmdConnect, in: ok + "05 00 00 04 00000000000000000000000000000001 1234", ip: "::1", port: 0x1234},
 		{name: "connect success hostname bound", cmd: CmdConnect, in: ok + "05 00 00 03 07 'a.onion' 0050", host: "a.onion", port: 80},
 		{name: "resolve answer", cmd: CmdResolve, in: ok + "05 00 00 01 7f000001 0000", ip: "127.0.0.1"},
@@ -243,6 +246,7 @@ var clientSeeds = []string{
 	"05 02 01 00 05 00 00 03 05 'ab' 00 'cd' 0000",
 	"05 02 01 00 05 00 01 01 00000000 0000",
 	"05 02 01 00 05 42 00 01 00000000 0000",
+	"01 00 05 f6 00 01 00000000 0000",
 }
 
 // FuzzClientReply: whatever the upstream sends, split anywhere, the client
