@@ -14,17 +14,21 @@ import (
 //     reserved byte as soon as it reads it and answers SOCKS5_GENERAL_ERROR.
 //  3. unknown ATYP: reply 0x08 at once (the length of the rest is unknown).
 //
+// (C Tor answers 0x01 at the CMD byte for an unknown command and at the
+// ATYP byte for an unknown address type; issue 2 asks for 0x07 and 0x08,
+// the RFC 1928 codes. testdata/ctor-0.4.9.11-observed.txt has the probe.)
+//
 // Then, with the whole message read (so the client's bytes are consumed
 // before we answer and close):
 //  4. BIND, UDP ASSOCIATE, any unknown command: 0x07
 //     (socks-extensions.txt §1.1, C Tor SOCKS5_COMMAND_NOT_SUPPORTED).
 //  5. RESOLVE_PTR whose DOMAINNAME is not an address literal: 0x08
 //     (C Tor: tor_addr_parse fails → SOCKS5_ADDRESS_TYPE_NOT_SUPPORTED).
-//  6. DOMAINNAME not ValidHostname (empty, NUL, non-ASCII, "---"): 0x01
-//     (C Tor: string_is_valid_dest fails → SOCKS5_GENERAL_ERROR).
-//  7. CONNECT to port 0: 0x01 (C Tor refuses it in
-//     connection_ap_handshake_rewrite_and_attach with a TORPROTOCOL end
-//     reason, which becomes general failure; same rule as socks4).
+//  6. DOMAINNAME not ValidHostname (empty, NUL, non-ASCII, "---", "[::1]"):
+//     0x01 (C Tor: string_is_valid_dest fails → SOCKS5_GENERAL_ERROR; tor
+//     accepts a name with a NUL by cutting it there, we refuse it).
+//  7. CONNECT to port 0: 0x01 (tor 0.4.9.11 answers 0x01 too, after
+//     parsing; same rule as socks4).
 func (h *Handshake) stepRequest(in []byte) (Action, error) {
 	if len(in) < 1 {
 		return Action{}, ErrShortBuffer
