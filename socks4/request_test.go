@@ -399,3 +399,22 @@ func renderReq(r *Request) string {
 	b.Write(r.UserID)
 	return b.String()
 }
+
+// An unterminated userid or hostname below the limits is waited for (the
+// dispatcher's handshake deadline bounds the wait); at the limits it is
+// refused without waiting (see the 2000-byte and "at 512" vectors).
+func TestStepUnterminatedWaits(t *testing.T) {
+	for _, v := range []string{
+		"04 01 0050 c0000201 <alice>",
+		"04 01 0050 00000001 00 <example.com>",
+		"04 01 0050 00000001 00 <" + rep(255, 'h') + ">",
+		"04 01 0050 00000001 <" + rep(200, 'u') + "> 00 <" + rep(202, 'h') + ">", // 511 bytes
+		"04 02 0050 c0000201 <bind waits for its userid like Tor>",
+	} {
+		var h Handshake
+		in := hx(t, v)
+		if act, err := h.Step(in); !errors.Is(err, ErrShortBuffer) || act.Consumed != 0 || act.Reply != nil {
+			t.Fatalf("%d bytes %q: action %+v err %v, want ErrShortBuffer", len(in), v[:20], act, err)
+		}
+	}
+}
