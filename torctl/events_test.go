@@ -42,7 +42,7 @@ func TestParseStreamEvent(t *testing.T) {
 	}
 
 	tests := []struct {
-		line string
+		line  string
 		check func(StreamEvent) bool
 	}{
 		{`650 STREAM 153 FAILED 0 x.onion:80 REASON=TORPROTOCOL`, func(s StreamEvent) bool { return s.Status == "FAILED" && s.Reason == "TORPROTOCOL" && !s.HasSOCKSAuth }},
