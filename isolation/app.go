@@ -84,9 +84,15 @@ func (p Proc) LookupTCPOwner(local, remote netip.AddrPort) (App, error) {
 }
 
 // findTCP scans one /proc/net table for want's address pair. A missing
-// table (no IPv6 in the kernel) is not an error.
+// table (no IPv6 in the kernel) is not an error. /proc/net is a link to
+// /proc/self/net, which is the only one visible when procfs is mounted
+// with subset=pid (systemd ProcSubset=pid); both name the same network
+// namespace's table.
 func (p Proc) findTCP(name string, want tcpEntry) (*tcpEntry, error) {
 	f, err := os.Open(p.path(name))
+	if errors.Is(err, os.ErrNotExist) {
+		f, err = os.Open(p.path("self", name))
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

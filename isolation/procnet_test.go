@@ -176,3 +176,22 @@ func TestLookupTCPOwnerNoProcfs(t *testing.T) {
 		t.Fatalf("err = %v, want ErrSocketNotFound", err)
 	}
 }
+
+// TestLookupTCPOwnerProcSubsetPid: with procfs mounted subset=pid only
+// /proc/self/net exists; the lookup must use it.
+func TestLookupTCPOwnerProcSubsetPid(t *testing.T) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		t.Skip("fixtures are little-endian /proc/net files")
+	}
+	p := fixtureProc(t)
+	if err := os.MkdirAll(filepath.Join(p.Root, "self"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(p.Root, "net"), filepath.Join(p.Root, "self", "net")); err != nil {
+		t.Fatal(err)
+	}
+	app, err := p.LookupTCPOwner(netip.MustParseAddrPort("[::1]:9090"), netip.MustParseAddrPort("[::1]:45253"))
+	if err != nil || app != (App{Known: true, UID: 1001, Exe: "/usr/bin/ssh"}) {
+		t.Fatalf("app = %+v, err = %v", app, err)
+	}
+}
