@@ -1,0 +1,384 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"socksd/httpguard"
+	"socksd/isolation"
+	"socksd/socks4"
+	"socksd/socks5"
+)
+
+// bufSize holds any SOCKS handshake (a SOCKS5 greeting, authentication
+// and request are under 1 KiB; a SOCKS4a request is at most 512 bytes),
+// an HTTP head (httpguard.MaxHead) and what optimistic data arrived with
+// them. Early data beyond it stays in the socket and is relayed normally.
+const bufSize = httpguard.MaxHead + 8<<10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// Handshake failures that are not protocol errors.
+var (
+	errTooLarge       = errors.New("dispatch: handshake does not fit the buffer")
+	errUnknownProto   = errors.New("dispatch: first byte is neither SOCKS nor HTTP")
+	errNoResolver     = errors.New("dispatch: no resolver configured")
+	errWarningPage    = errors.New("dispatch: plain HTTP request answered with the warning page")
+	errHandshakeShort = errors.New("dispatch: client closed during the handshake")
+)
+
+// reader accumulates the client's handshake bytes in one buffer.
+type reader struct {
+	c   net.Conn
+	buf []byte // len = bytes held
+}
+
+// more reads at least one more byte into the buffer.
+func (r *reader) more() error {
+	if len(r.buf) == cap(r.buf) {
+		return errTooLarge
+	}
+	n, err := r.c.Read(r.buf[len(r.buf):cap(r.buf)])
+	r.buf = r.buf[:len(r.buf)+n]
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		return errHandshakeShort
+	}
+	return err
+}
+
+// protoLabel is a Protocol's metric label and isolation.Input.Protocol.
+func (p Protocol) String() string {
+	switch p {
+	case ProtoSOCKS4:
+		return "socks4"
+	case ProtoSOCKS4a:
+		return "socks4a"
+	case ProtoSOCKS5:
+		return "socks5"
+	case ProtoHTTPConnect:
+		return "http-connect"
+	}
+	return "unknown"
+}
+
+func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings) {
+	c := ss.client
+	start := time.Now()
+	// One deadline for the whole handshake, reads and writes alike; it is
+	// cleared once the request is complete.
+	c.SetDeadline(start.Add(st.HandshakeTimeout))
+
+	bp := bufPool.Get().(*[]byte)
+	r := &reader{c: c, buf: (*bp)[:0]}
+	defer func() { bufPool.Put(bp) }()
+
+	proto := "unknown"
+	req, early, err := s.handshake(r, lc, st, &proto)
+	if err != nil {
+		s.metrics.Connections.WithLabelValues(proto, handshakeOutcome(err)).Inc()
+		if !errors.Is(err, errWarningPage) {
+			s.log.Debug("handshake failed", zap.String("protocol", proto), zap.Error(err))
+		}
+		return
+	}
+	s.metrics.HandshakeSeconds.WithLabelValues(proto).Observe(time.Since(start).Seconds())
+	c.SetDeadline(time.Time{})
+	req.ClientAddr = c.RemoteAddr()
+	req.Listener = lc.Addr
+	s.fillKey(req, lc, c)
+
+	if err := checkPolicy(req, st, s.opt.IsVirtual); err != nil {
+		s.logRequest(req, st, "refused", err)
+		s.finish(c, req, st, err, netip.Addr{}, "", outcomeRejected)
+		return
+	}
+	switch req.Command {
+	case CmdResolve, CmdResolvePTR:
+		s.resolve(c, req, st)
+	default:
+		s.connect(ss, req, early, st)
+	}
+}
+
+// handshake sniffs the protocol from the first byte and runs its parser
+// until the request is complete. It returns the request and the
+// optimistic data that followed it (aliasing r's buffer).
+func (s *Server) handshake(r *reader, lc *ListenerConfig, st *Settings, proto *string) (*Request, []byte, error) {
+	if err := r.more(); err != nil {
+		return nil, nil, err
+	}
+	switch b := r.buf[0]; {
+	case b == 4:
+		*proto = "socks4"
+		return s.handshake4(r, proto)
+	case b == 5:
+		*proto = "socks5"
+		return s.handshake5(r)
+	case httpguard.IsHTTP(b):
+		*proto = "http"
+		return s.handshakeHTTP(r, lc, st, proto)
+	}
+	return nil, nil, errUnknownProto
+}
+
+func (s *Server) handshake4(r *reader, proto *string) (*Request, []byte, error) {
+	var h socks4.Handshake
+	for {
+		a, err := h.Step(r.buf)
+		if errors.Is(err, socks4.ErrShortBuffer) {
+			if err := r.more(); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if err != nil {
+			if len(a.Reply) > 0 {
+				r.c.Write(a.Reply)
+			}
+			s.countReply(*proto, 0x5B)
+			return nil, nil, err
+		}
+		if len(a.Reply) > 0 {
+			if _, err := r.c.Write(a.Reply); err != nil {
+				return nil, nil, err
+			}
+		}
+		if !a.Done {
+			continue
+		}
+		sr := h.Request()
+		req := &Request{Protocol: ProtoSOCKS4, Port: sr.Port, IP: sr.IP}
+		if sr.Is4a() {
+			req.Protocol = ProtoSOCKS4a
+			*proto = "socks4a"
+			req.IP = netip.Addr{}
+			req.Host = sr.Host
+			// SOCKS4a lets the hostname be an address literal; treat it as
+			// the address it is (internal-address checks, RESOLVE echo).
+			if ip, err := netip.ParseAddr(sr.Host); err == nil {
+				req.Host, req.IP = "", ip.Unmap()
+			}
+		}
+		switch sr.Command {
+		case socks4.CmdResolve:
+			req.Command = CmdResolve
+		default:
+			req.Command = CmdConnect
+		}
+		if len(sr.UserID) > 0 {
+			req.HasAuth = true
+			req.Username = append([]byte(nil), sr.UserID...)
+		}
+		return req, r.buf[a.Consumed:], nil
+	}
+}
+
+func (s *Server) handshake5(r *reader) (*Request, []byte, error) {
+	var h socks5.Handshake
+	off := 0
+	for {
+		if off == len(r.buf) {
+			if err := r.more(); err != nil {
+				return nil, nil, err
+			}
+		}
+		a, err := h.Step(r.buf[off:])
+		if errors.Is(err, socks5.ErrShortBuffer) {
+			if err := r.more(); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		off += a.Consumed
+		if len(a.Reply) > 0 {
+			if _, werr := r.c.Write(a.Reply); werr != nil && err == nil {
+				return nil, nil, werr
+			}
+		}
+		if err != nil {
+			var re *socks5.ReplyError
+			if errors.As(err, &re) {
+				s.countReply("socks5", byte(re.Code))
+			}
+			return nil, nil, err
+		}
+		if !a.Done {
+			continue
+		}
+		sr := h.Request()
+		req := &Request{Protocol: ProtoSOCKS5, Port: sr.Port, IP: sr.IP, Host: string(sr.Host)}
+		switch sr.Command {
+		case socks5.CmdResolve:
+			req.Command = CmdResolve
+		case socks5.CmdResolvePTR:
+			req.Command = CmdResolvePTR
+		default:
+			req.Command = CmdConnect
+		}
+		if sr.HasAuth {
+			req.HasAuth = true
+			req.Username = append([]byte(nil), sr.Username...)
+			req.Password = append([]byte(nil), sr.Password...)
+		}
+		return req, r.buf[off:], nil
+	}
+}
+
+func (s *Server) handshakeHTTP(r *reader, lc *ListenerConfig, st *Settings, proto *string) (*Request, []byte, error) {
+	for {
+		head, n, err := httpguard.ParseHead(r.buf)
+		if errors.Is(err, httpguard.ErrShortBuffer) {
+			if err := r.more(); err != nil {
+				if errors.Is(err, errTooLarge) {
+					r.c.Write(httpguard.AppendConnectError(nil, 431, "", 0))
+				}
+				return nil, nil, err
+			}
+			continue
+		}
+		if err != nil {
+			status := 400
+			if errors.Is(err, httpguard.ErrHeadTooLarge) {
+				status = 431
+			}
+			r.c.Write(httpguard.AppendConnectError(nil, status, "", 0))
+			return nil, nil, err
+		}
+		if !head.IsConnect || !st.HTTPConnect {
+			// A browser pointed at a SOCKS port as an HTTP proxy: explain
+			// instead of silently closing (Tor's HTTP-on-SocksPort page).
+			r.c.Write(httpguard.WarningPage(lc.Addr))
+			return nil, nil, errWarningPage
+		}
+		*proto = "http-connect"
+		req := &Request{Protocol: ProtoHTTPConnect, Command: CmdConnect, Host: head.Host, Port: head.Port}
+		if ip, err := netip.ParseAddr(head.Host); err == nil {
+			req.Host, req.IP = "", ip.Unmap()
+		}
+		if head.HasAuth {
+			req.HasAuth = true
+			req.Username = append([]byte(nil), head.User...)
+			req.Password = append([]byte(nil), head.Pass...)
+		}
+		return req, r.buf[n:], nil
+	}
+}
+
+func handshakeOutcome(err error) string {
+	switch {
+	case errors.Is(err, errWarningPage):
+		return outcomeWarningPage
+	case errors.Is(err, errUnknownProto):
+		return outcomeUnknownProtocol
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return outcomeTimeout
+	case errors.Is(err, errHandshakeShort), errors.Is(err, net.ErrClosed):
+		return outcomeClosed
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return outcomeTimeout
+	}
+	if isEOF(err) {
+		return outcomeClosed
+	}
+	return outcomeHandshakeError
+}
+
+// fillKey derives req.Key from the listener's policy.
+func (s *Server) fillKey(req *Request, lc *ListenerConfig, c net.Conn) {
+	in := isolation.Input{
+		Protocol: req.Protocol.String(),
+		HasAuth:  req.HasAuth,
+		Username: req.Username,
+		Password: req.Password,
+		DestHost: req.Host,
+		DestIP:   req.IP,
+		DestPort: req.Port,
+		Epoch:    s.currentEpoch(),
+	}
+	if ap, err := netip.ParseAddrPort(req.ClientAddr.String()); err == nil {
+		in.ClientAddr = ap.Addr().Unmap()
+	}
+	if lc.AppLookup != nil && lc.Policy.Fields&isolation.ClientApp != 0 {
+		if app, err := lc.AppLookup(c); err == nil {
+			in.App = app
+		}
+	}
+	req.Key = lc.Policy.Key(in)
+}
+
+// resolve answers RESOLVE and RESOLVE_PTR. An address literal given to
+// RESOLVE is echoed without asking anyone, as Tor does.
+func (s *Server) resolve(c net.Conn, req *Request, st *Settings) {
+	var (
+		addr netip.Addr
+		host string
+		err  error
+	)
+	switch {
+	case req.Command == CmdResolve && req.Host == "":
+		addr = req.IP
+	case s.opt.Resolver == nil:
+		err = &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: errNoResolver}
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), st.UpstreamTimeout)
+		if req.Command == CmdResolve {
+			addr, err = s.opt.Resolver.Resolve(ctx, req)
+		} else {
+			host, err = s.opt.Resolver.ResolvePTR(ctx, req)
+		}
+		cancel()
+	}
+	s.logRequest(req, st, "resolve", err)
+	outcome := outcomeOK
+	if err != nil {
+		outcome = outcomeFailed
+	}
+	s.finish(c, req, st, err, addr, host, outcome)
+}
+
+// finish writes the final reply of a request that is not relayed and
+// counts it.
+func (s *Server) finish(c net.Conn, req *Request, st *Settings, err error, addr netip.Addr, host string, outcome string) {
+	out, code := appendReply(nil, req, err, addr, host, st.ExtendedErrors)
+	c.SetWriteDeadline(time.Now().Add(st.HandshakeTimeout))
+	c.Write(out)
+	s.countReply(req.Protocol.String(), byte(code))
+	s.metrics.Connections.WithLabelValues(req.Protocol.String(), outcome).Inc()
+}
+
+func (s *Server) countReply(proto string, code byte) {
+	s.metrics.Replies.WithLabelValues(proto, codeLabel(code)).Inc()
+}
+
+// logRequest logs a request's destination at debug level only, scrubbed
+// under safe_logging (CONVENTIONS: no destination at info or above).
+func (s *Server) logRequest(req *Request, st *Settings, what string, err error) {
+	if ce := s.log.Check(zap.DebugLevel, what); ce != nil {
+		dest := "[scrubbed]"
+		if !st.SafeLogging {
+			dest = destString(req)
+		}
+		ce.Write(zap.String("protocol", req.Protocol.String()), zap.String("dest", dest), zap.Error(err))
+	}
+}
+
+func destString(req *Request) string {
+	h := req.Host
+	if h == "" {
+		h = req.IP.String()
+	}
+	return fmt.Sprintf("%s:%d", h, req.Port)
+}

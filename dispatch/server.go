@@ -1,0 +1,381 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"socksd/isolation"
+)
+
+// Settings are the [socks] values that apply to every listener. They are
+// swapped atomically on reload; a connection keeps the settings it was
+// accepted under.
+type Settings struct {
+	HandshakeTimeout time.Duration // one deadline for the whole handshake
+	// UpstreamTimeout bounds the wait for the upstream's answer (Await,
+	// Resolve); 0 = 2 minutes, Tor's SocksTimeout.
+	UpstreamTimeout time.Duration
+	MaxConnections  int // over it, connections are closed at once
+	ExtendedErrors  bool
+	HTTPConnect     bool
+	SafeSOCKS       bool
+	RejectInternal  bool
+	SafeLogging     bool // scrub destinations from debug logs
+}
+
+// ListenerConfig is one listener.
+type ListenerConfig struct {
+	// Addr is "host:port" or "unix:/path"; it names the listener and is
+	// Request.Listener. A reload keeps a listener whose Addr is unchanged.
+	Addr   string
+	Policy isolation.Policy
+	// AppLookup, if set and Policy has isolation.ClientApp, finds the
+	// application owning a client connection (issue 6). An error means
+	// "unknown application" (App.Known false), never a refusal.
+	AppLookup func(conn net.Conn) (isolation.App, error)
+	// Listener, if set, is an already-open socket to serve instead of
+	// binding Addr (systemd socket activation). The Server closes it.
+	Listener net.Listener
+}
+
+// Options are a Server's dependencies.
+type Options struct {
+	Upstream Upstream // required
+	Resolver Resolver // nil: RESOLVE/RESOLVE_PTR of names get 0x01
+	// IsVirtual reports whether an address is a virtual address of the
+	// DNS bridge; such addresses pass reject_internal and safe_socks.
+	IsVirtual func(netip.Addr) bool
+	// Epoch, if set, supplies the new-identity epoch for isolation keys;
+	// otherwise the Server's own counter (NewEpoch) is used.
+	Epoch func() uint64
+	Log   *zap.Logger // nil = no logging
+	// Registerer receives the dispatcher's metrics; nil = not registered.
+	Registerer prometheus.Registerer
+}
+
+// Server accepts client connections on any number of listeners and
+// dispatches them. Its methods are safe for concurrent use.
+type Server struct {
+	opt     Options
+	log     *zap.Logger
+	metrics *Metrics
+
+	settings atomic.Pointer[Settings]
+	epoch    atomic.Uint64
+	active   atomic.Int64
+
+	mu        sync.Mutex
+	listeners map[string]*listener
+	sessions  map[*session]struct{}
+	closing   bool
+	acceptWG  sync.WaitGroup
+	connWG    sync.WaitGroup
+}
+
+type listener struct {
+	ln   net.Listener
+	cfg  atomic.Pointer[ListenerConfig]
+	done chan struct{} // closed when the listener is being closed
+	addr string
+}
+
+// New returns a Server with no listeners; call Configure to start serving.
+func New(o Options) (*Server, error) {
+	if o.Upstream == nil {
+		return nil, errors.New("dispatch: Options.Upstream is required")
+	}
+	m, err := NewMetrics(o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: registering metrics: %w", err)
+	}
+	log := o.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{
+		opt:       o,
+		log:       log.Named("dispatch"),
+		metrics:   m,
+		listeners: map[string]*listener{},
+		sessions:  map[*session]struct{}{},
+	}
+	s.settings.Store(&Settings{HandshakeTimeout: 30 * time.Second, MaxConnections: 4096, HTTPConnect: true, RejectInternal: true, SafeLogging: true})
+	return s, nil
+}
+
+// Metrics returns the dispatcher's collectors.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// NewEpoch moves to a new isolation epoch (NEWNYM): no stream opened
+// after it shares an isolation key with one opened before. It returns the
+// new epoch. It has no effect when Options.Epoch is set.
+func (s *Server) NewEpoch() uint64 { return s.epoch.Add(1) }
+
+func (s *Server) currentEpoch() uint64 {
+	if s.opt.Epoch != nil {
+		return s.opt.Epoch()
+	}
+	return s.epoch.Load()
+}
+
+// Configure applies settings and the listener set. Listeners whose Addr is
+// new are bound; kept ones get their new policy (live streams are
+// untouched); removed ones stop accepting (their live streams continue
+// until they end or Shutdown). If any new listener fails to bind, nothing
+// changes and the error is returned: the old configuration keeps serving.
+func (s *Server) Configure(st Settings, ls []ListenerConfig) error {
+	if st.HandshakeTimeout <= 0 || st.MaxConnections <= 0 {
+		return errors.New("dispatch: HandshakeTimeout and MaxConnections must be > 0")
+	}
+	if st.UpstreamTimeout <= 0 {
+		st.UpstreamTimeout = 2 * time.Minute
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errors.New("dispatch: server is shut down")
+	}
+	want := map[string]ListenerConfig{}
+	var opened []*listener
+	fail := func(err error) error {
+		for _, l := range opened {
+			l.ln.Close()
+		}
+		return err
+	}
+	for _, lc := range ls {
+		if _, dup := want[lc.Addr]; dup {
+			return fail(fmt.Errorf("dispatch: listener %q configured twice", lc.Addr))
+		}
+		want[lc.Addr] = lc
+		if _, ok := s.listeners[lc.Addr]; ok {
+			continue
+		}
+		ln := lc.Listener
+		if ln == nil {
+			var err error
+			if ln, err = listen(lc.Addr); err != nil {
+				return fail(err)
+			}
+		}
+		l := &listener{ln: ln, done: make(chan struct{}), addr: lc.Addr}
+		opened = append(opened, l)
+	}
+
+	s.settings.Store(&st)
+	for addr, l := range s.listeners {
+		if lc, ok := want[addr]; ok {
+			lc.Listener = nil
+			l.cfg.Store(&lc)
+			continue
+		}
+		s.closeListener(l)
+		delete(s.listeners, addr)
+	}
+	for _, l := range opened {
+		lc := want[l.addr]
+		lc.Listener = nil
+		l.cfg.Store(&lc)
+		s.listeners[l.addr] = l
+		s.acceptWG.Add(1)
+		go s.acceptLoop(l)
+		s.log.Info("listening", zap.String("listen", l.addr), zap.Stringer("addr", l.ln.Addr()))
+	}
+	return nil
+}
+
+// listen binds "host:port" or "unix:/path". A stale Unix socket file left
+// by a crashed predecessor is removed first; a live one (something
+// answers) is an error.
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("dispatch: listen %s: socket is in use", addr)
+			}
+			os.Remove(path)
+		}
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("dispatch: %w", err)
+		}
+		return ln, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: %w", err)
+	}
+	return ln, nil
+}
+
+func (s *Server) closeListener(l *listener) {
+	close(l.done)
+	l.ln.Close()
+	s.log.Info("listener closed", zap.String("listen", l.addr))
+}
+
+// Addrs returns the bound address of each listener, by configured Addr
+// (tests use it to find ports chosen with ":0").
+func (s *Server) Addrs() map[string]net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]net.Addr, len(s.listeners))
+	for k, l := range s.listeners {
+		out[k] = l.ln.Addr()
+	}
+	return out
+}
+
+// ActiveConnections is the number of client connections open now.
+func (s *Server) ActiveConnections() int { return int(s.active.Load()) }
+
+// Shutdown stops accepting on every listener, then waits for live
+// connections to finish until ctx ends, then closes whatever is left
+// (cloudflared-style two-stage shutdown). It returns ctx.Err() if it had
+// to force connections closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		for addr, l := range s.listeners {
+			s.closeListener(l)
+			delete(s.listeners, addr)
+		}
+	}
+	s.mu.Unlock()
+	s.acceptWG.Wait()
+
+	drained := make(chan struct{})
+	go func() { s.connWG.Wait(); close(drained) }()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	n := len(s.sessions)
+	for ss := range s.sessions {
+		ss.forceClose()
+	}
+	s.mu.Unlock()
+	s.log.Warn("grace period over: closing live connections", zap.Int("connections", n))
+	<-drained
+	return ctx.Err()
+}
+
+// Close is Shutdown without a grace period.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.Shutdown(ctx)
+	return nil
+}
+
+// Accept-error backoff bounds, as net/http's Server uses for temporary
+// errors: EMFILE/ENFILE must not turn the accept loop into a busy loop,
+// nor end it.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+func (s *Server) acceptLoop(l *listener) {
+	defer s.acceptWG.Done()
+	var backoff time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.metrics.AcceptErrors.Inc()
+			if backoff == 0 {
+				backoff = acceptBackoffMin
+			} else if backoff *= 2; backoff > acceptBackoffMax {
+				backoff = acceptBackoffMax
+			}
+			s.log.Warn("accept failed; backing off", zap.String("listen", l.addr), zap.Error(err), zap.Duration("backoff", backoff))
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-l.done:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		st := s.settings.Load()
+		if n := s.active.Add(1); n > int64(st.MaxConnections) {
+			s.active.Add(-1)
+			s.metrics.Connections.WithLabelValues("none", outcomeOverLimit).Inc()
+			c.Close()
+			continue
+		}
+		ss := &session{client: c}
+		s.mu.Lock()
+		s.sessions[ss] = struct{}{}
+		s.connWG.Add(1)
+		s.mu.Unlock()
+		s.metrics.Active.Inc()
+		go func() {
+			defer func() {
+				c.Close()
+				s.mu.Lock()
+				delete(s.sessions, ss)
+				s.mu.Unlock()
+				s.metrics.Active.Dec()
+				s.active.Add(-1)
+				s.connWG.Done()
+			}()
+			s.serveConn(ss, l.cfg.Load(), st)
+		}()
+	}
+}
+
+// session is one client connection and, once opened, its upstream
+// stream; Shutdown force-closes both.
+type session struct {
+	client net.Conn
+	mu     sync.Mutex
+	up     Stream
+	closed bool
+}
+
+func (ss *session) setUp(st Stream) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return false
+	}
+	ss.up = st
+	return true
+}
+
+func (ss *session) forceClose() {
+	ss.mu.Lock()
+	ss.closed = true
+	up := ss.up
+	ss.mu.Unlock()
+	ss.client.Close()
+	if up != nil {
+		up.Close()
+	}
+}
