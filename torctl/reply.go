@@ -195,20 +195,25 @@ func encodeLines(lines []ReplyLine) string {
 	for _, l := range lines {
 		fmt.Fprintf(&b, "%03d%c%s\r\n", l.Code, l.Sep, l.Text)
 		if l.Sep == '+' {
-			b.WriteString(DotStuff(l.Data))
+			b.WriteString(dotStuff(l.Data))
 		}
 	}
 	return b.String()
 }
 
-// DotStuff encodes data as a CmdData block (control-spec §2.4): lines joined
-// by CRLF, leading dots doubled, terminated by "." CRLF. Useful for "+"
+// DotStuff encodes data as a CmdData block (control-spec §2.4): lines (split
+// on "\n" or "\r\n") joined by CRLF, leading dots doubled, terminated by
+// "." CRLF. Useful for "+"
 // multi-line commands such as +LOADCONF.
 func DotStuff(data string) string {
+	return dotStuff(strings.ReplaceAll(data, "\r\n", "\n"))
+}
+
+// dotStuff encodes "\n"-separated lines exactly (a lone "\r" is data).
+func dotStuff(data string) string {
 	var b strings.Builder
 	if data != "" {
 		for _, l := range strings.Split(data, "\n") {
-			l = strings.TrimSuffix(l, "\r")
 			if strings.HasPrefix(l, ".") {
 				b.WriteByte('.')
 			}
