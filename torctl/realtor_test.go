@@ -2,6 +2,7 @@ package torctl
 
 import (
 	"context"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -108,6 +109,12 @@ func TestRealTorCommands(t *testing.T) {
 	if _, err := c.MapAddress(ctx, got, got); err != nil { // unmap
 		t.Fatal(err)
 	}
+	// README (tornet): "::" is the IPv6 wildcard for real tor, bracketed back.
+	if got6, err := c.MapAddress(ctx, "::", "example.test"); err != nil || !strings.HasPrefix(got6, "[") {
+		t.Errorf("MAPADDRESS ::=example.test = %q, %v", got6, err)
+	} else if _, err := c.MapAddress(ctx, got6, got6); err != nil {
+		t.Errorf("unmap %s: %v", got6, err)
+	}
 
 	if err := c.Resolve(ctx, "example.test", false); err != nil {
 		t.Fatal(err)
@@ -116,6 +123,13 @@ func TestRealTorCommands(t *testing.T) {
 		a, err := ParseAddrMapEvent(e)
 		return err == nil && a.Address == "example.test" && a.NewAddress == "127.0.0.1" && !a.Failed()
 	}, "ADDRMAP example.test 127.0.0.1")
+	if err := c.Resolve(ctx, "nx.invalid", false); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ctx, c, func(e Event) bool {
+		a, err := ParseAddrMapEvent(e)
+		return err == nil && a.Address == "nx.invalid" && a.Failed()
+	}, "ADDRMAP nx.invalid <error>")
 
 	if err := c.AttachStream(ctx, "999999", "0"); !IsCode(err, 552) {
 		t.Errorf("ATTACHSTREAM unknown stream: %v, want 552", err)
@@ -143,5 +157,91 @@ func waitEvent(t *testing.T, ctx context.Context, c *Conn, match func(Event) boo
 		case <-ctx.Done():
 			t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		}
+	}
+}
+
+// TestRealTorAttachStream: a SOCKS5 stream with credentials is left
+// unattached, seen as STREAM NEW (SOCKS_USERNAME parsed), attached to a
+// circuit we built, and succeeds. It flips __LeaveStreamsUnattached on the
+// target tor for its duration, so point it at a tor no one else is using.
+func TestRealTorAttachStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	c := realConn(t, ctx)
+	info, err := c.GetInfo(ctx, "net/listeners/socks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	socks, err := Unquote(strings.Fields(info["net/listeners/socks"])[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetEvents(ctx, "STREAM", "CIRC"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetConf(ctx, KV{"__LeaveStreamsUnattached", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.ResetConf(context.Background(), "__LeaveStreamsUnattached"); err != nil {
+			t.Errorf("RESETCONF: %v", err)
+		}
+	})
+	circ, err := c.ExtendCircuit(ctx, "0", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ctx, c, func(e Event) bool {
+		ce, err := ParseCircEvent(e)
+		return err == nil && ce.ID == circ && ce.Status == "BUILT"
+	}, "CIRC BUILT")
+
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", socks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// SOCKS5 greeting, RFC 1929 user/pass and CONNECT example.test:80 in one
+	// write. Whether anything listens on port 80 does not matter: the test
+	// stops at SENTCONNECT on our circuit.
+	user, pass := "al ice", "p\"w"
+	req := []byte{5, 1, 2, 1, byte(len(user))}
+	req = append(req, user...)
+	req = append(req, byte(len(pass)))
+	req = append(req, pass...)
+	host := "example.test"
+	req = append(req, 5, 1, 0, 3, byte(len(host)))
+	req = append(req, host...)
+	req = append(req, 0, 80)
+	if _, err := nc.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	var stream StreamEvent
+	waitEvent(t, ctx, c, func(e Event) bool {
+		s, err := ParseStreamEvent(e)
+		if err == nil && s.Status == "NEW" && s.TargetHost == host {
+			stream = s
+			return true
+		}
+		return false
+	}, "STREAM NEW example.test")
+	if stream.SOCKSUsername != user || stream.SOCKSPassword != pass || stream.Purpose != "USER" ||
+		stream.SourceAddr != nc.LocalAddr().String() || stream.TargetPort != 80 || stream.CircID != "0" {
+		t.Fatalf("STREAM NEW parsed as %+v (local %s)", stream, nc.LocalAddr())
+	}
+	if err := c.AttachStream(ctx, stream.ID, circ); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ctx, c, func(e Event) bool {
+		s, err := ParseStreamEvent(e)
+		return err == nil && s.ID == stream.ID && s.Status == "SENTCONNECT" && s.CircID == circ
+	}, "STREAM SENTCONNECT on our circuit")
+	// control-spec §3.13: an unknown circuit is 552.
+	if err := c.AttachStream(ctx, stream.ID, "99999"); !IsCode(err, 552) {
+		t.Errorf("ATTACHSTREAM to unknown circuit: %v, want 552", err)
+	}
+	if err := c.CloseStream(ctx, stream.ID, EndReasonDone); err != nil && !IsCode(err, 552) {
+		t.Errorf("CLOSESTREAM: %v", err)
 	}
 }
