@@ -1,0 +1,52 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// newRegistry is socksd's own registry (no global default registerer),
+// with the Go runtime and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// newMux serves /metrics from reg. Later features (status page, /healthz,
+// POST /newnym) add their handlers to the same mux in wire().
+func newMux(reg *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+// startMetrics listens on addr and serves mux. A non-loopback address is
+// allowed but warned about: the metrics listener also carries admin
+// endpoints and reveals usage patterns.
+func startMetrics(addr string, mux *http.ServeMux, log *zap.Logger) (*http.Server, error) {
+	if ap, err := netip.ParseAddrPort(addr); err == nil && !ap.Addr().IsLoopback() {
+		log.Warn("metrics listener is not on loopback: anyone who can reach it sees socksd's usage", zap.String("listen", addr))
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener failed", zap.Error(err))
+		}
+	}()
+	log.Info("metrics listening", zap.Stringer("addr", ln.Addr()))
+	return srv, nil
+}
