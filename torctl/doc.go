@@ -1,19 +1,48 @@
 // Package torctl is a client for Tor's control port (control-spec.txt, v1
-// protocol).
+// protocol), standard library only.
 //
-// One Conn carries one control connection. A single reader goroutine splits
-// what Tor sends into replies and asynchronous 650 events (control-spec §4.1:
-// events are never interleaved with the lines of a reply, but may arrive
-// between a command and its reply). Replies go to the command that is in
-// flight; events go, in order, to the channel returned by Events.
+//	c, err := torctl.Dial(ctx, "127.0.0.1:9051") // or "unix:/run/tor/control"
+//	defer c.Close()
+//	err = c.Authenticate(ctx, torctl.AuthOptions{})  // SAFECOOKIE > COOKIE > HASHEDPASSWORD > NULL
+//	err = c.SetEvents(ctx, "STREAM", "CIRC")
+//	for e := range c.Events() {                      // closed when the connection ends
+//		if e.Type == "STREAM" { s, _ := torctl.ParseStreamEvent(e); ... }
+//	}
+//	// c.Done() is closed and c.Err() says why: reconnect with a new Conn.
 //
-// Commands are serialised: at most one is in flight, and callers are served
-// in the order they asked (FIFO). The slot is released by the reader when the
-// reply arrives, not by the caller, so a command whose context is cancelled
-// after it was written still has its reply consumed and the next command
-// cannot be handed the wrong reply.
+// # Demultiplexing
 //
-// The line and reply grammar (control-spec §2) lives in reply.go as a sans-IO
-// assembler fed one line at a time; the keyword/QuotedString grammar used by
-// events and replies lives in args.go and quote.go.
+// One reader goroutine splits what Tor sends into replies and asynchronous
+// 650 events (control-spec §4.1: events are never interleaved with the lines
+// of a reply, but may come between a command and its reply). A reply goes to
+// the command in flight; events go, in order, to the channel returned by
+// Events. A line that is not §2.3 grammar, a line over MaxLineLength, a reply
+// when no command is in flight, or an event line inside a reply ends the
+// connection with an error: a desynchronised stream is never reused.
+//
+// # Commands
+//
+// Commands are serialised: callers take turns in the order they asked
+// (FIFO), and at most one command is on the wire. The in-flight slot is
+// released by the reader when the reply arrives, not by the caller, so a
+// command whose context ends after it was written returns ctx.Err() at once
+// while its reply is still consumed; the next command is written only then
+// and cannot be handed the wrong reply. Authenticate holds its turn across
+// PROTOCOLINFO, AUTHCHALLENGE and AUTHENTICATE. Arguments that would break
+// the line (SP, CR, LF in a token) are refused with ErrBadArgument before
+// anything is sent; configuration values and passwords are QuotedStrings.
+//
+// # Events
+//
+// Events are queued without bound (a slice, not a fixed buffer), so a slow
+// consumer never stalls the reader and with it every command's reply; the
+// cost is memory, visible as EventBacklog. Subscribe only to what you read.
+// After Tor ends the connection, queued events are still delivered and then
+// the channel is closed; Close discards them. Always call Close: it stops
+// both goroutines and waits for them.
+//
+// The line and reply grammar lives in reply.go as a sans-IO assembler fed one
+// line at a time; keyword arguments and QuotedStrings in quote.go; event and
+// GETINFO value parsers in events.go and info.go. torctltest is a scripted
+// fake control port for tests.
 package torctl

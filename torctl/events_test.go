@@ -155,3 +155,40 @@ func TestParseBootstrapPhase(t *testing.T) {
 		}
 	}
 }
+
+func TestParseInfoValues(t *testing.T) {
+	l, err := ParseListeners(`"127.0.0.1:16100" "127.0.0.1:16101" "unix:/run/tor/so cks"`)
+	if err != nil || !reflect.DeepEqual(l, []string{"127.0.0.1:16100", "127.0.0.1:16101", "unix:/run/tor/so cks"}) {
+		t.Fatalf("%q %v", l, err)
+	}
+	if l, err := ParseListeners(""); err != nil || len(l) != 0 {
+		t.Fatalf("empty: %q %v", l, err)
+	}
+	if _, err := ParseListeners(`"open`); !errors.Is(err, ErrBadReply) {
+		t.Fatal(err)
+	}
+
+	ss, err := ParseStreamStatus("47 SENTRESOLVE 25 example.test:0\n153 CONTROLLER_WAIT 0 example.test:80\n")
+	if err != nil || len(ss) != 2 || ss[1].ID != "153" || ss[1].Status != "CONTROLLER_WAIT" || ss[1].TargetPort != 80 {
+		t.Fatalf("%+v %v", ss, err)
+	}
+	if ss, err := ParseStreamStatus(""); err != nil || ss != nil {
+		t.Fatalf("%+v %v", ss, err)
+	}
+	if _, err := ParseStreamStatus("1 NEW"); !errors.Is(err, ErrBadReply) {
+		t.Fatal(err)
+	}
+
+	cs, err := ParseCircuitStatus("1 BUILT $ECE678205D1D7517A6708BC23443E8D542A3F040~auth0 BUILD_FLAGS=ONEHOP_TUNNEL,IS_INTERNAL,NEED_CAPACITY PURPOSE=GENERAL TIME_CREATED=2026-11-23T17:21:33.110971\n44 LAUNCHED PURPOSE=CONFLUX_UNLINKED")
+	if err != nil || len(cs) != 2 || len(cs[0].Path) != 1 || cs[0].BuildFlags[0] != "ONEHOP_TUNNEL" || cs[1].Path != nil {
+		t.Fatalf("%+v %v", cs, err)
+	}
+
+	am, err := ParseAddressMappings("127.222.253.156 example.test NEVER\nexample.test 127.0.0.1 \"2026-11-23 17:27:31\"")
+	if err != nil || len(am) != 2 || am[0] != (AddressMapping{"127.222.253.156", "example.test", "NEVER"}) || am[1].Expiry != "2026-11-23 17:27:31" {
+		t.Fatalf("%+v %v", am, err)
+	}
+	if _, err := ParseAddressMappings("a b"); !errors.Is(err, ErrBadReply) {
+		t.Fatal(err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,15 @@ func TestRealTorCommands(t *testing.T) {
 		return err == nil && ce.ID == id && ce.Status == "BUILT" && len(ce.Path) == 3
 	}, "CIRC "+id+" BUILT")
 
+	cs, err := c.GetInfo(ctx, "circuit-status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	circs, err := ParseCircuitStatus(cs["circuit-status"])
+	if err != nil || !slices.ContainsFunc(circs, func(ce CircEvent) bool { return ce.ID == id && ce.Status == "BUILT" }) {
+		t.Errorf("circuit-status does not list %s BUILT: %v\n%s", id, err, cs["circuit-status"])
+	}
+
 	got, err := c.MapAddress(ctx, "0.0.0.0", "example.test")
 	if err != nil {
 		t.Fatal(err)
@@ -103,8 +113,9 @@ func TestRealTorCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(m["address-mappings/control"], got+" example.test NEVER") {
-		t.Errorf("address-mappings/control = %q, want %s", m["address-mappings/control"], got)
+	am, err := ParseAddressMappings(m["address-mappings/control"])
+	if err != nil || !slices.Contains(am, AddressMapping{From: got, To: "example.test", Expiry: "NEVER"}) {
+		t.Errorf("address-mappings/control = %q (%v), want %s", m["address-mappings/control"], err, got)
 	}
 	if _, err := c.MapAddress(ctx, got, got); err != nil { // unmap
 		t.Fatal(err)
@@ -172,10 +183,11 @@ func TestRealTorAttachStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	socks, err := Unquote(strings.Fields(info["net/listeners/socks"])[0])
-	if err != nil {
-		t.Fatal(err)
+	listeners, err := ParseListeners(info["net/listeners/socks"])
+	if err != nil || len(listeners) == 0 {
+		t.Fatalf("net/listeners/socks %q: %v", info["net/listeners/socks"], err)
 	}
+	socks := listeners[0]
 	if err := c.SetEvents(ctx, "STREAM", "CIRC"); err != nil {
 		t.Fatal(err)
 	}
@@ -237,6 +249,14 @@ func TestRealTorAttachStream(t *testing.T) {
 		s, err := ParseStreamEvent(e)
 		return err == nil && s.ID == stream.ID && s.Status == "SENTCONNECT" && s.CircID == circ
 	}, "STREAM SENTCONNECT on our circuit")
+	st, err := c.GetInfo(ctx, "stream-status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if streams, err := ParseStreamStatus(st["stream-status"]); err != nil ||
+		!slices.ContainsFunc(streams, func(s StreamEvent) bool { return s.ID == stream.ID && s.CircID == circ }) {
+		t.Errorf("stream-status does not show %s on %s: %v\n%s", stream.ID, circ, err, st["stream-status"])
+	}
 	// control-spec §3.13: an unknown circuit is 552.
 	if err := c.AttachStream(ctx, stream.ID, "99999"); !IsCode(err, 552) {
 		t.Errorf("ATTACHSTREAM to unknown circuit: %v, want 552", err)
