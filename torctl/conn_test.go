@@ -454,3 +454,41 @@ func TestDialTCPAndUnix(t *testing.T) {
 		t.Fatal("Dial to a missing socket succeeded")
 	}
 }
+
+// The reconnect pattern the attacher uses: Done fires when Tor goes away, a
+// new Conn is dialled and authenticated on the same address.
+func TestReconnectAfterTorRestart(t *testing.T) {
+	ctx := testCtx(t)
+	s := torctltest.New(t)
+	s.AcceptNullAuth()
+	s.AcceptNullAuth()
+	var conns []*Conn
+	for i := range 2 {
+		c, err := Dial(ctx, s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if err := c.Authenticate(ctx, AuthOptions{}); err != nil {
+			t.Fatalf("conn %d: %v", i, err)
+		}
+		if i == 0 {
+			s.DropConn()
+			select {
+			case <-c.Done():
+			case <-ctx.Done():
+				t.Fatal("Done not closed after the fake hung up")
+			}
+			if !errors.Is(c.Err(), io.EOF) {
+				t.Fatalf("Err() = %v", c.Err())
+			}
+		}
+	}
+	if err := s.Done(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	noConnGoroutines(t, conns...)
+}
