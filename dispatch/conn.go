@@ -72,7 +72,7 @@ func (p Protocol) String() string {
 	return "unknown"
 }
 
-func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings) {
+func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown string) {
 	c := ss.client
 	start := time.Now()
 	// One deadline for the whole handshake, reads and writes alike; it is
@@ -84,7 +84,7 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings) {
 	defer func() { bufPool.Put(bp) }()
 
 	proto := "unknown"
-	req, early, err := s.handshake(r, lc, st, &proto)
+	req, early, err := s.handshake(r, shown, st, &proto)
 	if err != nil {
 		s.metrics.Connections.WithLabelValues(proto, handshakeOutcome(err)).Inc()
 		if !errors.Is(err, errWarningPage) {
@@ -114,7 +114,7 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings) {
 // handshake sniffs the protocol from the first byte and runs its parser
 // until the request is complete. It returns the request and the
 // optimistic data that followed it (aliasing r's buffer).
-func (s *Server) handshake(r *reader, lc *ListenerConfig, st *Settings, proto *string) (*Request, []byte, error) {
+func (s *Server) handshake(r *reader, shown string, st *Settings, proto *string) (*Request, []byte, error) {
 	if err := r.more(); err != nil {
 		return nil, nil, err
 	}
@@ -127,7 +127,7 @@ func (s *Server) handshake(r *reader, lc *ListenerConfig, st *Settings, proto *s
 		return s.handshake5(r)
 	case httpguard.IsHTTP(b):
 		*proto = "http"
-		return s.handshakeHTTP(r, lc, st, proto)
+		return s.handshakeHTTP(r, shown, st, proto)
 	}
 	return nil, nil, errUnknownProto
 }
@@ -235,7 +235,7 @@ func (s *Server) handshake5(r *reader) (*Request, []byte, error) {
 	}
 }
 
-func (s *Server) handshakeHTTP(r *reader, lc *ListenerConfig, st *Settings, proto *string) (*Request, []byte, error) {
+func (s *Server) handshakeHTTP(r *reader, shown string, st *Settings, proto *string) (*Request, []byte, error) {
 	for {
 		head, n, err := httpguard.ParseHead(r.buf)
 		if errors.Is(err, httpguard.ErrShortBuffer) {
@@ -258,7 +258,7 @@ func (s *Server) handshakeHTTP(r *reader, lc *ListenerConfig, st *Settings, prot
 		if !head.IsConnect || !st.HTTPConnect {
 			// A browser pointed at a SOCKS port as an HTTP proxy: explain
 			// instead of silently closing (Tor's HTTP-on-SocksPort page).
-			r.c.Write(httpguard.WarningPage(lc.Addr))
+			r.c.Write(httpguard.WarningPage(shown))
 			return nil, nil, errWarningPage
 		}
 		*proto = "http-connect"

@@ -138,7 +138,7 @@ func TestHTTPWarningPage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := httpguard.WarningPage("127.0.0.1:0"); !bytes.Equal(got, want) {
+			if want := httpguard.WarningPage(h.addr); !bytes.Equal(got, want) {
 				t.Fatalf("page differs:\n%s\nwant\n%s", got, want)
 			}
 			head, body, _ := strings.Cut(string(got), "\r\n\r\n")

@@ -87,7 +87,11 @@ type listener struct {
 	ln   net.Listener
 	cfg  atomic.Pointer[ListenerConfig]
 	done chan struct{} // closed when the listener is being closed
-	addr string
+	addr string        // as configured
+	// shown is the address the warning page tells browsers to use: the
+	// bound address for TCP (a configured port 0 is resolved), the
+	// configured one for Unix sockets.
+	shown string
 }
 
 // New returns a Server with no listeners; call Configure to start serving.
@@ -169,7 +173,10 @@ func (s *Server) Configure(st Settings, ls []ListenerConfig) error {
 				return fail(err)
 			}
 		}
-		l := &listener{ln: ln, done: make(chan struct{}), addr: lc.Addr}
+		l := &listener{ln: ln, done: make(chan struct{}), addr: lc.Addr, shown: lc.Addr}
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+			l.shown = ta.String()
+		}
 		opened = append(opened, l)
 	}
 
@@ -345,7 +352,7 @@ func (s *Server) acceptLoop(l *listener) {
 				s.active.Add(-1)
 				s.connWG.Done()
 			}()
-			s.serveConn(ss, l.cfg.Load(), st)
+			s.serveConn(ss, l.cfg.Load(), st, l.shown)
 		}()
 	}
 }
