@@ -209,6 +209,31 @@ const (
 	EndReasonTorProtocol   = 13
 )
 
+// CloseCircuitIfUnused closes a circuit only if no stream uses it
+// (control-spec §3.17, flag IfUnused).
+func (c *Conn) CloseCircuitIfUnused(ctx context.Context, circID string) error {
+	if err := checkToken("circuit ID", circID); err != nil {
+		return err
+	}
+	_, err := c.Do(ctx, "CLOSECIRCUIT "+circID+" IfUnused")
+	return err
+}
+
+// SetCircuitPurpose changes a circuit's purpose, "general" or "controller"
+// (control-spec §3.11). tor 0.4.9 refuses "EXTENDCIRCUIT 0
+// purpose=controller" without an explicit path (551), so a controller
+// circuit is built as general and then re-purposed.
+func (c *Conn) SetCircuitPurpose(ctx context.Context, circID, purpose string) error {
+	if err := checkToken("circuit ID", circID); err != nil {
+		return err
+	}
+	if err := checkToken("purpose", purpose); err != nil {
+		return err
+	}
+	_, err := c.Do(ctx, "SETCIRCUITPURPOSE "+circID+" purpose="+purpose)
+	return err
+}
+
 // CloseStream closes a stream with a RELAY_END reason (control-spec §3.16).
 func (c *Conn) CloseStream(ctx context.Context, streamID string, reason int) error {
 	if err := checkToken("stream ID", streamID); err != nil {

@@ -70,6 +70,8 @@ func TestCommandWireForms(t *testing.T) {
 		}},
 		{"ATTACHSTREAM 153 94", "250 OK", func() error { return c.AttachStream(ctx, "153", "94") }},
 		{"CLOSECIRCUIT 94", "250 OK", func() error { return c.CloseCircuit(ctx, "94") }},
+		{"CLOSECIRCUIT 95 IfUnused", "250 OK", func() error { return c.CloseCircuitIfUnused(ctx, "95") }},
+		{"SETCIRCUITPURPOSE 96 purpose=controller", "250 OK", func() error { return c.SetCircuitPurpose(ctx, "96", "controller") }},
 		{"CLOSESTREAM 153 7", "250 OK", func() error { return c.CloseStream(ctx, "153", EndReasonTimeout) }},
 		{"RESOLVE example.test", "250 OK", func() error { return c.Resolve(ctx, "example.test", false) }},
 		{"RESOLVE mode=reverse 198.51.100.7", "250 OK", func() error { return c.Resolve(ctx, "198.51.100.7", true) }},
