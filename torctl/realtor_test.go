@@ -81,6 +81,24 @@ func TestRealTorCommands(t *testing.T) {
 		t.Errorf("config-text (a data block) = %q", info["config-text"])
 	}
 
+	// Quote's escapes (\" \\ \t \n \001) are decoded by tor and come back
+	// from GETCONF as a CString that Unquote reads (control-spec §2.1.1).
+	const contact = "a \"q\" \\b\tt\nx\x01 caf\u00e9"
+	if err := c.SetConf(ctx, KV{"ContactInfo", contact}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Do(ctx, "GETCONF ContactInfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("GETCONF: %s", r.Lines[0].Text)
+	if v, err := Unquote(strings.TrimPrefix(r.Lines[0].Text, "ContactInfo=")); err != nil || v != contact {
+		t.Errorf("GETCONF ContactInfo = %s -> %q, %v; want %q", r.Lines[0].Text, v, err, contact)
+	}
+	if err := c.ResetConf(ctx, "ContactInfo"); err != nil {
+		t.Fatal(err)
+	}
+
 	if err := c.SetEvents(ctx, "CIRC", "STREAM", "ADDRMAP", "STATUS_CLIENT"); err != nil {
 		t.Fatal(err)
 	}
@@ -145,8 +163,18 @@ func TestRealTorCommands(t *testing.T) {
 	if err := c.AttachStream(ctx, "999999", "0"); !IsCode(err, 552) {
 		t.Errorf("ATTACHSTREAM unknown stream: %v, want 552", err)
 	}
-	if err := c.CloseCircuit(ctx, id); err != nil {
-		t.Errorf("CLOSECIRCUIT %s: %v", id, err)
+	if err := c.SetCircuitPurpose(ctx, id, "controller"); err != nil {
+		t.Errorf("SETCIRCUITPURPOSE %s: %v", id, err)
+	}
+	if err := c.CloseCircuitIfUnused(ctx, id); err != nil {
+		t.Errorf("CLOSECIRCUIT %s IfUnused: %v", id, err)
+	}
+	waitEvent(t, ctx, c, func(e Event) bool {
+		ce, err := ParseCircEvent(e)
+		return err == nil && ce.ID == id && ce.Status == "CLOSED"
+	}, "CIRC "+id+" CLOSED")
+	if err := c.CloseCircuit(ctx, id); !IsCode(err, 552) {
+		t.Errorf("CLOSECIRCUIT of a closed circuit: %v, want 552", err)
 	}
 	if err := c.SetEvents(ctx); err != nil {
 		t.Fatal(err)
