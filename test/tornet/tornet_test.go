@@ -1,0 +1,162 @@
+package tornet
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNetwork brings up a whole network (SOCKSD_TORNET=1) and checks what
+// the e2e suite relies on, through the client tor directly (no socksd).
+func TestNetwork(t *testing.T) {
+	if os.Getenv("SOCKSD_TORNET") != "1" {
+		t.Skip("real-Tor test: set SOCKSD_TORNET=1 (make test does) to bring up a private Tor network")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	n, err := Start(ctx, Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			n.cfg.keep = true
+			t.Logf("keeping %s", n.Dir)
+		}
+		n.Close()
+	})
+	var total int64
+	for name, b := range n.RSS() {
+		total += b
+		t.Logf("rss %s %.1f MiB", name, float64(b)/(1<<20))
+	}
+	t.Logf("timings %+v; rss total %.1f MiB", n.Timings, float64(total)/(1<<20))
+
+	t.Run("TwoExitsTwoSources", func(t *testing.T) {
+		// Streams pinned to different exits must reach the test server
+		// from different exits — the outside view isolation tests use.
+		seen := map[string]bool{}
+		for _, e := range n.Exits[:2] {
+			host := "pin-" + e.Nickname + ".tornet.test"
+			if err := n.PinToExit(ctx, host, "127.0.0.1", e); err != nil {
+				t.Fatal(err)
+			}
+			url := "http://" + host + ":" + strconv.Itoa(n.HTTPPort) + "/via"
+			for range 2 {
+				via, err := Get(ctx, n.SOCKSAddr(), url)
+				if err != nil {
+					t.Fatalf("%s: %v", url, err)
+				}
+				if via != e.Nickname {
+					t.Fatalf("pinned to %s, arrived via %q", e.Nickname, via)
+				}
+			}
+			seen[e.Nickname] = true
+		}
+		var vias []string
+		for _, h := range n.HTTPLog() {
+			if strings.HasPrefix(h.Host, "pin-") {
+				vias = append(vias, h.Via)
+			}
+		}
+		if !slices.Equal(vias, []string{"exit0", "exit0", "exit1", "exit1"}) {
+			t.Fatalf("server log vias %v", vias)
+		}
+	})
+
+	t.Run("NameResolvesAtExitOnly", func(t *testing.T) {
+		body, err := Get(ctx, n.SOCKSAddr(), n.NameURL("/"))
+		if err != nil || body != HelloBody {
+			t.Fatalf("GET %s = %q, %v", n.NameURL("/"), body, err)
+		}
+		found := false
+		for _, q := range n.DNSLog() {
+			found = found || (strings.EqualFold(q.Name, HostName) && q.Type == "A" && q.Rcode == "NOERROR")
+		}
+		if !found {
+			t.Fatalf("the test DNS server never saw %s: %+v", HostName, n.DNSLog())
+		}
+	})
+
+	t.Run("Failures", func(t *testing.T) {
+		for _, tc := range []struct {
+			proxy, host string
+			port        int
+			code        byte
+		}{
+			// Exit connect() from 127.0.0.N to a non-loopback address: EINVAL,
+			// END INTERNAL → general failure. By IP and via a name.
+			{n.SOCKSAddrExt(), RevAddr, 80, 0x01},
+			{n.SOCKSAddrExt(), RevName, 80, 0x01},
+			// REFUSED/NXDOMAIN at the exit → host unreachable.
+			{n.SOCKSAddrExt(), NXName, 80, 0x04},
+			{n.SOCKSAddrExt(), "www.torproject.org", 80, 0x04},
+			// Onion with a bad checksum → Tor's extended 0xF6.
+			{n.SOCKSAddrExt(), badOnion(n.OnionHost), 80, 0xF6},
+			{n.SOCKSAddr(), badOnion(n.OnionHost), 80, 0x01},
+		} {
+			c, err := DialSOCKS5(ctx, tc.proxy, tc.host, tc.port, "", "")
+			if err == nil {
+				c.Close()
+				t.Errorf("%s:%d via %s: connected", tc.host, tc.port, tc.proxy)
+				continue
+			}
+			var se *SOCKSError
+			if !errors.As(err, &se) || se.Code != tc.code {
+				t.Errorf("%s:%d via %s: %v, want reply 0x%02x", tc.host, tc.port, tc.proxy, err, tc.code)
+			}
+		}
+	})
+
+	t.Run("NonLoopbackThroughEachExit", func(t *testing.T) {
+		// Pinned, so each exit's own EINVAL protection is checked, not
+		// only the client's choice.
+		for _, e := range n.Exits {
+			host := "out-" + e.Nickname + ".tornet.test"
+			if err := n.PinToExit(ctx, host, RevAddr, e); err != nil {
+				t.Fatal(err)
+			}
+			c, err := DialSOCKS5(ctx, n.SOCKSAddrExt(), host, 80, "", "")
+			var se *SOCKSError
+			if err == nil {
+				c.Close()
+			}
+			if !errors.As(err, &se) || se.Code != 0x01 {
+				t.Errorf("%s to %s: %v, want reply 0x01", e.Nickname, RevAddr, err)
+			}
+		}
+	})
+
+	t.Run("Onion", func(t *testing.T) {
+		via, err := Get(ctx, n.SOCKSAddr(), n.OnionURL("/via"))
+		if err != nil || via != "hs" {
+			t.Fatalf("onion /via = %q, %v", via, err)
+		}
+	})
+
+	t.Run("ClientTorrc", func(t *testing.T) {
+		tc := n.ClientTorrc()
+		if strings.Count(tc, "DirAuthority ") != 3 || !strings.Contains(tc, "TestingTorNetwork 1") {
+			t.Fatalf("ClientTorrc:\n%s", tc)
+		}
+	})
+}
+
+// badOnion flips the checksum bytes of a v3 onion address.
+func badOnion(h string) string {
+	if len(h) != 62 {
+		return "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaad.onion"
+	}
+	b := []byte(h)
+	if b[52] == 'a' {
+		b[52] = 'b'
+	} else {
+		b[52] = 'a'
+	}
+	return string(b)
+}
