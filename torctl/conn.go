@@ -309,7 +309,11 @@ func (c *Conn) roundTrip(ctx context.Context, command string) (*Reply, error) {
 	c.pending = ch
 	c.mu.Unlock()
 	if err := c.write(ctx, command+"\r\n"); err != nil {
+		// A partly written command would desynchronise the stream.
 		c.fail(fmt.Errorf("torctl: write: %w", err))
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, c.endErr()
 	}
 	select {

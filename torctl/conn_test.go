@@ -492,3 +492,22 @@ func TestReconnectAfterTorRestart(t *testing.T) {
 	}
 	noConnGoroutines(t, conns...)
 }
+
+// A Tor that stops reading: a write blocked past ctx's deadline is aborted
+// through the transport's write deadline, and the half-written connection
+// is closed rather than reused.
+func TestWriteBlockedCancelled(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	c := NewConn(client)
+	defer func() { c.Close(); noConnGoroutines(t, c) }()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Do(ctx, "GETINFO version"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	<-c.Done()
+	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "write") {
+		t.Fatalf("Err() = %v", err)
+	}
+}
