@@ -1,0 +1,392 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/proxy"
+
+	"socksd/internal/sockstest"
+)
+
+// TestMain lets a test re-execute this binary as socksd itself
+// (SOCKSD_TEST_MAIN=1), so signals and exit codes are the real ones.
+func TestMain(m *testing.M) {
+	if os.Getenv("SOCKSD_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestFlags(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"version", []string{"-version"}, exitOK, "socksd "},
+		{"check example", []string{"-check-config", "-config", "../../config.example.toml"}, exitOK, "configuration OK"},
+		{"unknown key", []string{"-check-config", "-config", write("a.toml", "[socks]\nlisten = [\"127.0.0.1:1\"]\nlisten_addr = 1\n")}, exitConfig, `unknown key "socks.listen_addr" (line 3)`},
+		{"bad value", []string{"-check-config", "-config", write("b.toml", "[socks]\nmax_connections = -1\n")}, exitConfig, "socks.max_connections"},
+		{"no upstream", []string{"-check-config"}, exitConfig, "tor.socks is empty"},
+		{"missing file", []string{"-config", filepath.Join(dir, "nope.toml")}, exitConfig, "no such file"},
+		{"bad flag", []string{"-frobnicate"}, exitUsage, "flag provided but not defined"},
+		{"extra arg", []string{"run"}, exitUsage, "unexpected argument"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if code := run(tc.args, &out, &out); code != tc.code || !strings.Contains(out.String(), tc.out) {
+				t.Fatalf("exit %d (want %d), output %q (want %q)", code, tc.code, out.String(), tc.out)
+			}
+		})
+	}
+}
+
+// daemonProc is socksd running as a child process.
+type daemonProc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan int
+}
+
+func (d *daemonProc) log() string { d.mu.Lock(); defer d.mu.Unlock(); return d.logs.String() }
+
+// waitLog polls the child's log for s (bounded).
+func (d *daemonProc) waitLog(t *testing.T, s string) {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		if strings.Contains(d.log(), s) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("log never said %q:\n%s", s, d.log())
+}
+
+func startDaemon(t *testing.T, cfgPath string, extra ...string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-config", cfgPath}, extra...)...)
+	cmd.Env = append(os.Environ(), "SOCKSD_TEST_MAIN=1", "JOURNAL_STREAM=")
+	d := &daemonProc{cmd: cmd, done: make(chan int, 1)}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.logs.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+		}
+	}()
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		<-copied
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		d.done <- code
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			cmd.Process.Kill() // only the child this test started
+			<-d.done
+		}
+	})
+	return d
+}
+
+func (d *daemonProc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case c := <-d.done:
+		d.done <- c
+		return c
+	case <-time.After(20 * time.Second):
+		t.Fatalf("socksd did not exit:\n%s", d.log())
+	}
+	return -1
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func echoListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() { defer wg.Done(); io.Copy(c, c); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func writeConfig(t *testing.T, path, upstream, metrics string, listen ...string) {
+	t.Helper()
+	q := make([]string, len(listen))
+	for i, l := range listen {
+		q[i] = fmt.Sprintf("%q", l)
+	}
+	s := fmt.Sprintf(`state_dir = "/tmp"
+[socks]
+listen = [%s]
+reject_internal = false
+[tor]
+control = "none"
+socks = %q
+[log]
+level = "debug"
+format = "json"
+safe_logging = true
+[metrics]
+listen = %q
+`, strings.Join(q, ", "), upstream, metrics)
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dialThrough opens a SOCKS5 stream through socksd (retrying while socksd
+// starts, bounded) and checks it echoes.
+func dialThrough(t *testing.T, socksAddr, dest, user string) net.Conn {
+	t.Helper()
+	var lastErr error
+	for i := 0; i < 400; i++ {
+		d, _ := proxy.SOCKS5("tcp", socksAddr, &proxy.Auth{User: user, Password: "pw"}, proxy.Direct)
+		c, err := d.Dial("tcp", dest)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, 4)
+			if _, err := io.ReadFull(c, b); err != nil || string(b) != "ping" {
+				t.Fatalf("echo %q, %v", b, err)
+			}
+			return c
+		}
+		lastErr = err
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("cannot reach socksd at %s: %v", socksAddr, lastErr)
+	return nil
+}
+
+func TestDaemonReloadAndShutdown(t *testing.T) {
+	fake := &sockstest.Server{}
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	echo := echoListener(t)
+	echoHost := "localhost:" + echo[strings.LastIndexByte(echo, ':')+1:]
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "socksd.toml")
+	a, b, m := freePort(t), freePort(t), freePort(t)
+	writeConfig(t, cfg, fake.Addr(), m, a)
+	d := startDaemon(t, cfg, "-shutdown-grace", "30s")
+
+	live := dialThrough(t, a, echoHost, "alice-user")
+	defer live.Close()
+
+	// Reload: add listener b.
+	writeConfig(t, cfg, fake.Addr(), m, a, b)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, `"reloaded"`)
+	dialThrough(t, b, echoHost, "bob").Close()
+
+	// A broken file is refused; both listeners keep serving.
+	os.WriteFile(cfg, []byte("[socks]\nlisten = 5\n"), 0o600)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, "configuration refused")
+	dialThrough(t, a, echoHost, "carol").Close()
+	dialThrough(t, b, echoHost, "carol").Close()
+
+	// The live stream survived both reloads.
+	live.Write([]byte("pong"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(live, buf); err != nil || string(buf) != "pong" {
+		t.Fatalf("live stream after reload: %q, %v", buf, err)
+	}
+
+	// Metrics moved, and no destination or username is in them.
+	resp, err := http.Get("http://" + m + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(body, []byte(`socksd_connections_total{outcome="ok",protocol="socks5"} 4`)) {
+		t.Errorf("metrics: connections not counted:\n%s", grep(body, "socksd_"))
+	}
+	for _, secret := range []string{"localhost", "alice", "bob", "carol", echo} {
+		if bytes.Contains(body, []byte(secret)) {
+			t.Errorf("metrics contain %q", secret)
+		}
+	}
+	// safe_logging: even at debug level no destination or username.
+	for _, secret := range []string{"localhost", "alice", "carol"} {
+		if strings.Contains(d.log(), secret) {
+			t.Errorf("log contains %q:\n%s", secret, d.log())
+		}
+	}
+
+	// SIGTERM: stop accepting, drain; a second signal forces exit.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.waitLog(t, "shutting down")
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", a)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if i > 500 {
+			t.Fatal("listener still accepting after SIGTERM")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	live.Write([]byte("more")) // still draining: the stream works
+	if _, err := io.ReadFull(live, buf); err != nil || string(buf) != "more" {
+		t.Fatalf("live stream while draining: %q, %v", buf, err)
+	}
+	d.cmd.Process.Signal(syscall.SIGINT)
+	if code := d.wait(t); code != exitForced {
+		t.Fatalf("exit code %d, want %d (forced)\n%s", code, exitForced, d.log())
+	}
+}
+
+func TestDaemonDrainsAndExitsZero(t *testing.T) {
+	fake := &sockstest.Server{}
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	echo := echoListener(t)
+	cfg := filepath.Join(t.TempDir(), "socksd.toml")
+	a := freePort(t)
+	writeConfig(t, cfg, fake.Addr(), "", a)
+	d := startDaemon(t, cfg)
+	live := dialThrough(t, a, echo, "u")
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.waitLog(t, "shutting down")
+	live.Close() // the last stream ends: socksd exits before the grace period
+	if code := d.wait(t); code != exitOK {
+		t.Fatalf("exit code %d\n%s", code, d.log())
+	}
+	if !strings.Contains(d.log(), `"stopped"`) {
+		t.Fatalf("no clean stop in log:\n%s", d.log())
+	}
+}
+
+func TestDaemonFailsClosedWithoutUpstream(t *testing.T) {
+	dead := freePort(t) // nothing listens there
+	cfg := filepath.Join(t.TempDir(), "socksd.toml")
+	a := freePort(t)
+	writeConfig(t, cfg, dead, "", a)
+	d := startDaemon(t, cfg)
+	d.waitLog(t, `"ready"`)
+	c, err := net.Dial("tcp", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte{5, 1, 0, 5, 1, 0, 3, 11, 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'c', 'o', 'm', 0, 80})
+	got, _ := io.ReadAll(c)
+	if !bytes.Equal(got, []byte{5, 0, 5, 1, 0, 1, 0, 0, 0, 0, 0, 0}) {
+		t.Fatalf("got %x, want general failure", got)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(t); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+func TestDaemonListenFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := filepath.Join(t.TempDir(), "socksd.toml")
+	writeConfig(t, cfg, "127.0.0.1:9", "", ln.Addr().String())
+	d := startDaemon(t, cfg)
+	if code := d.wait(t); code != exitFailure {
+		t.Fatalf("exit %d, want %d\n%s", code, exitFailure, d.log())
+	}
+}
+
+func grep(b []byte, s string) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
