@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"socksd/dispatch"
+	"socksd/internal/leakcheck"
 	"socksd/internal/sockstest"
 	"socksd/isolation"
 	"socksd/socks5"
@@ -20,6 +21,7 @@ import (
 
 func startFake(t *testing.T, s *sockstest.Server) *sockstest.Server {
 	t.Helper()
+	leakcheck.Check(t)
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +145,7 @@ func TestRefusalCodes(t *testing.T) {
 }
 
 func TestUnreachableUpstreamFailsClosed(t *testing.T) {
+	leakcheck.Check(t)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
@@ -227,6 +230,7 @@ func TestEncodeRequest(t *testing.T) {
 // client's pipelined request.
 func rawUpstream(t *testing.T, answer []byte) string {
 	t.Helper()
+	leakcheck.Check(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,42 +17,12 @@ import (
 
 	"socksd/chain"
 	"socksd/dispatch"
+	"socksd/internal/leakcheck"
 	"socksd/internal/sockstest"
 	"socksd/isolation"
 )
 
-// checkLeaks records goroutines and open fds now and, at cleanup (after
-// every later cleanup ran), polls until both are back to that level.
-func checkLeaks(t testing.TB) {
-	t.Helper()
-	g0, f0 := runtime.NumGoroutine(), countFDs()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			runtime.GC() // splice's pipe pool is released by GC
-			g, f := runtime.NumGoroutine(), countFDs()
-			if g <= g0 && f <= f0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("leak: goroutines %d -> %d, fds %d -> %d %s\n%s", g0, g, f0, f, fdList(), buf)
-				return
-			}
-			runtime.Gosched()
-			time.Sleep(5 * time.Millisecond) // polling a real condition, bounded
-		}
-	})
-}
-
-func countFDs() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return 0
-	}
-	return len(ents)
-}
+func checkLeaks(t testing.TB) { t.Helper(); leakcheck.Check(t) }
 
 // harness is socksd's dispatcher chained to a fake SOCKS5 upstream.
 type harness struct {
@@ -275,13 +243,3 @@ func hexb(s string) []byte {
 }
 
 func port16(p uint16) []byte { return []byte{byte(p >> 8), byte(p)} }
-
-func fdList() string {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	var out []string
-	for _, e := range ents {
-		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		out = append(out, e.Name()+"="+l)
-	}
-	return strings.Join(out, " ")
-}
