@@ -2,6 +2,8 @@ package torctl
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"net"
 	"os"
 	"slices"
@@ -291,5 +293,62 @@ func TestRealTorAttachStream(t *testing.T) {
 	}
 	if err := c.CloseStream(ctx, stream.ID, EndReasonDone); err != nil && !IsCode(err, 552) {
 		t.Errorf("CLOSESTREAM: %v", err)
+	}
+}
+
+// torHashPassword is what `tor --hash-password` prints: "16:" + hex(salt |
+// 0x60 | S2K), OpenPGP iterated+salted S2K with SHA-1 (RFC 2440 §3.6.1.3),
+// count (16+(0x60&15))<<((0x60>>4)+6) = 65536 bytes.
+func torHashPassword(salt [8]byte, pw string) string {
+	const c = 0x60
+	count := (16 + (c & 15)) << ((c >> 4) + 6)
+	tmp := append(salt[:], pw...)
+	h := sha1.New()
+	for count > 0 {
+		n := min(count, len(tmp))
+		h.Write(tmp[:n])
+		count -= n
+	}
+	return "16:" + strings.ToUpper(hex.EncodeToString(append(append(salt[:], c), h.Sum(nil)...)))
+}
+
+// TestRealTorHashedPassword sets HashedControlPassword on the target tor for
+// its duration and authenticates with a password that needs quoting.
+func TestRealTorHashedPassword(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	admin := realConn(t, ctx)
+	const pw = `pa ss "wörd" \ end`
+	if err := admin.SetConf(ctx, KV{"HashedControlPassword", torHashPassword([8]byte{1, 2, 3, 4, 5, 6, 7, 8}, pw)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := admin.ResetConf(context.Background(), "HashedControlPassword"); err != nil {
+			t.Errorf("RESETCONF: %v", err)
+		}
+	})
+	addr, _ := realTor(t)
+	for _, tc := range []struct {
+		pw   string
+		want int // 0 = success, else the reply code
+	}{{pw, 0}, {pw + "x", 515}} {
+		c, err := Dial(ctx, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pi, err := c.ProtocolInfo(ctx)
+		if err != nil || !pi.HasMethod(MethodHashedPassword) {
+			t.Fatalf("PROTOCOLINFO %+v %v", pi, err)
+		}
+		err = c.Authenticate(ctx, AuthOptions{Password: tc.pw, Methods: []string{MethodHashedPassword}})
+		switch {
+		case tc.want == 0 && err != nil:
+			t.Errorf("good password: %v", err)
+		case tc.want != 0 && !IsCode(err, tc.want):
+			t.Errorf("bad password: %v, want %d", err, tc.want)
+		case tc.want != 0:
+			<-c.Done() // tor closes the connection after a failed AUTHENTICATE
+		}
+		c.Close()
 	}
 }
