@@ -1,0 +1,120 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Proto is how the load tool reaches the sink through a target.
+type Proto int
+
+const (
+	ProtoDirect  Proto = iota // plain TCP to the sink: the physical limit
+	ProtoSOCKS5               // RFC 1928, no authentication, ATYP 1
+	ProtoSOCKS4a              // SOCKS4a with the destination as a hostname literal
+)
+
+func (p Proto) String() string {
+	return [...]string{"tcp", "socks5", "socks4a"}[p]
+}
+
+var errReply = errors.New("socksbench: proxy refused the request")
+
+// dialer dials the sink through a proxy the way ordinary clients (curl,
+// browsers) do: one message, wait for the answer, next message — no
+// pipelining, so every SOCKS5 connection costs two round trips.
+type dialer struct {
+	proto Proto
+	proxy string // host:port of the proxy; unused for ProtoDirect
+	// src spreads client source addresses over 127.0.0.0/8 so the
+	// connection-rate loops do not run out of ephemeral ports.
+	src int
+}
+
+func (d *dialer) dial(dst netip.AddrPort, timeout time.Duration) (*net.TCPConn, error) {
+	deadline := time.Now().Add(timeout)
+	nd := net.Dialer{Deadline: deadline}
+	if d.src > 0 {
+		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, byte(d.src>>8)+1, byte(d.src), 2)}
+	}
+	addr := d.proxy
+	if d.proto == ProtoDirect {
+		addr = dst.String()
+	}
+	nc, err := nd.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := nc.(*net.TCPConn)
+	if d.proto == ProtoDirect {
+		return c, nil
+	}
+	c.SetDeadline(deadline)
+	if err := handshake(c, d.proto, dst); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+func handshake(c *net.TCPConn, p Proto, dst netip.AddrPort) error {
+	var buf [64]byte
+	ip := dst.Addr().As4()
+	port := dst.Port()
+	switch p {
+	case ProtoSOCKS5:
+		if _, err := c.Write([]byte{5, 1, 0}); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(c, buf[:2]); err != nil {
+			return err
+		}
+		if buf[0] != 5 || buf[1] != 0 {
+			return fmt.Errorf("%w: method % x", errReply, buf[:2])
+		}
+		req := append(buf[:0], 5, 1, 0, 1, ip[0], ip[1], ip[2], ip[3], byte(port>>8), byte(port))
+		if _, err := c.Write(req); err != nil {
+			return err
+		}
+		// VER REP RSV ATYP, then the bound address by ATYP, then port.
+		if _, err := io.ReadFull(c, buf[:5]); err != nil {
+			return err
+		}
+		if buf[1] != 0 {
+			return fmt.Errorf("%w: socks5 reply %#02x", errReply, buf[1])
+		}
+		var rest int
+		switch buf[3] {
+		case 1:
+			rest = 4 - 1 + 2
+		case 4:
+			rest = 16 - 1 + 2
+		case 3:
+			rest = int(buf[4]) + 2
+		default:
+			return fmt.Errorf("%w: atyp %#02x", errReply, buf[3])
+		}
+		_, err := io.ReadFull(c, buf[:rest])
+		return err
+	case ProtoSOCKS4a:
+		host := dst.Addr().String()
+		req := append(buf[:0], 4, 1, byte(port>>8), byte(port), 0, 0, 0, 1, 0)
+		req = append(append(req, host...), 0)
+		if _, err := c.Write(req); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(c, buf[:8]); err != nil {
+			return err
+		}
+		if buf[1] != 0x5a {
+			return fmt.Errorf("%w: socks4 reply %#02x", errReply, buf[1])
+		}
+		return nil
+	}
+	return fmt.Errorf("socksbench: unknown protocol %d", p)
+}

@@ -1,0 +1,40 @@
+// Command armon runs github.com/armon/go-socks5 as a benchmark peer. It
+// accepts no-auth and any username/password, so it can also stand in as
+// the upstream SOCKS5 server behind socksd (which always authenticates
+// with its isolation credentials).
+package main
+
+import (
+	"flag"
+	"io"
+	"log"
+	"net"
+	"os"
+
+	socks5 "github.com/armon/go-socks5"
+)
+
+type anyCreds struct{}
+
+func (anyCreds) Valid(user, password string) bool { return true }
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:1080", "listen address (loopback)")
+	flag.Parse()
+	srv, err := socks5.New(&socks5.Config{
+		AuthMethods: []socks5.Authenticator{
+			socks5.NoAuthAuthenticator{},
+			socks5.UserPassAuthenticator{Credentials: anyCreds{}},
+		},
+		Logger: log.New(io.Discard, "", 0),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	os.Stdout.WriteString("ready " + l.Addr().String() + "\n")
+	log.Fatal(srv.Serve(l))
+}

@@ -1,0 +1,36 @@
+// Command thingsgo runs github.com/things-go/go-socks5 as a benchmark peer.
+// It accepts no-auth and any username/password, so it can also stand in
+// as the upstream SOCKS5 server behind socksd.
+package main
+
+import (
+	"flag"
+	"io"
+	"log"
+	"net"
+	"os"
+
+	socks5 "github.com/things-go/go-socks5"
+)
+
+type anyCreds struct{}
+
+func (anyCreds) Valid(user, password, userAddr string) bool { return true }
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:1080", "listen address (loopback)")
+	flag.Parse()
+	srv := socks5.NewServer(
+		socks5.WithAuthMethods([]socks5.Authenticator{
+			socks5.NoAuthAuthenticator{},
+			socks5.UserPassAuthenticator{Credentials: anyCreds{}},
+		}),
+		socks5.WithLogger(socks5.NewLogger(log.New(io.Discard, "", 0))),
+	)
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	os.Stdout.WriteString("ready " + l.Addr().String() + "\n")
+	log.Fatal(srv.Serve(l))
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# socksd benchmark suite (issue 8). Usage:
+#   bash test/bench/run.sh [quick|full] [socksbench run flags...]
+# quick: about a minute, for development; full (default): about 10 minutes,
+# 3 alternating repetitions, 2 GiB bulk runs, 8000 idle connections.
+# Writes results/bench.md, results/bench.png, results/samples.json and
+# results/run.log. Loopback only; every load loop is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mode=${1:-full}
+[ $# -gt 0 ] && shift
+case $mode in quick) limit=600 ;; full) limit=1800 ;; *) echo "mode must be quick or full" >&2; exit 2 ;; esac
+
+# Peers from Debian (installed when missing; needs root, as dante does).
+missing=()
+command -v microsocks >/dev/null || missing+=(microsocks)
+[ -x /usr/sbin/danted ] || missing+=(dante-server)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "installing ${missing[*]}" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2 ||
+		{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2; }
+fi
+# dante's packaged service must not hold a port or pid file of ours.
+systemctl disable --now danted >/dev/null 2>&1 || true
+
+bin=$(mktemp -d /tmp/socksbench-bin.XXXXXX)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/socksbench" ./test/bench
+# The Go peers live in their own module so socksd's go.mod never depends on them.
+(cd test/bench/peers && go build -o "$bin/armon" ./armon && go build -o "$bin/thingsgo" ./thingsgo)
+socksd=()
+if go build -o "$bin/socksd" ./cmd/socksd 2>"$bin/socksd-build.log"; then
+	socksd=(-socksd "$bin/socksd")
+else
+	echo "warning: cmd/socksd does not build; measuring peers only:" >&2
+	cat "$bin/socksd-build.log" >&2
+fi
+mkdir -p results
+timeout --signal=TERM --kill-after=30 "$limit" \
+	"$bin/socksbench" run -mode "$mode" -out results -peers "$bin" "${socksd[@]}" "$@"
+echo "wrote results/bench.md and results/bench.png" >&2
