@@ -65,7 +65,8 @@ type Stream interface {
 type Upstream interface {
 	// Open connects to the upstream and writes the request together with
 	// early (optimistic data the client already sent), without waiting for
-	// the upstream's answer.
+	// the upstream's answer. early is valid only during the call (it
+	// aliases the dispatcher's pooled handshake buffer): copy it to keep it.
 	Open(ctx context.Context, req *Request, early []byte) (Stream, error)
 }
 

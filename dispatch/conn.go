@@ -81,7 +81,16 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 
 	bp := bufPool.Get().(*[]byte)
 	r := &reader{c: c, buf: (*bp)[:0]}
-	defer func() { bufPool.Put(bp) }()
+	// The buffer goes back to the pool as soon as nothing aliases it: for
+	// a CONNECT right after Upstream.Open (which copies early), so a
+	// long-lived stream does not pin 16 KiB.
+	release := func() {
+		if bp != nil {
+			bufPool.Put(bp)
+			bp = nil
+		}
+	}
+	defer release()
 
 	proto := "unknown"
 	req, early, err := s.handshake(r, shown, st, &proto)
@@ -107,7 +116,7 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	case CmdResolve, CmdResolvePTR:
 		s.resolve(c, req, st)
 	default:
-		s.connect(ss, req, early, st)
+		s.connect(ss, req, early, st, release)
 	}
 }
 

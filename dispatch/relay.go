@@ -21,12 +21,14 @@ import (
 // first, the socket is read only afterwards, by one goroutine) and never
 // reordered. The client gets its reply only after Await succeeded, then the
 // upstream→client copy starts.
-func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings) {
+func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings, release func()) {
 	c := ss.client
 	ctx, cancel := context.WithTimeout(context.Background(), st.UpstreamTimeout)
 	defer cancel()
 	t0 := time.Now()
 	up, err := s.opt.Upstream.Open(ctx, req, early)
+	nEarly := len(early)
+	release() // early aliased the handshake buffer; Open has copied it
 	if err != nil {
 		s.metrics.UpstreamSeconds.WithLabelValues("fail").Observe(time.Since(t0).Seconds())
 		s.logRequest(req, st, "open failed", err)
@@ -59,7 +61,7 @@ func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings) 
 		s.finish(c, req, st, err, netip.Addr{}, "", outcomeFailed)
 		up.Close()
 		c.Close() // ends the client→upstream copy
-		s.metrics.Bytes.WithLabelValues("up").Add(float64(len(early) + int(<-upDone)))
+		s.metrics.Bytes.WithLabelValues("up").Add(float64(nEarly + int(<-upDone)))
 		return
 	}
 	out, code := appendReply(nil, req, nil, netip.Addr{}, "", st.ExtendedErrors)
@@ -81,10 +83,10 @@ func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings) 
 		closeWrite(c)
 	}
 	n := <-upDone
-	s.metrics.Bytes.WithLabelValues("up").Add(float64(len(early)) + float64(n))
+	s.metrics.Bytes.WithLabelValues("up").Add(float64(nEarly) + float64(n))
 	s.metrics.Bytes.WithLabelValues("down").Add(float64(down))
 	if ce := s.log.Check(zap.DebugLevel, "stream closed"); ce != nil {
-		ce.Write(zap.Int64("up", int64(len(early))+n), zap.Int64("down", down))
+		ce.Write(zap.Int64("up", int64(nEarly)+n), zap.Int64("down", down))
 	}
 }
 
