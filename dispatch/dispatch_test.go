@@ -671,3 +671,43 @@ func TestHostileHandshakes(t *testing.T) {
 		t.Fatalf("%d hostile requests reached the upstream", n)
 	}
 }
+
+func TestUnixListener(t *testing.T) {
+	h := newHarness(t, hopt{})
+	echo := echoServer(t, "")
+	path := t.TempDir() + "/socksd.sock"
+	// A stale socket file from a crashed predecessor is replaced.
+	stale, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	addr := "unix:" + path
+	if err := h.srv.Configure(h.stOpt, []dispatch.ListenerConfig{{Addr: "127.0.0.1:0"}, {Addr: addr}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write(append(append([]byte{}, greet5...), socks5ConnectIP(echo)...))
+	expectBytes(t, c, hexb("0500 05000001 00000000 0000"))
+	c.Write([]byte("ping"))
+	c.(*net.UnixConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "ping|eof" {
+		t.Fatalf("relay over unix listener: %q, %v", got, err)
+	}
+	// A live socket is not stolen by a second server.
+	other, err := dispatch.New(dispatch.Options{Upstream: h.up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Configure(h.stOpt, []dispatch.ListenerConfig{{Addr: addr}}); err == nil {
+		other.Close()
+		t.Fatal("second server took over a live unix socket")
+	}
+}

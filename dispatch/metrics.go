@@ -76,8 +76,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// codeLabel renders a reply code as "0x04"; 256 possible values at most.
-func codeLabel(code byte) string {
+// codeLabels holds "0x00".."0xff", so counting a reply does not allocate.
+var codeLabels = func() (l [256]string) {
 	const hexdigits = "0123456789abcdef"
-	return "0x" + string([]byte{hexdigits[code>>4], hexdigits[code&0xf]})
-}
+	for i := range l {
+		l[i] = "0x" + string([]byte{hexdigits[i>>4], hexdigits[i&0xf]})
+	}
+	return l
+}()
+
+// codeLabel renders a reply code as "0x04"; 256 possible values at most.
+func codeLabel(code byte) string { return codeLabels[code] }
