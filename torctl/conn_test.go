@@ -511,3 +511,18 @@ func TestWriteBlockedCancelled(t *testing.T) {
 		t.Fatalf("Err() = %v", err)
 	}
 }
+
+// Should Tor ever put an event inside a multi-line reply (§4.1 forbids it),
+// the command still gets its whole reply and the event still arrives.
+func TestEventInsideReplyRouted(t *testing.T) {
+	ctx := testCtx(t)
+	c, s := pair(t)
+	s.Expect("GETINFO a b", "250-a=1\n650 STREAM 7 NEW 0 x:1\n250-b=2\n250 OK")
+	m, err := c.GetInfo(ctx, "a", "b")
+	if err != nil || m["a"] != "1" || m["b"] != "2" || len(m) != 2 {
+		t.Fatalf("%v %v", m, err)
+	}
+	if e := nextEvent(t, ctx, c); e.Text != "STREAM 7 NEW 0 x:1" {
+		t.Fatalf("event %+v", e)
+	}
+}

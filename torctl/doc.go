@@ -16,9 +16,11 @@
 // 650 events (control-spec §4.1: events are never interleaved with the lines
 // of a reply, but may come between a command and its reply). A reply goes to
 // the command in flight; events go, in order, to the channel returned by
-// Events. A line that is not §2.3 grammar, a line over MaxLineLength, a reply
-// when no command is in flight, or an event line inside a reply ends the
-// connection with an error: a desynchronised stream is never reused.
+// Events. Lines are routed by status code, so even an event line inside a
+// reply (which Tor never sends) reaches Events and the reply stays whole. A
+// line that is not §2.3 grammar, a line over MaxLineLength, or a reply when
+// no command is in flight ends the connection with an error: a
+// desynchronised stream is never reused.
 //
 // # Commands
 //

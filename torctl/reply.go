@@ -104,63 +104,75 @@ func (lr *lineReader) next() ([]byte, error) {
 
 // assembler turns lines into complete messages (control-spec §2.3). It is
 // sans-IO: feed it one line at a time.
+//
+// Replies and events are assembled separately, chosen by each line's status
+// code (6xx: event). §4.1 says Tor never interleaves them, and tor 0.4.9
+// does not; should one ever appear inside the other, it is still routed
+// where it belongs instead of being swallowed or killing the connection.
 type assembler struct {
-	lines     []ReplyLine
-	inData    bool
-	data      strings.Builder
-	dataLines int
-	size      int
+	reply, event partial
+	data         *partial // the message whose CmdData block is open, if any
+	dataBuf      strings.Builder
+	dataLines    int
+}
+
+type partial struct {
+	lines []ReplyLine
+	size  int
 }
 
 // midMessage reports whether a message has started but not ended; EOF then
-// means a truncated reply.
-func (a *assembler) midMessage() bool { return len(a.lines) > 0 || a.inData }
+// means a truncated reply or event.
+func (a *assembler) midMessage() bool {
+	return len(a.reply.lines) > 0 || len(a.event.lines) > 0
+}
 
 // feed consumes one line (terminator stripped). It returns a complete
-// message's lines when the EndReplyLine arrives, nil otherwise.
+// message's lines when its EndReplyLine arrives, nil otherwise.
 func (a *assembler) feed(line []byte) ([]ReplyLine, error) {
-	a.size += len(line) + 2
-	if a.size > MaxMessageSize {
-		return nil, ErrReplyTooLarge
-	}
-	if a.inData {
+	if p := a.data; p != nil {
+		if p.size += len(line) + 2; p.size > MaxMessageSize {
+			return nil, ErrReplyTooLarge
+		}
 		// CmdData (§2.4): "." alone ends it; a leading "." is stuffed.
 		if len(line) == 1 && line[0] == '.' {
-			a.lines[len(a.lines)-1].Data = a.data.String()
-			a.data.Reset()
+			p.lines[len(p.lines)-1].Data = a.dataBuf.String()
+			a.dataBuf.Reset()
 			a.dataLines = 0
-			a.inData = false
+			a.data = nil
 			return nil, nil
 		}
 		if a.dataLines > 0 {
-			a.data.WriteByte('\n')
+			a.dataBuf.WriteByte('\n')
 		}
 		a.dataLines++
 		if len(line) > 0 && line[0] == '.' {
 			line = line[1:]
 		}
-		a.data.Write(line)
+		a.dataBuf.Write(line)
 		return nil, nil
 	}
 	rl, err := parseLine(line)
 	if err != nil {
 		return nil, err
 	}
-	if len(a.lines) > 0 && (rl.Code >= 600) != (a.lines[0].Code >= 600) {
-		// §4.1: events are never interleaved with the lines of a reply.
-		return nil, fmt.Errorf("%w: %d line inside a %d reply", ErrProtocol, rl.Code, a.lines[0].Code)
+	p := &a.reply
+	if rl.Code >= 600 {
+		p = &a.event
 	}
-	a.lines = append(a.lines, rl)
+	if p.size += len(line) + 2; p.size > MaxMessageSize {
+		return nil, ErrReplyTooLarge
+	}
+	p.lines = append(p.lines, rl)
 	switch rl.Sep {
 	case '+':
-		a.inData = true
+		a.data = p
 		return nil, nil
 	case '-':
 		return nil, nil
 	}
-	out := a.lines
-	a.lines = nil
-	a.size = 0
+	out := p.lines
+	*p = partial{}
 	return out, nil
 }
 
