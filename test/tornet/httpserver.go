@@ -26,7 +26,8 @@ type HTTPHit struct {
 // The test HTTP server: the exits' loopback target and the onion service's
 // backend. Routes:
 //
-//	GET /            "hello from tornet\n" (text/plain) — also an HTML page at /page.html
+//	GET /            "hello from tornet\n" (text/plain)
+//	GET /page.html   an HTML page: <h1 id="hello">hello from tornet</h1><p id="via">VIA</p>
 //	GET /whoami      the connection's source IP, no newline
 //	GET /via         which of the network's tors made the connection ("exit1", "hs"), or "-"
 //	GET /headers     the request headers, one "Name: value" per line, sorted
@@ -54,7 +55,7 @@ func startHTTP(addr string, via func(remote, local string) string) (*httpServer,
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<!doctype html><html><head><title>tornet</title></head>"+
 			"<body style=\"background:#7d4698;color:#fff;font:32px sans-serif\">"+
-			"<h1 id=\"hello\">hello from tornet</h1><p id=\"whoami\">%s</p></body></html>\n", remoteIP(r))
+			"<h1 id=\"hello\">hello from tornet</h1><p id=\"via\">%s</p></body></html>\n", viaOf(r))
 	})
 	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -62,11 +63,7 @@ func startHTTP(addr string, via func(remote, local string) string) (*httpServer,
 	})
 	mux.HandleFunc("GET /via", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		v := r.Context().Value(viaKey{}).(string)
-		if v == "" {
-			v = "-"
-		}
-		fmt.Fprint(w, v)
+		fmt.Fprint(w, viaOf(r))
 	})
 	mux.HandleFunc("GET /headers", func(w http.ResponseWriter, r *http.Request) {
 		var lines []string
@@ -107,6 +104,14 @@ func startHTTP(addr string, via func(remote, local string) string) (*httpServer,
 }
 
 type viaKey struct{}
+
+// viaOf is the tor that made r's connection, "-" for none of ours.
+func viaOf(r *http.Request) string {
+	if v, _ := r.Context().Value(viaKey{}).(string); v != "" {
+		return v
+	}
+	return "-"
+}
 
 // Pattern returns the n bytes GET /bytes?n=N serves.
 func Pattern(n int) []byte {

@@ -122,9 +122,10 @@ type Network struct {
 	http    *httpServer
 	spawn   *spawner
 	mu      sync.Mutex
-	procs   []*proc
+	procs   []*proc // the network's tors
+	extra   []*proc // Spawn's processes
 	closed  bool
-	closeMu sync.Mutex
+	closeMu sync.Mutex // held by Close; guards closed
 }
 
 // config is what the torrc templates need.
@@ -432,8 +433,12 @@ func (n *Network) Close() error {
 	}
 	n.closed = true
 	n.mu.Lock()
-	procs := append([]*proc(nil), n.procs...)
+	procs := append(append([]*proc(nil), n.extra...), n.procs...)
 	n.mu.Unlock()
+	// Spawned processes (socksd) first: they are clients of the network.
+	for _, p := range n.extra {
+		p.stop(stopGrace)
+	}
 	var wg sync.WaitGroup
 	for _, p := range procs {
 		wg.Add(1)

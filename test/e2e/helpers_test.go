@@ -1,0 +1,280 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"socksd/test/tornet"
+)
+
+// FrontendConfig chains every stream to the client tor's ExtendedErrors
+// SocksPort without the control port (socksd's plain chaining mode).
+// reject_internal is off: the test HTTP server is on 127.0.0.1.
+const FrontendConfig = `
+state_dir = "{{.StateDir}}"
+
+[socks]
+listen = ["{{.Listen}}"]
+reject_internal = false
+
+[tor]
+control = "none"
+socks = "{{.TorSOCKS}}"
+launch = "never"
+
+[log]
+level = "debug"
+format = "console"
+safe_logging = false
+
+[metrics]
+listen = "{{.Metrics}}"
+`
+
+// SocksdVars are the fields a startSocksd config template can use.
+type SocksdVars struct {
+	Listen        string // "127.0.0.1:P", a free port: the SOCKS/HTTP listener
+	Metrics       string // "127.0.0.1:P", a free port
+	DNS           string // "127.0.0.1:P", free for both UDP and TCP
+	StateDir      string // an empty per-test directory
+	TorSOCKS      string // client tor SocksPort with ExtendedErrors
+	TorSOCKSPlain string // client tor plain SocksPort
+	TorControl    string // client tor ControlPort "127.0.0.1:P"
+	Cookie        string // its control_auth_cookie
+	ClientTorrc   string // torrc lines for a managed tor joining the network (TOML-escaped)
+}
+
+// Socksd is a running socksd process.
+type Socksd struct {
+	SocksdVars
+	Addr       string // = Listen
+	Dir        string
+	ConfigPath string
+	LogPath    string
+	Proc       *tornet.Process
+}
+
+// startSocksd renders tmpl (text/template over SocksdVars), starts socksd
+// with it and waits until the listener accepts. Cleanup stops it and
+// checks that it exited cleanly (exit 0, no race report).
+func startSocksd(t *testing.T, tmpl string) *Socksd {
+	t.Helper()
+	n := needTornet(t)
+	dir := t.TempDir()
+	v := SocksdVars{
+		Listen:        freeTCP(t),
+		Metrics:       freeTCP(t),
+		DNS:           freeTCPUDP(t),
+		StateDir:      filepath.Join(dir, "state"),
+		TorSOCKS:      n.SOCKSAddrExt(),
+		TorSOCKSPlain: n.SOCKSAddr(),
+		TorControl:    n.ControlAddr(),
+		Cookie:        n.CookiePath,
+		ClientTorrc:   strings.ReplaceAll(strings.ReplaceAll(n.ClientTorrc(), `\`, `\\`), "\n", `\n`),
+	}
+	if err := os.MkdirAll(v.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var cfg bytes.Buffer
+	if err := template.Must(template.New("socksd.toml").Option("missingkey=error").Parse(tmpl)).Execute(&cfg, v); err != nil {
+		t.Fatal(err)
+	}
+	s := &Socksd{SocksdVars: v, Addr: v.Listen, Dir: dir,
+		ConfigPath: filepath.Join(dir, "socksd.toml"), LogPath: filepath.Join(dir, "socksd.log")}
+	if err := os.WriteFile(s.ConfigPath, cfg.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := n.Spawn("socksd", s.LogPath, socksdBin, "-config", s.ConfigPath, "-shutdown-grace", "2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Proc = p
+	t.Cleanup(func() { s.stop(t) })
+	if err := waitAccepting(p, s.Addr, 30*time.Second); err != nil {
+		t.Fatalf("socksd did not come up: %v\n%s", err, s.Log())
+	}
+	return s
+}
+
+// Log returns socksd's log so far.
+func (s *Socksd) Log() string {
+	b, _ := os.ReadFile(s.LogPath)
+	return string(b)
+}
+
+func (s *Socksd) stop(t *testing.T) {
+	s.Proc.Stop(10 * time.Second)
+	log := s.Log()
+	if code := s.Proc.ExitCode(); code != 0 {
+		t.Errorf("socksd exited with %d (%v), want 0 after SIGTERM", code, s.Proc.Err())
+	}
+	if strings.Contains(log, "WARNING: DATA RACE") {
+		t.Errorf("socksd log has a data race report")
+	}
+	if t.Failed() {
+		d := artifactDir(t, "")
+		copyFile(s.LogPath, filepath.Join(d, "socksd.log"))
+		copyFile(s.ConfigPath, filepath.Join(d, "socksd.toml"))
+		t.Logf("socksd log and config kept in %s", d)
+	}
+}
+
+// waitAccepting polls addr until a TCP connect succeeds, the process
+// exits or the timeout passes.
+func waitAccepting(p *tornet.Process, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-p.Done():
+			return fmt.Errorf("socksd exited: %v", p.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// freeTCP returns "127.0.0.1:P" for a port that was free a moment ago.
+func freeTCP(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// freeTCPUDP returns "127.0.0.1:P" free for both TCP and UDP.
+func freeTCPUDP(t *testing.T) string {
+	t.Helper()
+	for range 50 {
+		a := freeTCP(t)
+		pc, err := net.ListenPacket("udp4", a)
+		if err == nil {
+			pc.Close()
+			return a
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return ""
+}
+
+// cmdResult is a finished client command.
+type cmdResult struct {
+	Cmd            string
+	Stdout, Stderr string
+	Code           int // exit status; -1 if killed (timeout)
+}
+
+func (r cmdResult) String() string {
+	return fmt.Sprintf("%s\nexit %d\nstdout: %q\nstderr: %q", r.Cmd, r.Code, r.Stdout, r.Stderr)
+}
+
+// wantOK fails the test unless the command exited 0.
+func (r cmdResult) wantOK(t *testing.T) {
+	t.Helper()
+	if r.Code != 0 {
+		t.Fatalf("command failed:\n%s", r)
+	}
+}
+
+// runCmd runs name with args (extra env "K=V" entries added), bounded by
+// timeout, and returns what it printed and its exit status.
+func runCmd(t *testing.T, timeout time.Duration, env []string, name string, args ...string) cmdResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := cmdResult{Cmd: name + " " + strings.Join(args, " "), Stdout: stdout.String(), Stderr: stderr.String()}
+	if cmd.ProcessState != nil {
+		r.Code = cmd.ProcessState.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", r.Cmd, err)
+	}
+	return r
+}
+
+// curl runs curl -sS with a 60 s cap and args.
+func curl(t *testing.T, args ...string) cmdResult {
+	t.Helper()
+	return runCmd(t, 90*time.Second, nil, "curl", append([]string{"-sS", "--max-time", "60"}, args...)...)
+}
+
+// artifactDir returns test/artifacts/<TestName>[/sub], created; files
+// there outlive the run (the directory is gitignored).
+func artifactDir(t *testing.T, sub string) string {
+	t.Helper()
+	root := os.Getenv("SOCKSD_ARTIFACTS")
+	if root == "" {
+		root = filepath.Join("..", "artifacts") // go test runs in test/e2e
+	}
+	d := filepath.Join(root, safeName(t.Name()), sub)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+func safeName(s string) string { return unsafeChars.ReplaceAllString(s, "_") }
+
+func copyFile(from, to string) {
+	if b, err := os.ReadFile(from); err == nil {
+		os.WriteFile(to, b, 0o644)
+	}
+}
+
+// port returns the port of "host:port" as a string.
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// badOnion returns the network's onion address with its checksum broken
+// (rend-spec-v3 §6: the version byte and checksum are the last 3 bytes).
+func badOnion(n *tornet.Network) string {
+	b := []byte(n.OnionHost)
+	if b[52] == 'a' {
+		b[52] = 'b'
+	} else {
+		b[52] = 'a'
+	}
+	return string(b)
+}
+
+// freshName returns a name under example.test nobody has asked for yet
+// (the zone's wildcard maps it to 127.0.0.1), so its resolution is not
+// answered from a tor DNS cache and shows up in Network.DNSLog.
+func freshName(prefix string) string {
+	return fmt.Sprintf("%s-%d.%s", prefix, time.Now().UnixNano(), tornet.ZoneName)
+}
