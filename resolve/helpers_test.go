@@ -25,6 +25,7 @@ type fakeTor struct {
 	answers  map[string]string // Resolve answers; key "name" or "-x addr"
 	mapErr   error             // MapAddress fails with this when set
 	gate     chan struct{}     // when set, MapAddress waits for a receive from it
+	unmapGt  chan struct{}     // when set, MapAddress x=x waits for a receive from it
 }
 
 func newFakeTor() *fakeTor {
@@ -34,6 +35,9 @@ func newFakeTor() *fakeTor {
 func (t *fakeTor) MapAddress(ctx context.Context, from, to string) (string, error) {
 	t.mu.Lock()
 	gate := t.gate
+	if from == to {
+		gate = t.unmapGt
+	}
 	t.mu.Unlock()
 	if gate != nil {
 		select {
