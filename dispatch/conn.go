@@ -105,13 +105,14 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	c.SetDeadline(time.Time{})
 	req.ClientAddr = c.RemoteAddr()
 	req.Listener = lc.Addr
-	s.fillKey(req, lc, c)
 
 	if err := checkPolicy(req, st, s.opt.IsVirtual); err != nil {
 		s.logRequest(req, st, "refused", err)
 		s.finish(c, req, st, err, netip.Addr{}, "", outcomeRejected)
 		return
 	}
+	literalHost(req)
+	s.fillKey(req, lc, c)
 	switch req.Command {
 	case CmdResolve, CmdResolvePTR:
 		s.resolve(c, req, st)
@@ -173,11 +174,6 @@ func (s *Server) handshake4(r *reader, proto *string) (*Request, []byte, error) 
 			*proto = "socks4a"
 			req.IP = netip.Addr{}
 			req.Host = sr.Host
-			// SOCKS4a lets the hostname be an address literal; treat it as
-			// the address it is (internal-address checks, RESOLVE echo).
-			if ip, err := netip.ParseAddr(sr.Host); err == nil {
-				req.Host, req.IP = "", ip.Unmap()
-			}
 		}
 		switch sr.Command {
 		case socks4.CmdResolve:
@@ -272,9 +268,6 @@ func (s *Server) handshakeHTTP(r *reader, shown string, st *Settings, proto *str
 		}
 		*proto = "http-connect"
 		req := &Request{Protocol: ProtoHTTPConnect, Command: CmdConnect, Host: head.Host, Port: head.Port}
-		if ip, err := netip.ParseAddr(head.Host); err == nil {
-			req.Host, req.IP = "", ip.Unmap()
-		}
 		if head.HasAuth {
 			req.HasAuth = true
 			req.Username = append([]byte(nil), head.User...)

@@ -237,6 +237,8 @@ func TestResolve(t *testing.T) {
 		{"socks5 resolve v6", "050100 05f00003 07 76362e74657374 0000", "0500 05000004 20010db8000000000000000000000001 0000", 1},
 		{"socks5 resolve nx", "050100 05f00003 07 6e782e74657374 0000", "0500 05040000 00000000 0000", 1},
 		{"socks5 resolve ip literal echoed", "050100 05f00001 01020304 0000", "0500 05000001 01020304 0000", 0},
+		{"socks5 resolve literal name echoed", "050100 05f00003 07 312e322e332e34 0000", "0500 05000001 01020304 0000", 0},
+		{"socks4a resolve literal echoed", "04f0 0000 00000001 00 312e322e332e3400", "005a 0000 01020304", 0},
 		{"socks5 resolve_ptr", "050100 05f10001 c0000207 0000", "0500 05000003 10 7265762e6578616d706c652e74657374 0000", 1},
 		{"socks5 resolve_ptr fail", "050100 05f10001 c0000208 0000", "0500 05040000 00000000 0000", 1},
 		{"socks4a resolve", "04f0 0000 00000001 00 6578616d706c652e7465737400", "005a 0000 c0000207", 1},
@@ -328,6 +330,7 @@ func TestSafeSOCKS(t *testing.T) {
 		{"socks4a hostname ok", socks4aConnect("example.com", 80, 1), "005a 0000 00000000"},
 		{"socks5 virtual ok", append(append([]byte{}, greet5...), socks5ConnectIP(netip.AddrPortFrom(virtual, 80))...), "0500 05000001 00000000 0000"},
 		{"socks4 virtual ok", socks4Connect(netip.AddrPortFrom(virtual, 80), ""), "005a 0000 00000000"},
+		{"socks4a literal ok", socks4aConnect("198.51.100.7", 80, 1), "005a 0000 00000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.dial()

@@ -45,21 +45,29 @@ func isInternalName(host string) bool {
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") || strings.HasSuffix(h, ".local") {
 		return true
 	}
-	if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+	if a, ok := parseLiteral(h); ok {
 		return isInternalAddr(a)
 	}
 	return false
 }
 
 // checkPolicy applies reject_internal and safe_socks to a CONNECT.
-// Virtual addresses handed out by the DNS bridge (isVirtual) pass both:
-// they live in 127.192.0.0/10 yet stand for a name Tor resolves at the
-// exit, and a client using one did not resolve anything itself.
+// It runs before literalHost, so req.Host == "" means exactly the IP-only
+// request forms safe_socks is about (SOCKS4, SOCKS5 ATYP 1/4); a SOCKS4a,
+// SOCKS5 ATYP 3 or HTTP CONNECT hostname that happens to be an address
+// literal is not one (as in Tor), but reject_internal still sees its
+// address. Virtual addresses handed out by the DNS bridge (isVirtual) pass
+// both: they live in 127.192.0.0/10 yet stand for a name Tor resolves at
+// the exit, and a client using one did not resolve anything itself.
 func checkPolicy(req *Request, st *Settings, isVirtual func(netip.Addr) bool) error {
 	if req.Command != CmdConnect {
 		return nil
 	}
-	if req.Host == "" && isVirtual != nil && isVirtual(req.IP) {
+	dest := req.IP
+	if req.Host != "" {
+		dest, _ = parseLiteral(req.Host)
+	}
+	if dest.IsValid() && isVirtual != nil && isVirtual(dest) {
 		return nil
 	}
 	if st.SafeSOCKS && req.Host == "" {
@@ -67,14 +75,36 @@ func checkPolicy(req *Request, st *Settings, isVirtual func(netip.Addr) bool) er
 	}
 	if st.RejectInternal {
 		internal := false
-		if req.Host != "" {
-			internal = isInternalName(req.Host)
+		if dest.IsValid() {
+			internal = isInternalAddr(dest)
 		} else {
-			internal = isInternalAddr(req.IP)
+			internal = isInternalName(req.Host)
 		}
 		if internal {
 			return &socks5.ReplyError{Code: socks5.ReplyNotAllowed, Err: ErrInternalDestination}
 		}
 	}
 	return nil
+}
+
+// parseLiteral parses an address literal hostname ("192.0.2.1", "::1",
+// "[::1]"); IPv4-mapped IPv6 is unmapped.
+func parseLiteral(host string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// literalHost turns an address-literal hostname into the address it is,
+// after the policy check: the upstream gets ATYP 1/4 (Tor does not take
+// an IPv6 literal as a DOMAINNAME) and RESOLVE echoes it without asking.
+func literalHost(req *Request) {
+	if req.Host == "" {
+		return
+	}
+	if a, ok := parseLiteral(req.Host); ok {
+		req.Host, req.IP = "", a
+	}
 }

@@ -107,6 +107,9 @@ func TestCheckPolicy(t *testing.T) {
 		{"safe ip", Request{Command: CmdConnect, IP: netip.MustParseAddr("8.8.8.8")}, true, false, ErrUnsafeSOCKS},
 		{"safe name", Request{Command: CmdConnect, Host: "example.com"}, true, true, nil},
 		{"resolve not checked", Request{Command: CmdResolve, Host: "localhost"}, true, true, nil},
+		{"literal name is not ip-only", Request{Command: CmdConnect, Host: "8.8.8.8"}, true, true, nil},
+		{"literal name internal", Request{Command: CmdConnect, Host: "[::1]"}, false, true, ErrInternalDestination},
+		{"literal name virtual", Request{Command: CmdConnect, Host: "127.192.0.1"}, false, true, nil},
 	} {
 		err := checkPolicy(&tc.req, &Settings{SafeSOCKS: tc.safe, RejectInternal: tc.reject}, isV)
 		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
