@@ -64,13 +64,23 @@ func (b *Bridge) Start() error {
 	b.servers = servers
 	for _, s := range servers {
 		for _, srv := range []*dns.Server{s.udp, s.tcp} {
+			// Wait until miekg marks the server started: a Shutdown before
+			// that fails ("server not started") and would leave it serving.
+			up := make(chan struct{})
+			srv.NotifyStartedFunc = func() { close(up) }
+			exited := make(chan struct{})
 			b.wg.Add(1)
 			go func() {
 				defer b.wg.Done()
+				defer close(exited)
 				if err := srv.ActivateAndServe(); err != nil && b.ctx.Err() == nil {
 					b.log.Error("dns server stopped", zap.Error(err))
 				}
 			}()
+			select {
+			case <-up:
+			case <-exited:
+			}
 		}
 		b.log.Info("dns bridge listening", zap.Stringer("udp", s.udpAddr), zap.Stringer("tcp", s.tcpAddr))
 	}
