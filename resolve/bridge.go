@@ -290,7 +290,7 @@ func (b *Bridge) lookupOrCreate(f *family, name string) (m *mapping, created boo
 	}
 	m = &mapping{name: name, addr: addr, lastUsed: now}
 	f.insert(m)
-	b.gen++
+	b.logOpLocked(journalOp{Op: "+", Addr: addr, Name: name, T: now.Unix()})
 	b.updateSizesLocked()
 	return m, true, b.gen, nil
 }
@@ -428,10 +428,10 @@ func (b *Bridge) Expire(ctx context.Context) int {
 	for _, f := range b.families() {
 		for _, m := range f.expired(cutoff) {
 			all = append(all, gone{f, m})
+			b.logOpLocked(journalOp{Op: "-", Addr: m.addr})
 		}
 	}
 	if len(all) > 0 {
-		b.gen++
 		b.updateSizesLocked()
 	}
 	b.mu.Unlock()

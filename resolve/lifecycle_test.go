@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -294,17 +295,37 @@ func TestPersistence(t *testing.T) {
 		clk.Advance(time.Second)
 	}
 	addrs["b.onion.6"] = onlyAddr(t, ask(t, b1, "b.onion.", dns.TypeAAAA))
-	// The answer waited for the disk: the file holds every mapping before Close.
+	// The answers waited for the disk: a crash now (a copy of the files
+	// while b1 runs) loses nothing.
+	crashDir := t.TempDir()
+	for _, f := range []string{StateFile, StateFile + ".journal"} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(crashDir, f), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if fi, _ := os.Stat(filepath.Join(dir, f)); fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+	crashCfg := cfg
+	crashCfg.StateDir = crashDir
+	crashed := newTestBridge(t, crashCfg, newFakeTor())
+	for n, a := range addrs {
+		if name, ok := crashed.Lookup(a); !ok || name != strings.TrimSuffix(strings.TrimSuffix(n, "6"), ".") {
+			t.Errorf("after a crash Lookup(%v) = %q %v, want %s", a, name, ok, n)
+		}
+	}
+	crashed.Close()
+	// Load folded the journal into a new snapshot.
+	if fi, err := os.Stat(filepath.Join(crashDir, StateFile+".journal")); err != nil || fi.Size() != 0 {
+		t.Errorf("journal not folded after load: %v %v", fi.Size(), err)
+	}
 	var st stateFile
-	data, err := os.ReadFile(filepath.Join(dir, StateFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &st); err != nil || len(st.Mappings) != 4 {
-		t.Fatalf("state before Close: %d mappings, %v", len(st.Mappings), err)
-	}
-	if fi, _ := os.Stat(filepath.Join(dir, StateFile)); fi.Mode().Perm() != 0o600 {
-		t.Errorf("state file mode %v, want 0600", fi.Mode().Perm())
+	if data, err := os.ReadFile(filepath.Join(crashDir, StateFile)); err != nil || json.Unmarshal(data, &st) != nil || len(st.Mappings) != 4 {
+		t.Errorf("snapshot after folding: %d mappings, %v", len(st.Mappings), err)
 	}
 	if err := b1.Close(); err != nil {
 		t.Fatal(err)
@@ -404,5 +425,46 @@ func TestWriteAtomicLeavesNoTemp(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(path); string(data) != "2" {
 		t.Errorf("content %q", data)
+	}
+}
+
+func TestJournalReplay(t *testing.T) {
+	dir := t.TempDir()
+	snap := `{"version":1,"cursor_ipv4":3,"cursor_ipv6":0,"mappings":[
+		{"addr":"127.192.0.1","name":"one.test","last_used":1,"last_answer":1},
+		{"addr":"127.192.0.2","name":"two.test","last_used":2,"last_answer":2}]}`
+	journal := `{"op":"+","addr":"127.192.0.3","name":"three.test","t":3}
+{"op":"-","addr":"127.192.0.1"}
+{"op":"+","addr":"127.192.0.2","name":"reclaimed.test","t":4}
+{"op":"+","addr":"127.192.0.4","name":"three.test","t":5}
+{"op":"+","addr":"127.192.0.5","name":"torn.te`
+	if err := os.WriteFile(filepath.Join(dir, StateFile), []byte(snap), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, StateFile+".journal"), []byte(journal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(newClock())
+	cfg.StateDir = dir
+	b := newTestBridge(t, cfg, newFakeTor())
+	want := map[string]string{
+		"127.192.0.1": "", // removed
+		"127.192.0.2": "reclaimed.test",
+		"127.192.0.3": "", // three.test moved to .4
+		"127.192.0.4": "three.test",
+		"127.192.0.5": "", // torn line
+	}
+	for a, name := range want {
+		got, ok := b.Lookup(netip.MustParseAddr(a))
+		if got != name || ok != (name != "") {
+			t.Errorf("Lookup(%s) = %q %v, want %q", a, got, ok, name)
+		}
+	}
+	if n := len(b.v4.byAddr); n != 2 {
+		t.Errorf("%d mappings, want 2", n)
+	}
+	// A new name after replay does not take a replayed address.
+	if a := onlyAddr(t, ask(t, b, "new.test.", dns.TypeA)); a == netip.MustParseAddr("127.192.0.2") || a == netip.MustParseAddr("127.192.0.4") {
+		t.Errorf("new name got replayed address %v", a)
 	}
 }

@@ -63,18 +63,19 @@ func (b *Bridge) snapshotLocked() stateFile {
 	return st
 }
 
-// load restores the table from disk. A missing file is a fresh start; a
-// corrupt one is renamed aside (kept for a human, never half-trusted) and the
-// bridge starts empty. Entries outside the configured pools (the config
-// changed) or with invalid names are dropped.
+// load restores the table from disk: the snapshot, then the journal over
+// it. A missing snapshot is a fresh start; a corrupt one is renamed aside
+// (kept for a human, never half-trusted). A journal is replayed up to its
+// first bad line (a torn last append after a crash). Entries outside the
+// configured pools (the config changed) or with invalid names are dropped.
 func (b *Bridge) load() {
 	path := b.saver.path
-	data, err := readLimited(path, maxStateSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return
-	}
 	var st stateFile
-	if err == nil {
+	data, err := readLimited(path, maxStateSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		st = stateFile{Version: stateVersion}
+	case err == nil:
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.DisallowUnknownFields()
 		err = dec.Decode(&st)
@@ -82,35 +83,23 @@ func (b *Bridge) load() {
 			err = fmt.Errorf("version %d, want %d", st.Version, stateVersion)
 		}
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		aside := path + ".corrupt"
 		if rerr := os.Rename(path, aside); rerr != nil {
 			b.log.Error("mapping table unreadable and cannot be set aside", zap.Error(err), zap.NamedError("rename", rerr))
 		} else {
-			b.log.Warn("mapping table unreadable, starting empty", zap.Error(err), zap.String("kept_as", aside))
+			b.log.Warn("mapping table unreadable, starting from the journal only", zap.Error(err), zap.String("kept_as", aside))
 		}
-		return
+		st = stateFile{Version: stateVersion}
 	}
 	sort.SliceStable(st.Mappings, func(i, j int) bool { return st.Mappings[i].LastUsed < st.Mappings[j].LastUsed })
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	dropped := 0
 	for _, sm := range st.Mappings {
-		f := b.familyOf(sm.Addr)
-		name, nerr := normalizeName(sm.Name)
-		if f == nil || nerr != nil || name != sm.Name || !f.pool.usable(offsetOf(f.pool, sm.Addr.Unmap())) {
+		if !b.restoreLocked(sm.Addr, sm.Name, time.Unix(sm.LastUsed, 0), time.Unix(sm.LastAnswer, 0), false) {
 			dropped++
-			continue
 		}
-		a := sm.Addr.Unmap()
-		if f.byAddr[a] != nil || f.byName[name] != nil || len(f.byAddr) >= f.pool.capacity {
-			dropped++
-			continue
-		}
-		f.insertLoaded(&mapping{
-			name: name, addr: a,
-			lastUsed: time.Unix(sm.LastUsed, 0), lastAnswer: time.Unix(sm.LastAnswer, 0),
-		})
 	}
 	if b.v4 != nil && st.CursorIPv4 < b.v4.pool.size {
 		b.v4.pool.cursor = st.CursorIPv4
@@ -118,7 +107,81 @@ func (b *Bridge) load() {
 	if b.v6 != nil && st.CursorIPv6 < b.v6.pool.size {
 		b.v6.pool.cursor = st.CursorIPv6
 	}
-	b.log.Info("mapping table loaded", zap.Int("mappings", len(st.Mappings)-dropped), zap.Int("dropped", dropped))
+	replayed, jerr := b.replayJournalLocked(b.saver.journalPath)
+	if jerr != nil {
+		b.log.Warn("mapping journal ends in a bad line; replayed up to it", zap.Int("ops", replayed), zap.Error(jerr))
+	}
+	n := 0
+	for _, f := range b.families() {
+		n += len(f.byAddr)
+	}
+	b.log.Info("mapping table loaded", zap.Int("mappings", n), zap.Int("dropped", dropped), zap.Int("journal_ops", replayed))
+}
+
+// restoreLocked puts one saved mapping into the table. With replace (a
+// journal "+"), whatever holds the address or the name is removed first.
+func (b *Bridge) restoreLocked(addr netip.Addr, name string, lastUsed, lastAnswer time.Time, replace bool) bool {
+	a := addr.Unmap()
+	f := b.familyOf(a)
+	n, nerr := normalizeName(name)
+	if f == nil || nerr != nil || n != name || !f.pool.usable(offsetOf(f.pool, a)) {
+		return false
+	}
+	if replace {
+		if m := f.byAddr[a]; m != nil {
+			f.remove(m)
+		}
+		if m := f.byName[name]; m != nil {
+			f.remove(m)
+		}
+	}
+	if f.byAddr[a] != nil || f.byName[name] != nil || len(f.byAddr) >= f.pool.capacity {
+		return false
+	}
+	f.insertLoaded(&mapping{name: name, addr: a, lastUsed: lastUsed, lastAnswer: lastAnswer})
+	// A pool cursor behind a restored address would hand out its neighbours
+	// first; that is fine: next-fit skips addresses in use.
+	return true
+}
+
+// replayJournalLocked applies the journal's ops in order.
+func (b *Bridge) replayJournalLocked(path string) (int, error) {
+	data, err := readLimited(path, maxStateSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for len(data) > 0 {
+		line, rest, complete := bytes.Cut(data, []byte("\n"))
+		if !complete {
+			return n, errors.New("torn last line")
+		}
+		data = rest
+		var op journalOp
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&op); err != nil {
+			return n, err
+		}
+		switch op.Op {
+		case "+":
+			t := time.Unix(op.T, 0)
+			b.restoreLocked(op.Addr, op.Name, t, t, true)
+		case "-":
+			if f := b.familyOf(op.Addr); f != nil {
+				if m := f.byAddr[op.Addr.Unmap()]; m != nil {
+					f.remove(m)
+				}
+			}
+		default:
+			return n, fmt.Errorf("unknown op %q", op.Op)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // offsetOf is the inverse of pool.addrAt: a - base, low 64 bits (enough
@@ -204,13 +267,44 @@ func writeAtomic(path string, data []byte) error {
 	return d.Sync()
 }
 
-// saver writes the table in the background. Writers that need their change
-// on disk (a new mapping, before its answer goes out) wait for a round that
-// started after their change: concurrent new names share one write (group
-// commit), so fsync cost is paid per round, not per name.
+// journalOp is one line of the journal: "+" a new mapping (replacing
+// whatever held the address or the name: last writer wins), "-" a removed one.
+type journalOp struct {
+	Op   string     `json:"op"`
+	Addr netip.Addr `json:"addr"`
+	Name string     `json:"name,omitempty"`
+	T    int64      `json:"t,omitempty"` // unix seconds of creation
+}
+
+// logOpLocked queues a change for the journal; b.mu is held.
+func (b *Bridge) logOpLocked(op journalOp) {
+	b.gen++
+	if b.saver != nil {
+		b.saver.pending = append(b.saver.pending, op)
+	}
+}
+
+// saver writes the table in the background, as a snapshot (the whole table,
+// replaced atomically) plus a journal (one appended line per new or removed
+// mapping). A new mapping costs one short append and fsync, not a rewrite of
+// a table of up to 2×65536 entries; the journal is folded into a new
+// snapshot when it grows past the table's size, at start, at Close, and
+// every snapshotEvery when use times changed.
+//
+// Writers that need their change on disk (a new mapping, before its answer
+// goes out) wait for a round that started after their change: concurrent
+// new names share one write and one fsync (group commit).
 type saver struct {
-	path  string
-	kickC chan struct{}
+	path, journalPath string
+	kickC             chan struct{}
+
+	// Guarded by Bridge.mu:
+	pending      []journalOp // changes not yet written
+	journalLen   int         // ops in the journal file since the last snapshot
+	wantSnapshot bool        // fold the journal at the next round
+	lastSnapshot time.Time
+
+	journal *os.File // owned by the run goroutine
 
 	mu    sync.Mutex
 	saved uint64        // highest generation written (or attempted)
@@ -218,8 +312,15 @@ type saver struct {
 	round chan struct{} // closed when the current round completes
 }
 
+// snapshotEvery bounds how stale the saved use times get.
+const snapshotEvery = 10 * time.Minute
+
 func newSaver(path string) *saver {
-	return &saver{path: path, kickC: make(chan struct{}, 1), round: make(chan struct{})}
+	return &saver{
+		path: path, journalPath: path + ".journal",
+		kickC: make(chan struct{}, 1), round: make(chan struct{}),
+		wantSnapshot: true, // fold whatever journal load found
+	}
 }
 
 func (s *saver) kick() {
@@ -251,18 +352,48 @@ func (s *saver) wait(ctx context.Context, b *Bridge, gen uint64) error {
 	}
 }
 
-// saveOnce writes the current table and completes a round.
-func (s *saver) saveOnce(b *Bridge) {
+// saveOnce writes what changed (or a snapshot) and completes a round.
+func (s *saver) saveOnce(b *Bridge, final bool) {
 	b.mu.Lock()
-	st := b.snapshotLocked()
 	gen := b.gen
-	b.used = false
-	b.mu.Unlock()
-	data, err := json.Marshal(st)
-	if err == nil {
-		err = writeAtomic(s.path, data)
+	ops := s.pending
+	s.pending = nil
+	size := 0
+	for _, f := range b.families() {
+		size += len(f.byAddr)
 	}
-	b.metrics.saves.WithLabelValues(result(err)).Inc()
+	now := time.Now()
+	snap := final || s.wantSnapshot || s.journalLen+len(ops) > max(1024, 2*size) ||
+		(b.used && now.Sub(s.lastSnapshot) > snapshotEvery)
+	var st stateFile
+	if snap {
+		st = b.snapshotLocked()
+		b.used = false
+		s.wantSnapshot = false
+	}
+	b.mu.Unlock()
+
+	var err error
+	if snap {
+		err = s.writeSnapshot(st)
+	} else if len(ops) > 0 {
+		err = s.appendJournal(ops)
+	}
+
+	b.mu.Lock()
+	switch {
+	case err != nil:
+		s.wantSnapshot = true // the next round writes everything
+	case snap:
+		s.journalLen = 0
+		s.lastSnapshot = now
+	default:
+		s.journalLen += len(ops)
+	}
+	b.mu.Unlock()
+	if snap || len(ops) > 0 {
+		b.metrics.saves.WithLabelValues(result(err)).Inc()
+	}
 	if err != nil {
 		b.log.Error("saving mapping table", zap.Error(err))
 	}
@@ -276,14 +407,70 @@ func (s *saver) saveOnce(b *Bridge) {
 	s.mu.Unlock()
 }
 
-// run saves on every kick until ctx ends, then once more.
+func (s *saver) writeSnapshot(st stateFile) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(s.path, data); err != nil {
+		return err
+	}
+	// A crash between the rename and this truncate replays the journal over
+	// the new snapshot: harmless, every op is last-writer-wins per key.
+	j, err := s.openJournal()
+	if err != nil {
+		return err
+	}
+	if err := j.Truncate(0); err != nil {
+		return err
+	}
+	return j.Sync()
+}
+
+func (s *saver) appendJournal(ops []journalOp) error {
+	j, err := s.openJournal()
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf) // one op per line
+	for _, op := range ops {
+		if err := enc.Encode(op); err != nil {
+			return err
+		}
+	}
+	if _, err := j.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	return j.Sync()
+}
+
+func (s *saver) openJournal() (*os.File, error) {
+	if s.journal != nil {
+		return s.journal, nil
+	}
+	j, err := os.OpenFile(s.journalPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	s.journal = j
+	return j, nil
+}
+
+// run saves on every kick until ctx ends, then writes a final snapshot.
 func (s *saver) run(ctx context.Context, b *Bridge) {
+	defer func() {
+		if s.journal != nil {
+			s.journal.Close()
+		}
+	}()
+	s.kick() // fold the journal found at load
 	for {
 		select {
 		case <-s.kickC:
-			s.saveOnce(b)
+			s.saveOnce(b, false)
 		case <-ctx.Done():
-			s.saveOnce(b)
+			s.saveOnce(b, true)
 			return
 		}
 	}
