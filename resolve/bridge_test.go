@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"socksd/socks5"
 )
@@ -300,6 +302,64 @@ func TestConfigErrors(t *testing.T) {
 	for s, want := range map[string]Mode{"all": AutomapAll, "suffixes": AutomapSuffixes, "off": AutomapOff} {
 		if m, err := ParseMode(s); err != nil || m != want || m.String() != s {
 			t.Errorf("ParseMode(%q) = %v %v", s, m, err)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	clk := newClock()
+	reg := prometheus.NewRegistry()
+	cfg := tinyPool(clk)
+	b, err := New(cfg, newFakeTor(), nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ask(t, b, "a.test.", dns.TypeA)
+	ask(t, b, "a.test.", dns.TypeA)
+	ask(t, b, "a.test.", dns.TypeMX)
+	for i := 0; i < 7; i++ {
+		ask(t, b, fmt.Sprintf("f%d.test.", i), dns.TypeA)
+		clk.Advance(time.Minute)
+	}
+	if err := b.RepushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+				if strings.Contains(l.GetValue(), "test") {
+					t.Errorf("metric %s carries a name in label %s", mf.GetName(), l.GetName())
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				got[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				got[key] = m.Gauge.GetValue()
+			}
+		}
+	}
+	for key, want := range map[string]float64{
+		"socksd_dns_queries_total,qtype=A,result=noerror":    9,
+		"socksd_dns_queries_total,qtype=other,result=notimp": 1,
+		"socksd_dns_answers_total,source=new":                8,
+		"socksd_dns_answers_total,source=cache":              1,
+		"socksd_dns_mappings,family=ipv4":                    7,
+		"socksd_dns_pool_capacity,family=ipv4":               7,
+		"socksd_dns_reclaims_total,family=ipv4":              1,
+		"socksd_dns_tor_repushes_total":                      1,
+		"socksd_dns_tor_calls_total,call=map,result=ok":      15, // 8 new + 7 re-pushed
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %v, want %v", key, got[key], want)
 		}
 	}
 }
