@@ -154,9 +154,11 @@ func TestRunWatchdog(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The loop is over, so every datagram it sent is queued:
-			// an immediate read must find none.
-			if err := conn.SetReadDeadline(time.Now()); err != nil {
+			// The loop is over, so every datagram it sent is queued
+			// and a read finds one at once; the short deadline only
+			// bounds the wait for none. (A deadline already in the past
+			// would fail the read without looking at the queue.)
+			if err := conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
 				t.Fatal(err)
 			}
 			if n, _, err := conn.ReadFromUnix(make([]byte, 64)); err == nil {
