@@ -10,8 +10,7 @@ import (
 
 // ctlAdapter drives a *torctl.Conn for the attacher.
 type ctlAdapter struct {
-	c       *torctl.Conn
-	purpose string
+	c *torctl.Conn
 }
 
 var _ control = ctlAdapter{}
@@ -29,9 +28,27 @@ func (a ctlAdapter) AttachStream(ctx context.Context, streamID, circID string) e
 	return ctlErr(a.c.AttachStream(ctx, streamID, circID))
 }
 
-func (a ctlAdapter) ExtendCircuit(ctx context.Context) (string, error) {
-	id, err := a.c.ExtendCircuit(ctx, "0", nil, a.purpose)
-	return id, ctlErr(err)
+// ExtendCircuit launches a circuit on a path Tor picks, then makes it a
+// controller circuit. Tor refuses "EXTENDCIRCUIT 0 purpose=controller"
+// without an explicit path (551 Couldn't start circuit: tor 0.4.9 picks no
+// exit for that purpose), so the circuit is launched as GENERAL and its
+// purpose changed at once (control-spec §3.11 SETCIRCUITPURPOSE), long
+// before it can be BUILT. As CONTROLLER, Tor never puts a stream of its own
+// choosing on it: only streams socksd attaches share it.
+func (a ctlAdapter) ExtendCircuit(ctx context.Context, purpose string) (string, error) {
+	id, err := a.c.ExtendCircuit(ctx, "0", nil, "")
+	if err != nil || purpose == "" || purpose == "general" {
+		return id, ctlErr(err)
+	}
+	if _, err := a.c.Do(ctx, "SETCIRCUITPURPOSE "+id+" purpose="+purpose); err != nil {
+		// The circuit may already have failed (a CIRC event tells);
+		// otherwise close it rather than use a circuit Tor may share.
+		if te := ctlErr(err); te != err {
+			_ = a.c.CloseCircuit(ctx, id)
+		}
+		return "", ctlErr(err)
+	}
+	return id, nil
 }
 
 func (a ctlAdapter) CloseCircuit(ctx context.Context, circID string, ifUnused bool) error {

@@ -49,7 +49,8 @@ type attacher struct {
 
 	ctx    context.Context // cancelled by close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // commands in flight
+	bg     sync.WaitGroup // the janitor
 
 	mu      sync.Mutex
 	ctl     control // nil while the control connection is down
@@ -95,6 +96,7 @@ type stream struct {
 	key      isolation.Key
 	reg      *registration // nil when identified by credentials only
 	onion    bool
+	resolve  bool // NEWRESOLVE: Tor's RESOLVE / RESOLVE_PTR
 	born     time.Time
 	circ     *circuit // the circuit socksd attached it to
 	existing bool     // a built circuit was available when it arrived
@@ -110,6 +112,7 @@ type stream struct {
 type circuit struct {
 	id       string
 	key      isolation.Key
+	kind     circKind
 	built    bool
 	exit     string
 	firstUse time.Time // zero until a stream is attached
@@ -118,10 +121,31 @@ type circuit struct {
 }
 
 type keyState struct {
-	circs    []*circuit // newest last
-	building bool       // an EXTENDCIRCUIT (or its circuit) is in flight
+	circs    []*circuit   // newest last
+	building [nKinds]bool // an EXTENDCIRCUIT (or its circuit) is in flight
 	waiting  []*stream
-	failures int
+	failures [nKinds]int
+}
+
+// circKind separates the circuits socksd builds by the streams they carry.
+// CONNECT streams go on CONTROLLER-purpose circuits, which Tor never uses
+// for a stream of its own choosing. RESOLVE streams cannot: tor 0.4.9.11
+// aborts (assertion in connection_ap_handshake_send_resolve: purpose must
+// be GENERAL or HSDIR_GET) when a NEWRESOLVE stream is attached to a
+// CONTROLLER circuit. They get GENERAL circuits of their own, per key.
+type circKind uint8
+
+const (
+	kindConnect circKind = iota
+	kindResolve
+	nKinds
+)
+
+func (s *stream) kind() circKind {
+	if s.resolve {
+		return kindResolve
+	}
+	return kindConnect
 }
 
 func newAttacher(cfg attacherConfig, reg *registry, m *metrics, log *zap.Logger) *attacher {
@@ -132,7 +156,7 @@ func newAttacher(cfg attacherConfig, reg *registry, m *metrics, log *zap.Logger)
 		log = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &attacher{
+	a := &attacher{
 		cfg: cfg, reg: reg, m: m, log: log, now: time.Now,
 		ctx: ctx, cancel: cancel,
 		streams: make(map[string]*stream),
@@ -140,6 +164,40 @@ func newAttacher(cfg attacherConfig, reg *registry, m *metrics, log *zap.Logger)
 		circs:   make(map[string]*circuit),
 		keys:    make(map[isolation.Key]*keyState),
 		early:   make(map[string]circEvent),
+	}
+	a.bg.Add(1)
+	go a.janitor(sweepInterval)
+	return a
+}
+
+// sweepInterval is how often expired idle circuits are closed: Tor never
+// expires CONTROLLER-purpose circuits itself.
+const sweepInterval = 30 * time.Second
+
+func (a *attacher) janitor(every time.Duration) {
+	defer a.bg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-t.C:
+			a.sweep()
+		}
+	}
+}
+
+// sweep retires (and so closes, once idle) every circuit past its
+// lifetime.
+func (a *attacher) sweep() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	for _, c := range a.circs {
+		if c.built && !c.retired && !a.usable(c, now) {
+			a.retire(c)
+		}
 	}
 }
 
@@ -155,6 +213,7 @@ func (a *attacher) close() {
 	}
 	a.mu.Unlock()
 	a.cancel()
+	a.bg.Wait()
 	a.wg.Wait()
 }
 
@@ -202,6 +261,9 @@ func (a *attacher) choose(ks *keyState, s *stream) *circuit {
 	now := a.now()
 	for i := len(ks.circs) - 1; i >= 0; i-- {
 		c := ks.circs[i]
+		if c.kind != s.kind() {
+			continue
+		}
 		if c.built && !c.retired && !a.usable(c, now) {
 			a.retire(c)
 			continue
@@ -253,7 +315,7 @@ func (a *attacher) forgetCircuit(c *circuit) {
 }
 
 func (a *attacher) maybeDropKey(k isolation.Key, ks *keyState) {
-	if len(ks.circs) == 0 && !ks.building && len(ks.waiting) == 0 {
+	if len(ks.circs) == 0 && !ks.building[kindConnect] && !ks.building[kindResolve] && len(ks.waiting) == 0 {
 		delete(a.keys, k)
 	}
 }
@@ -270,16 +332,20 @@ func (a *attacher) place(s *stream) {
 		s.queued = true
 		ks.waiting = append(ks.waiting, s)
 	}
-	a.build(s.key, ks)
+	a.build(s.key, ks, s.kind())
 }
 
 // build launches one EXTENDCIRCUIT for the key unless one is in flight.
-func (a *attacher) build(k isolation.Key, ks *keyState) {
-	if ks.building {
+func (a *attacher) build(k isolation.Key, ks *keyState, kind circKind) {
+	if ks.building[kind] {
 		return
 	}
+	purpose := a.cfg.Purpose
+	if kind == kindResolve {
+		purpose = "general"
+	}
 	if !a.goCmd(func(ctx context.Context, ctl control, gen uint64) {
-		id, err := ctl.ExtendCircuit(ctx)
+		id, err := ctl.ExtendCircuit(ctx, purpose)
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if gen != a.gen {
@@ -288,29 +354,29 @@ func (a *attacher) build(k isolation.Key, ks *keyState) {
 			return
 		}
 		a.extending--
-		a.builtReply(k, id, err)
+		a.builtReply(k, kind, id, err)
 		if a.extending == 0 {
 			clear(a.early)
 		}
 	}) {
 		return
 	}
-	ks.building = true
+	ks.building[kind] = true
 	a.extending++
 	a.m.circLaunched.Inc()
 }
 
 // builtReply handles EXTENDCIRCUIT's answer.
-func (a *attacher) builtReply(k isolation.Key, id string, err error) {
+func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err error) {
 	ks := a.key(k)
 	if err != nil {
-		ks.building = false
+		ks.building[kind] = false
 		a.log.Warn("extendcircuit failed", zap.Error(err))
 		a.m.circFailed.Inc()
-		a.buildFailed(k, ks)
+		a.buildFailed(k, ks, kind)
 		return
 	}
-	c := &circuit{id: id, key: k, streams: make(map[string]*stream)}
+	c := &circuit{id: id, key: k, kind: kind, streams: make(map[string]*stream)}
 	a.circs[id] = c
 	ks.circs = append(ks.circs, c)
 	if ev, ok := a.early[id]; ok {
@@ -321,23 +387,41 @@ func (a *attacher) builtReply(k isolation.Key, id string, err error) {
 
 // buildFailed retries the key's circuit, or gives up on its waiting
 // streams after maxBuildFailures in a row.
-func (a *attacher) buildFailed(k isolation.Key, ks *keyState) {
-	ks.failures++
-	if len(ks.waiting) == 0 {
+func (a *attacher) buildFailed(k isolation.Key, ks *keyState, kind circKind) {
+	ks.failures[kind]++
+	var mine, others []*stream
+	for _, s := range ks.waiting {
+		if s.kind() == kind {
+			mine = append(mine, s)
+		} else {
+			others = append(others, s)
+		}
+	}
+	if len(mine) == 0 {
 		a.maybeDropKey(k, ks)
 		return
 	}
-	if ks.failures < maxBuildFailures {
-		a.build(k, ks)
+	if ks.failures[kind] < maxBuildFailures {
+		a.build(k, ks, kind)
 		return
 	}
-	waiting := ks.waiting
-	ks.waiting, ks.failures = nil, 0
-	for _, s := range waiting {
+	ks.waiting, ks.failures[kind] = others, 0
+	for _, s := range mine {
 		s.queued = false
 		a.closeStream(s, endReasonMisc)
 	}
 	a.maybeDropKey(k, ks)
+}
+
+// waitingKind reports whether the key has streams waiting for a circuit of
+// kind.
+func (ks *keyState) waitingKind(kind circKind) bool {
+	for _, s := range ks.waiting {
+		if s.kind() == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // attach sends ATTACHSTREAM s c.

@@ -23,8 +23,9 @@ func (a *attacher) onStreamEvent(ev streamEvent) {
 	case "CONTROLLER_WAIT":
 		a.onControllerWait(ev)
 	case "SENTCONNECT", "SENTRESOLVE":
-		// Tor's view of the circuit; ours already says the same.
+		a.checkForeignOnOurs(ev)
 	case "SUCCEEDED":
+		a.checkForeignOnOurs(ev)
 		if s := a.streams[ev.ID]; s != nil {
 			s.answered = true
 			if s.timer != nil {
@@ -46,6 +47,7 @@ func (a *attacher) onNew(ev streamEvent) {
 		return
 	}
 	key, reg, ours := a.reg.lookup(ev.SourceAddr, ev.Username, ev.Password)
+	a.log.Debug("stream", zap.String("id", ev.ID), zap.String("status", ev.Status), zap.Bool("ours", ours), zap.String("purpose", ev.Purpose))
 	if !ours {
 		if !internalPurpose(ev.Purpose) && !a.cfg.Passive {
 			// Hand back once Tor says it waits for us (CONTROLLER_WAIT
@@ -58,6 +60,7 @@ func (a *attacher) onNew(ev streamEvent) {
 	now := a.now()
 	s := a.newStream(ev.ID, key, reg)
 	s.onion = isOnion(ev.TargetHost)
+	s.resolve = ev.Status == "NEWRESOLVE"
 	if a.cfg.Passive {
 		return
 	}
@@ -110,6 +113,29 @@ func (a *attacher) onControllerWait(ev streamEvent) {
 		return
 	}
 	a.handBack(ev.ID, outForeign)
+}
+
+// checkForeignOnOurs retires a socksd circuit that carries a stream socksd
+// did not put there. Tor can do that only with GENERAL circuits (the
+// RESOLVE kind): at BUILT it attaches its own pending streams that are
+// compatible before socksd sees the event. The circuit then belongs to
+// another identity as far as isolation goes, so socksd stops using it.
+func (a *attacher) checkForeignOnOurs(ev streamEvent) {
+	c := a.circs[ev.CircID]
+	if c == nil {
+		return
+	}
+	if s := a.streams[ev.ID]; s != nil && s.circ == c {
+		return
+	}
+	if _, ours := c.streams[ev.ID]; ours {
+		return
+	}
+	if !c.retired {
+		a.log.Warn("a stream socksd did not attach uses a socksd circuit; retiring it", zap.String("circ", c.id), zap.String("stream", ev.ID))
+		a.m.attached.WithLabelValues(outTainted).Inc()
+		a.retire(c)
+	}
 }
 
 // onDetached re-attaches a stream Tor took off its circuit but may still
@@ -186,8 +212,8 @@ func (a *attacher) onCirc(ev circEvent) {
 		}
 		c.built = true
 		c.exit = exitOf(ev.Path)
-		ks.building = false
-		ks.failures = 0
+		ks.building[c.kind] = false
+		ks.failures[c.kind] = 0
 		a.m.circBuilt.Inc()
 		a.m.circInUse.Inc()
 		a.log.Debug("circuit built", zap.String("circ", c.id), zap.String("key", c.key.String()))
@@ -200,13 +226,13 @@ func (a *attacher) onCirc(ev circEvent) {
 			s.circ = nil
 		}
 		if !wasBuilt {
-			ks.building = false
+			ks.building[c.kind] = false
 			a.m.circFailed.Inc()
-			a.buildFailed(c.key, ks)
+			a.buildFailed(c.key, ks, c.kind)
 			return
 		}
-		if len(ks.waiting) > 0 {
-			a.build(c.key, ks)
+		if ks.waitingKind(c.kind) {
+			a.build(c.key, ks, c.kind)
 		}
 	}
 }
@@ -305,7 +331,7 @@ func (a *attacher) setControl(c control) uint64 {
 	if c == nil {
 		// Builds in flight on the old connection are abandoned.
 		for k, ks := range a.keys {
-			ks.building = false
+			ks.building = [nKinds]bool{}
 			a.maybeDropKey(k, ks)
 		}
 		a.extending = 0

@@ -49,7 +49,7 @@ func (f *fakeCtl) AttachStream(_ context.Context, id, circ string) error {
 	return nil
 }
 
-func (f *fakeCtl) ExtendCircuit(ctx context.Context) (string, error) {
+func (f *fakeCtl) ExtendCircuit(ctx context.Context, purpose string) (string, error) {
 	f.mu.Lock()
 	id := fmt.Sprint(f.nextCirc)
 	f.nextCirc++
@@ -62,7 +62,7 @@ func (f *fakeCtl) ExtendCircuit(ctx context.Context) (string, error) {
 			return "", ctx.Err()
 		}
 	}
-	f.record("EXTENDCIRCUIT -> " + id)
+	f.record("EXTENDCIRCUIT -> " + id + " " + purpose)
 	if err != nil {
 		return "", err
 	}
@@ -621,4 +621,75 @@ func TestIsOnion(t *testing.T) {
 			t.Errorf("isOnion(%q) = %v, want %v", host, got, want)
 		}
 	}
+}
+
+func TestSweepClosesExpiredIdleCircuits(t *testing.T) {
+	h := newHarness(t, attacherConfig{Lifetime: time.Minute})
+	k := testKey("a")
+	h.open("127.0.0.1:40001", k)
+	h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
+	h.f.waitCall(t, "EXTENDCIRCUIT", 1)
+	h.settle()
+	h.built("100", "$E1")
+	h.f.waitCall(t, "ATTACHSTREAM 1 100", 1)
+	h.stream("1", "CLOSED", "100", "REASON", "DONE")
+	h.a.sweep()
+	if n := count(h.settle(), "CLOSECIRCUIT"); n != 0 {
+		t.Fatalf("a circuit within its lifetime was closed")
+	}
+	h.clk.add(time.Minute)
+	h.a.sweep()
+	h.f.waitCall(t, "CLOSECIRCUIT 100 IfUnused", 1)
+	if c, keys, _ := h.a.counts(); c != 0 || keys != 0 {
+		t.Errorf("after sweep: %d circuits, %d keys tracked, want 0", c, keys)
+	}
+}
+
+// RESOLVE streams get GENERAL circuits of their own: attaching one to a
+// CONTROLLER circuit aborts tor 0.4.9.11.
+func TestResolveStreamsUseGeneralCircuits(t *testing.T) {
+	h := newHarness(t, attacherConfig{Purpose: "controller"})
+	k := testKey("a")
+	h.open("127.0.0.1:40001", k)
+	h.open("127.0.0.1:40002", k)
+	h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
+	calls := h.f.waitCall(t, "EXTENDCIRCUIT", 1)
+	if !slices.Contains(calls, "EXTENDCIRCUIT -> 100 controller") {
+		t.Fatalf("CONNECT circuit: %q, want purpose controller", calls)
+	}
+	h.settle()
+	h.built("100", "$E1")
+	h.f.waitCall(t, "ATTACHSTREAM 1 100", 1)
+	h.a.onStreamEvent(streamEvent{ID: "2", Status: "NEWRESOLVE", CircID: "0", TargetHost: "example.test", SourceAddr: "127.0.0.1:40002", Purpose: "DNS_REQUEST"})
+	calls = h.f.waitCall(t, "EXTENDCIRCUIT", 2)
+	if !slices.Contains(calls, "EXTENDCIRCUIT -> 101 general") {
+		t.Fatalf("RESOLVE circuit: %q, want a new general one", calls)
+	}
+	h.settle()
+	h.built("101", "$E2")
+	h.f.waitCall(t, "ATTACHSTREAM 2 101", 1)
+}
+
+// A stream socksd did not attach showing up on a socksd circuit (Tor
+// attaches its own pending streams to a fresh GENERAL circuit) retires it.
+func TestForeignStreamOnOurCircuitRetiresIt(t *testing.T) {
+	h := newHarness(t, attacherConfig{})
+	k := testKey("a")
+	h.open("127.0.0.1:40001", k)
+	h.open("127.0.0.1:40002", k)
+	h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
+	h.f.waitCall(t, "EXTENDCIRCUIT", 1)
+	h.settle()
+	h.built("100", "$E1")
+	h.f.waitCall(t, "ATTACHSTREAM 1 100", 1)
+	h.stream("1", "SENTCONNECT", "100")
+	if got := h.a.circuitFor(k); got != "100" {
+		t.Fatalf("own stream retired the circuit: %q", got)
+	}
+	h.stream("77", "SENTCONNECT", "100") // not socksd's
+	if got := h.a.circuitFor(k); got != "" {
+		t.Errorf("circuit %q still offered after a foreign stream used it", got)
+	}
+	h.streamNew("2", "127.0.0.1", "127.0.0.1:40002")
+	h.f.waitCall(t, "EXTENDCIRCUIT", 2)
 }

@@ -287,7 +287,7 @@ func isClosed(ch chan struct{}) bool {
 
 // serve runs one configured connection until it ends.
 func (c *Controller) serve(conn *torctl.Conn) {
-	gen := c.att.setControl(ctlAdapter{c: conn, purpose: c.att.cfg.Purpose})
+	gen := c.att.setControl(ctlAdapter{c: conn})
 	c.mu.Lock()
 	c.conn = conn
 	c.state.Connected = true
@@ -347,7 +347,7 @@ loop:
 func (c *Controller) afterConnect(conn *torctl.Conn, gen uint64) {
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
-	ad := ctlAdapter{c: conn, purpose: c.att.cfg.Purpose}
+	ad := ctlAdapter{c: conn}
 	if c.cfg.AttachStreams {
 		circs, err := ad.circuitStatus(ctx)
 		if err == nil {

@@ -84,8 +84,9 @@ type statusEntry struct {
 type control interface {
 	AttachStream(ctx context.Context, streamID, circID string) error
 	// ExtendCircuit builds a new circuit with Tor's own path selection
-	// (control-spec §3.10 "EXTENDCIRCUIT 0") and returns its ID.
-	ExtendCircuit(ctx context.Context) (string, error)
+	// (control-spec §3.10 "EXTENDCIRCUIT 0") with the given purpose
+	// ("general" or "controller") and returns its ID.
+	ExtendCircuit(ctx context.Context, purpose string) (string, error)
 	// CloseCircuit closes a circuit; ifUnused asks Tor to close it only
 	// when no stream uses it (control-spec §3.15 IfUnused).
 	CloseCircuit(ctx context.Context, circID string, ifUnused bool) error

@@ -29,6 +29,7 @@ const (
 	outRejected   = "rejected"    // 551/552 from ATTACHSTREAM
 	outNotWaiting = "not_waiting" // 555: the stream was not waiting for us
 	outError      = "error"       // the control connection failed
+	outTainted    = "tainted"     // a foreign stream appeared on a socksd circuit: circuit retired
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -25,6 +25,7 @@ import (
 	"socksd/config"
 	"socksd/dispatch"
 	"socksd/isolation"
+	"socksd/torctl"
 	"socksd/torup/launch"
 )
 
@@ -76,7 +77,21 @@ type Tor struct {
 	tor   *launch.Tor // nil unless managed
 	up    *upstream
 	chain atomic.Pointer[chain.Upstream]
+
+	reconnectHooks []func(context.Context, *torctl.Conn) error
+	eventHooks     []func(torctl.Event)
 }
+
+// OnReconnect registers fn to run after every successful control
+// connection, the first included (see Controller.OnReconnect). Call before
+// Start; without a control port it is never called.
+func (t *Tor) OnReconnect(fn func(ctx context.Context, conn *torctl.Conn) error) {
+	t.reconnectHooks = append(t.reconnectHooks, fn)
+}
+
+// OnEvent registers fn to see every control-port event in order (see
+// Controller.OnEvent). Call before Start.
+func (t *Tor) OnEvent(fn func(torctl.Event)) { t.eventHooks = append(t.eventHooks, fn) }
 
 // New builds a Tor from cfg; nothing is started. reg may be nil.
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Tor, error) {
@@ -159,6 +174,12 @@ func (t *Tor) Start(ctx context.Context) error {
 		t.chain.Store(t.up.newChain(cfg.SOCKS))
 	}
 	t.ctl = newController(cc, t.att, t.m, t.log)
+	for _, fn := range t.reconnectHooks {
+		t.ctl.OnReconnect(fn)
+	}
+	for _, fn := range t.eventHooks {
+		t.ctl.OnEvent(fn)
+	}
 	t.ctl.onSocksChange(func(addr string) {
 		if t.cfg.SOCKS == "" {
 			t.chain.Store(t.up.newChain(addr))
