@@ -2,6 +2,7 @@ package isolation
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -46,8 +47,11 @@ func (p Proc) path(elem ...string) string {
 // LookupTCPOwner finds the application that owns the client end of a TCP
 // connection socksd accepted on loopback. local and remote are the accepted
 // connection's own addresses (conn.LocalAddr, conn.RemoteAddr); the client's
-// socket is the row whose local address is our remote and whose remote
-// address is our local. Its inode is then searched in /proc/[pid]/fd.
+// socket is the one whose local address is our remote and whose remote
+// address is our local. On Linux with the real procfs it is found with one
+// sock_diag(7) netlink query (needs AF_NETLINK; see deploy/client-app.conf),
+// else by reading /proc/net/tcp{,6}. Its inode is then searched in
+// /proc/[pid]/fd.
 //
 // On ErrOwnerNotFound the returned App carries the socket's uid with Known
 // false: the caller may log it, but the key treats the app as unknown.
@@ -59,8 +63,24 @@ func LookupTCPOwner(local, remote netip.AddrPort) (App, error) {
 func (p Proc) LookupTCPOwner(local, remote netip.AddrPort) (App, error) {
 	want := tcpEntry{Local: unmapAP(remote), Remote: unmapAP(local)}
 	var found *tcpEntry
+	if p.Root == "" {
+		// The real procfs: ask the kernel for exactly this socket first.
+		e, err := sockDiagLookup(want.Local, want.Remote)
+		switch {
+		case err == nil && e.Inode != 0:
+			found = &e
+		case err == nil: // a TIME_WAIT socket: no process holds it
+			return App{}, ErrSocketNotFound
+		case errors.Is(err, ErrSocketNotFound):
+			return App{}, err
+		}
+		// Otherwise netlink is unavailable: fall back to /proc/net.
+	}
 	for _, name := range []string{"tcp", "tcp6"} {
-		e, err := p.findTCP(filepath.Join("net", name), want)
+		if found != nil {
+			break
+		}
+		e, err := p.findTCP(name, want)
 		if err != nil {
 			return App{}, err
 		}
@@ -69,7 +89,7 @@ func (p Proc) LookupTCPOwner(local, remote netip.AddrPort) (App, error) {
 			break
 		}
 	}
-	if found == nil || found.Inode == 0 {
+	if found == nil {
 		return App{}, ErrSocketNotFound
 	}
 	pid, err := p.findInodeOwner(found.Inode)
@@ -83,15 +103,24 @@ func (p Proc) LookupTCPOwner(local, remote netip.AddrPort) (App, error) {
 	return App{Known: true, UID: found.UID, Exe: exe}, nil
 }
 
-// findTCP scans one /proc/net table for want's address pair. A missing
-// table (no IPv6 in the kernel) is not an error. /proc/net is a link to
-// /proc/self/net, which is the only one visible when procfs is mounted
-// with subset=pid (systemd ProcSubset=pid); both name the same network
-// namespace's table.
+// findTCP scans /proc/net/tcp ("tcp") or /proc/net/tcp6 ("tcp6") for the
+// live socket (inode ≠ 0; TIME_WAIT rows have none) with want's address
+// pair. A missing table (no IPv6 in the kernel) is not an error.
+// /proc/net is a link to /proc/self/net, which is the only one visible when
+// procfs is mounted with subset=pid (systemd ProcSubset=pid); both name the
+// same network namespace's table.
+//
+// A busy machine has tens of thousands of rows (39k TIME_WAIT rows were
+// seen while load tests ran), so rows are first matched as bytes against
+// the pair in the kernel's own hex form, and only a hit is parsed.
 func (p Proc) findTCP(name string, want tcpEntry) (*tcpEntry, error) {
-	f, err := os.Open(p.path(name))
+	needle, ok := procNeedle(name, want)
+	if !ok {
+		return nil, nil // an IPv6 pair cannot be in the IPv4 table
+	}
+	f, err := os.Open(p.path("net", name))
 	if errors.Is(err, os.ErrNotExist) {
-		f, err = os.Open(p.path("self", name))
+		f, err = os.Open(p.path("self", "net", name))
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -100,11 +129,15 @@ func (p Proc) findTCP(name string, want tcpEntry) (*tcpEntry, error) {
 		return nil, fmt.Errorf("isolation: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bufio.NewReaderSize(f, 64<<10))
 	for sc.Scan() {
-		e, err := parseTCPLine(sc.Bytes(), binary.NativeEndian)
-		if err != nil {
-			continue // the header line, or a row we cannot read
+		line := sc.Bytes()
+		if !bytes.Contains(line, needle) {
+			continue
+		}
+		e, err := parseTCPLine(line, binary.NativeEndian)
+		if err != nil || e.Inode == 0 {
+			continue
 		}
 		if unmapAP(e.Local) == want.Local && unmapAP(e.Remote) == want.Remote {
 			return &e, nil
@@ -114,6 +147,22 @@ func (p Proc) findTCP(name string, want tcpEntry) (*tcpEntry, error) {
 		return nil, fmt.Errorf("isolation: reading %s: %w", name, err)
 	}
 	return nil, nil
+}
+
+// procNeedle is " LOCAL REMOTE " as the table prints the pair: IPv4 in
+// "tcp"; IPv6, or IPv4 as a v4-mapped address, in "tcp6".
+func procNeedle(table string, want tcpEntry) ([]byte, bool) {
+	l, r := want.Local, want.Remote
+	if table == "tcp" {
+		if !l.Addr().Is4() || !r.Addr().Is4() {
+			return nil, false
+		}
+	} else if l.Addr().Is4() {
+		l = netip.AddrPortFrom(netip.AddrFrom16(l.Addr().As16()), l.Port())
+		r = netip.AddrPortFrom(netip.AddrFrom16(r.Addr().As16()), r.Port())
+	}
+	return []byte(" " + formatProcAddrPort(l, binary.NativeEndian) + " " +
+		formatProcAddrPort(r, binary.NativeEndian) + " "), true
 }
 
 // findInodeOwner returns the first process with an fd on socket:[inode].

@@ -260,3 +260,30 @@ func TestLookupConn(t *testing.T) {
 		t.Errorf("pipe: err = %v, want ErrUnsupported", err)
 	}
 }
+
+// BenchmarkLookupTCPOwner measures the /proc search per accepted
+// connection on this machine (it grows with the number of open fds).
+func BenchmarkLookupTCPOwner(b *testing.B) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	local := srv.LocalAddr().(*net.TCPAddr).AddrPort()
+	remote := srv.RemoteAddr().(*net.TCPAddr).AddrPort()
+	for b.Loop() {
+		if _, err := LookupTCPOwner(local, remote); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -314,3 +314,12 @@ func TestFieldsStringParse(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkKey(b *testing.B) {
+	p := Policy{Fields: all, SessionGroup: "127.0.0.1:9350"}
+	in := base()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.Key(in)
+	}
+}
