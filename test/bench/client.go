@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +41,7 @@ func (d *dialer) dial(dst netip.AddrPort, timeout time.Duration) (*net.TCPConn, 
 	nd := net.Dialer{Deadline: deadline}
 	if d.src > 0 {
 		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, byte(d.src>>8)+1, byte(d.src), 2)}
+		nd.Control = bindNoPort
 	}
 	addr := d.proxy
 	if d.proto == ProtoDirect {
@@ -60,6 +62,24 @@ func (d *dialer) dial(dst netip.AddrPort, timeout time.Duration) (*net.TCPConn, 
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT (Linux 4.2+, linux/in.h).
+const ipBindAddressNoPort = 24
+
+// bindNoPort defers the source port choice to connect(2), so binding a
+// source address does not reserve a port per address: the 4-tuple, not
+// the port, must then be unique, and tens of thousands of TIME_WAIT
+// sockets from earlier runs do not exhaust the ephemeral range.
+func bindNoPort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 func handshake(c *net.TCPConn, p Proto, dst netip.AddrPort) error {

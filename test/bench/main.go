@@ -16,12 +16,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -61,6 +63,8 @@ type bench struct {
 	danted       string   // dante-server binary
 	upstreams    []string // Go peers socksd is chained to
 	danteIdleMax int
+	pprof        string // socksd's pprof address (test/bench/prof), "" = none
+	out          string
 
 	reps      int
 	rateDur   time.Duration
@@ -102,19 +106,21 @@ func runSuite(args []string) error {
 	peersBin := fs.String("peers", "", "directory with the armon and thingsgo peer binaries")
 	reps := fs.Int("reps", 0, "repetitions (default: quick 1, full 3)")
 	total := fs.Int64("bulk-bytes", 0, "bytes per bulk run (default: quick 256 MiB, full 2 GiB)")
-	idleN := fs.Int("idle", 0, "idle proxied connections held (default: quick 1000, full 8000)")
+	idleN := fs.Int("idle", 0, "idle proxied connections held (default: quick 1000, full 3000: 6 descriptors per connection for the splicing Go servers × 3000 fits the 20,000-descriptor limit)")
 	rateDur := fs.Duration("rate-time", 0, "duration of each connection-rate run (default: quick 1s, full 3s)")
 	only := fs.String("only", "", "comma-separated target names to run (default all)")
 	ups := fs.String("upstreams", "armon,thingsgo", "Go peers to chain socksd to")
+	pprofAddr := fs.String("pprof", "", "with -socksd pointing at test/bench/prof: its pprof address; CPU, heap and goroutine profiles of socksd are saved in -out")
 	fs.Parse(args)
 
 	b := &bench{
 		socksd: *socksd, peersBin: *peersBin, upstreams: strings.Split(*ups, ","),
 		microsocks: lookPath("microsocks"), danted: lookPath("danted"),
+		pprof: *pprofAddr, out: *out,
 		reps: 1, rateDur: time.Second, rateMax: 200000, bulkTotal: 256 << 20, idleN: 1000, danteIdleMax: 500,
 	}
 	if *mode == "full" {
-		b.reps, b.rateDur, b.bulkTotal, b.idleN, b.danteIdleMax = 3, 3*time.Second, 2<<30, 8000, 2000
+		b.reps, b.rateDur, b.bulkTotal, b.idleN, b.danteIdleMax = 3, 3*time.Second, 2<<30, 3000, 1000
 	}
 	if *reps > 0 {
 		b.reps = *reps
@@ -145,6 +151,10 @@ func runSuite(args []string) error {
 		logFile.WriteString(line)
 	}
 
+	if b.pprof != "" {
+		// test/bench/prof reads its pprof address from the environment.
+		os.Setenv("SOCKSD_PPROF", b.pprof)
+	}
 	if err := b.startSink(); err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}
@@ -283,7 +293,12 @@ func (b *bench) runTarget(s spec, rep int) sample {
 		if s.idleMax > 0 && n > s.idleMax {
 			n = s.idleMax
 		}
-		ir := idle(r, s.proto, b.sink.echo, n, 90*time.Second)
+		ir := idle(r, s.proto, b.sink.echo, n, 90*time.Second, func() {
+			if s.upstream != "" {
+				b.profile(s.name, rep, "heap", "heap")
+				b.profile(s.name, rep, "goroutine", "goroutine")
+			}
+		})
 		if ir.Err != nil {
 			note("idle: %v", ir.Err)
 		}
@@ -294,13 +309,22 @@ func (b *bench) runTarget(s spec, rep int) sample {
 			smp.M["fd_conn"] = ir.FDPer
 			smp.M["thr_conn"] = ir.ThreadsPer
 			smp.M["rss_base"] = ir.Before.RSSKiB
+			if ir.FDPer > 0 {
+				var lim syscall.Rlimit
+				if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+					smp.M["idle_cap"] = float64(lim.Cur-uint64(ir.Before.FDs)) / ir.FDPer
+				}
+			}
 		}
 		b.logf("  idle N=%d: RSS %.1f KiB/conn, PSS %.1f KiB/conn, %.2f fd/conn, %.2f threads/conn (procs %d)",
 			ir.Opened, ir.RSSPer, ir.PSSPer, ir.FDPer, ir.ThreadsPer, ir.After.Procs)
 	}
 
 	rate := func(key string, proto Proto, workers int) {
-		rr := connRate(r, proto, b.sink.echo, workers, b.rateDur, b.rateMax)
+		if s.upstream != "" && key == "c64" {
+			defer b.profileAsync(s.name, rep, "cpu-"+key, fmt.Sprintf("profile?seconds=%d", max(1, int(b.rateDur.Seconds())-1)))()
+		}
+		rr := connRate(r, b.sink.cmd.Process.Pid, proto, b.sink.echo, workers, b.rateDur, b.rateMax)
 		if rr.Errors > 0 && rr.Errors*100 > rr.Conns+rr.Errors {
 			note("%s: %d errors of %d", key, rr.Errors, rr.Conns+rr.Errors)
 		}
@@ -313,8 +337,9 @@ func (b *bench) runTarget(s spec, rep int) sample {
 		if r.pid != 0 {
 			smp.M["cpu_conn_"+key] = rr.CPU / float64(rr.Conns) * 1e6
 		}
-		b.logf("  rate %s: %.0f conn/s p50 %.3f ms p99 %.3f ms cpu %.1f us/conn (errors %d)",
-			key, rr.PerSec(), rr.P50.Seconds()*1e3, rr.P99.Seconds()*1e3, rr.CPU/float64(rr.Conns)*1e6, rr.Errors)
+		smp.M["cpuall_conn_"+key] = rr.CPUAll / float64(rr.Conns) * 1e6
+		b.logf("  rate %s: %.0f conn/s p50 %.3f ms p99 %.3f ms cpu %.1f us/conn, all processes %.1f us/conn (errors %d)",
+			key, rr.PerSec(), rr.P50.Seconds()*1e3, rr.P99.Seconds()*1e3, rr.CPU/float64(rr.Conns)*1e6, rr.CPUAll/float64(rr.Conns)*1e6, rr.Errors)
 	}
 	rate("c1", s.proto, 1)
 	rate("c64", s.proto, 64)
@@ -331,6 +356,9 @@ func (b *bench) runTarget(s spec, rep int) sample {
 				dir = "up"
 			}
 			key := fmt.Sprintf("bulk%d_%s", streams, dir)
+			if s.upstream != "" && key == "bulk1_down" {
+				defer b.profileAsync(s.name, rep, "cpu-"+key, "profile?seconds=1")()
+			}
 			br := bulk(r, s.proto, b.sink, streams, b.bulkTotal, up, 120*time.Second)
 			if br.Err != nil {
 				note("%s: %v", key, br.Err)
@@ -346,4 +374,35 @@ func (b *bench) runTarget(s spec, rep int) sample {
 		smp.M["cpu_gb"] = cpu / float64(moved) * 1e9
 	}
 	return smp
+}
+
+// profile saves socksd's pprof profile path into the output directory.
+func (b *bench) profile(target string, rep int, name, path string) {
+	if b.pprof == "" {
+		return
+	}
+	file := filepath.Join(b.out, fmt.Sprintf("%s-rep%d-%s.pprof", strings.ReplaceAll(target, ">", "-"), rep+1, name))
+	cl := http.Client{Timeout: 30 * time.Second}
+	resp, err := cl.Get("http://" + b.pprof + "/debug/pprof/" + path)
+	if err != nil {
+		b.logf("  pprof %s: %v", name, err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
+}
+
+// profileAsync starts profile in the background; the returned func waits.
+func (b *bench) profileAsync(target string, rep int, name, path string) func() {
+	if b.pprof == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); b.profile(target, rep, name, path) }()
+	return func() { <-done }
 }

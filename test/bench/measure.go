@@ -20,16 +20,17 @@ type rateResult struct {
 	Elapsed  time.Duration
 	P50, P99 time.Duration
 	CPU      float64 // proxy tree CPU seconds during the run
+	CPUAll   float64 // every process's CPU seconds: client, sink, proxies
 }
 
 func (r rateResult) PerSec() float64 { return float64(r.Conns) / r.Elapsed.Seconds() }
 
 // connRate runs workers loops until dur has passed or maxConns connections
 // were attempted, whichever comes first.
-func connRate(t *running, proto Proto, dst netip.AddrPort, workers int, dur time.Duration, maxConns int) rateResult {
+func connRate(t *running, sinkPID int, proto Proto, dst netip.AddrPort, workers int, dur time.Duration, maxConns int) rateResult {
 	var attempted, errs atomic.Int64
 	lats := make([][]time.Duration, workers)
-	cpu0 := t.cpu()
+	cpu0, all0 := t.cpu(), t.cpuAll(sinkPID)
 	start := time.Now()
 	stop := start.Add(dur)
 	var wg sync.WaitGroup
@@ -65,7 +66,7 @@ func connRate(t *running, proto Proto, dst netip.AddrPort, workers int, dur time
 	el := time.Since(start)
 	all := slices.Concat(lats...)
 	slices.Sort(all)
-	r := rateResult{Conns: len(all), Errors: int(errs.Load()), Elapsed: el, CPU: t.cpu() - cpu0}
+	r := rateResult{Conns: len(all), Errors: int(errs.Load()), Elapsed: el, CPU: t.cpu() - cpu0, CPUAll: t.cpuAll(sinkPID) - all0}
 	if len(all) > 0 {
 		r.P50 = all[len(all)/2]
 		r.P99 = all[min(len(all)-1, len(all)*99/100)]
@@ -181,7 +182,7 @@ type idleResult struct {
 // idle opens n proxied connections to the echo sink (each proves it works
 // with a 1-byte echo), waits until the proxy's descriptor count is stable,
 // samples its memory and descriptors, then closes everything.
-func idle(t *running, proto Proto, dst netip.AddrPort, n int, timeout time.Duration) idleResult {
+func idle(t *running, proto Proto, dst netip.AddrPort, n int, timeout time.Duration, atPeak func()) idleResult {
 	res := idleResult{N: n}
 	var err error
 	if res.Before, err = t.usage(); err != nil {
@@ -190,6 +191,7 @@ func idle(t *running, proto Proto, dst netip.AddrPort, n int, timeout time.Durat
 	}
 	conns := make([]*net.TCPConn, n)
 	var next, failed atomic.Int64
+	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	start := time.Now()
 	deadline := start.Add(timeout)
@@ -209,6 +211,7 @@ func idle(t *running, proto Proto, dst netip.AddrPort, n int, timeout time.Durat
 				c, err := d.dial(dst, 5*time.Second)
 				if err != nil {
 					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
 				c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -236,7 +239,7 @@ func idle(t *running, proto Proto, dst netip.AddrPort, n int, timeout time.Durat
 		}
 	}
 	if res.Opened < n*95/100 {
-		res.Err = fmt.Errorf("opened only %d of %d connections (%d failed)", res.Opened, n, failed.Load())
+		res.Err = fmt.Errorf("opened only %d of %d connections (%d failed, first: %v)", res.Opened, n, failed.Load(), firstErr.Load())
 	}
 	// Settle: the proxy may still be finishing handshakes; wait (bounded)
 	// until two samples 200 ms apart agree on the descriptor count.
@@ -254,6 +257,7 @@ func idle(t *running, proto Proto, dst netip.AddrPort, n int, timeout time.Durat
 		time.Sleep(200 * time.Millisecond)
 	}
 	res.After, _ = t.usage()
+	atPeak()
 	k := float64(max(res.Opened, 1))
 	res.RSSPer = (res.After.RSSKiB - res.Before.RSSKiB) / k
 	res.PSSPer = (res.After.PSSKiB - res.Before.PSSKiB) / k

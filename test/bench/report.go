@@ -26,6 +26,7 @@ var metrics = []metric{
 	{"p99_c64", "latency p99 C=64", "ms", false, "%.2f"},
 	{"rate_c64_4a", "conn rate C=64 SOCKS4a", "conn/s", true, "%.0f"},
 	{"cpu_conn_c64", "CPU per conn (C=64)", "us", false, "%.1f"},
+	{"cpuall_conn_c64", "CPU per conn, all processes (C=64)", "us", false, "%.1f"},
 	{"bulk1_down", "bulk 1 stream down", "GB/s", true, "%.2f"},
 	{"bulk16_down", "bulk 16 streams down", "GB/s", true, "%.2f"},
 	{"bulk1_up", "bulk 1 stream up", "GB/s", true, "%.2f"},
@@ -36,6 +37,7 @@ var metrics = []metric{
 	{"fd_conn", "fds per idle conn", "fd", false, "%.2f"},
 	{"thr_conn", "threads per idle conn", "thr", false, "%.2f"},
 	{"idle_n", "idle conns held (N)", "conns", true, "%.0f"},
+	{"idle_cap", "idle conns the fd limit allows", "conns", true, "%.0f"},
 }
 
 // stat is the median and range of one metric over repetitions.

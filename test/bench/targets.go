@@ -39,6 +39,17 @@ func (r *running) cpu() float64 {
 	return cpuOf(r.pid)
 }
 
+// cpuAll is the CPU time of every process taking part: this load
+// generator, the sink (sinkPID) and every proxy process started for the
+// target (for socksd>U both socksd and U).
+func (r *running) cpuAll(sinkPID int) float64 {
+	cpu := cpuOf(os.Getpid()) + cpuOf(sinkPID)
+	for _, c := range r.procs {
+		cpu += cpuOf(c.Process.Pid)
+	}
+	return cpu
+}
+
 func (r *running) usage() (procUsage, error) {
 	if r.pid == 0 {
 		return procUsage{}, nil

@@ -5,11 +5,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"log"
 	"net"
 	"os"
+	"time"
 
 	socks5 "github.com/armon/go-socks5"
 )
@@ -36,5 +38,22 @@ func main() {
 		log.Fatal(err)
 	}
 	os.Stdout.WriteString("ready " + l.Addr().String() + "\n")
-	log.Fatal(srv.Serve(l))
+	log.Fatal(srv.Serve(patientListener{l}))
+}
+
+// patientListener retries failed accepts (EMFILE when the idle test
+// exhausts descriptors) instead of letting Serve return and the peer exit:
+// the benchmark must see the limit, not a crash.
+type patientListener struct{ net.Listener }
+
+func (p patientListener) Accept() (net.Conn, error) {
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := p.Listener.Accept()
+		if err == nil || errors.Is(err, net.ErrClosed) {
+			return c, err
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Second)
+	}
 }
