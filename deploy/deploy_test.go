@@ -97,12 +97,14 @@ func verify(t *testing.T, root string, names ...string) (string, error) {
 	return string(out), err
 }
 
-// TestUnitsVerify: `systemd-analyze verify` accepts the units without a
-// single warning. The binary path is satisfied by a stand-in in a private
+// TestUnitsVerify: `systemd-analyze verify` accepts the units (and the
+// client-app drop-in) without a single warning. The binary path is satisfied by a stand-in in a private
 // root, so the test does not depend on an installed socksd.
 func TestUnitsVerify(t *testing.T) {
 	needTool(t, "systemd-analyze")
-	root := unitRoot(t, unitFiles())
+	files := unitFiles()
+	files["socksd.service.d/client-app.conf"] = "client-app.conf"
+	root := unitRoot(t, files)
 	out, err := verify(t, root, units...)
 	if err != nil || strings.TrimSpace(out) != "" {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
