@@ -17,10 +17,10 @@ import (
 // "application unknown" (App.Known false) and counts it; the stream still
 // proceeds, isolated under the "unknown application" value (see Policy.Key).
 var (
-	// ErrSocketNotFound: no row of /proc/net/tcp{,6} matches the client's
+	// ErrSocketNotFound: neither sock_diag nor /proc/net/tcp{,6} knows the client's
 	// socket: the client is on another host or network namespace, or the
 	// connection is already gone.
-	ErrSocketNotFound = errors.New("isolation: client socket not found in /proc/net/tcp")
+	ErrSocketNotFound = errors.New("isolation: client socket not found on this host")
 	// ErrOwnerNotFound: the socket exists but no visible process holds it;
 	// typically /proc/PID/fd of other users is unreadable (not root, no
 	// CAP_SYS_PTRACE) or hidden (systemd ProtectProc=invisible, hidepid=).
