@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,8 +31,8 @@ func (l *latencies) report(b *testing.B, elapsed time.Duration) {
 		return
 	}
 	slices.Sort(l.all)
-	b.ReportMetric(float64(l.all[len(l.all)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(l.all[len(l.all)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(l.all[len(l.all)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(l.all[len(l.all)*99/100].Nanoseconds()), "p99-ns")
 	b.ReportMetric(float64(len(l.all))/elapsed.Seconds(), "queries/s")
 }
 
@@ -115,6 +116,10 @@ func BenchmarkHandlerNewPersisted(b *testing.B) {
 func udpLoad(b *testing.B, addr string, name func(i int64) string) {
 	var n atomic.Int64
 	var lat latencies
+	// SOCKSD_BENCH_PAR=p runs p×GOMAXPROCS clients (default 1×).
+	if p, _ := strconv.Atoi(os.Getenv("SOCKSD_BENCH_PAR")); p > 0 {
+		b.SetParallelism(p)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -183,4 +188,48 @@ func BenchmarkUDPTarget(b *testing.B) {
 	b.Run("new", func(b *testing.B) {
 		udpLoad(b, addr, func(i int64) string { return fmt.Sprintf("%sn%d.example.test.", prefix, i) })
 	})
+}
+
+// TestBenchServe runs a bridge on SOCKSD_BENCH_SERVE for SOCKSD_BENCH_SECONDS
+// (default 60) so BenchmarkUDPTarget can load it from another process, as
+// it loads Tor's DNSPort: a fair comparison needs the load generator outside
+// the server's process. With SOCKSD_TOR_CONTROL/SOCKSD_TOR_COOKIE set, new
+// names are mapped in a real Tor.
+func TestBenchServe(t *testing.T) {
+	addr := os.Getenv("SOCKSD_BENCH_SERVE")
+	if addr == "" {
+		t.Skip("SOCKSD_BENCH_SERVE not set")
+	}
+	secs, _ := strconv.Atoi(os.Getenv("SOCKSD_BENCH_SECONDS"))
+	if secs == 0 {
+		secs = 60
+	}
+	var tor Tor = newFakeTor()
+	if os.Getenv("SOCKSD_TOR_CONTROL") != "" {
+		e := realEnv{control: os.Getenv("SOCKSD_TOR_CONTROL"), cookie: os.Getenv("SOCKSD_TOR_COOKIE")}
+		tor = dialCtlTor(t, t.Context(), e)
+	}
+	cfg := testConfig(newClock())
+	cfg.Now = time.Now
+	cfg.Listen = []string{addr}
+	cfg.MaxMappings = 1 << 22 // the whole /10: Tor's DNSPort has no lower limit either
+	b, err := New(cfg, tor, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	select {
+	case <-time.After(time.Duration(secs) * time.Second):
+	case <-t.Context().Done():
+	}
+	b.mu.Lock()
+	n := len(b.v4.byAddr)
+	b.mu.Unlock()
+	if n == 0 {
+		t.Error("served no new name")
+	}
+	t.Logf("%d mappings after %ds", n, secs)
 }

@@ -34,9 +34,9 @@ func (b *Bridge) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	defer b.handlers.Done()
 	start := time.Now()
 	src := remoteAddr(w.RemoteAddr())
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.QueryTimeout)
+	ctx := newQueryCtx(b.ctx, b.cfg.QueryTimeout)
 	resp, out := b.answer(ctx, src, r)
-	cancel()
+	ctx.release()
 	if resp == nil {
 		return
 	}
