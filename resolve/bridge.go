@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"socksd/socks5"
 )
 
 // Bridge is the DNS-to-MAPADDRESS bridge: a mapping table, the DNS handler
@@ -195,25 +197,30 @@ func (b *Bridge) Touch(a netip.Addr) {
 }
 
 // Pin keeps a's mapping alive for a live stream: it is neither expired nor
-// reclaimed until release is called (release is idempotent). ok is false if
-// a is not mapped; the dispatcher should then refuse the stream
-// (ReplyHostUnreachable) instead of sending Tor an unmapped virtual address.
-func (b *Bridge) Pin(a netip.Addr) (release func(), ok bool) {
+// reclaimed until release is called (release is idempotent). Pin also makes
+// sure Tor has the mapping (after a Tor restart, before RepushAll got to
+// it), so the stream never reaches Tor as a bare virtual address.
+//
+// Errors are *socks5.ReplyError, ready for the client: ReplyHostUnreachable
+// when a is not mapped (expired, or never handed out), ReplyGeneralFailure
+// when Tor could not be told.
+func (b *Bridge) Pin(ctx context.Context, a netip.Addr) (release func(), err error) {
 	f := b.familyOf(a)
 	if f == nil {
-		return func() {}, false
+		return nil, &socks5.ReplyError{Code: socks5.ReplyHostUnreachable, Err: ErrNotMapped}
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	m := f.byAddr[a.Unmap()]
 	if m == nil {
-		return func() {}, false
+		b.mu.Unlock()
+		return nil, &socks5.ReplyError{Code: socks5.ReplyHostUnreachable, Err: ErrNotMapped}
 	}
 	m.pins++
 	f.touch(m, b.now())
 	b.used = true
+	b.mu.Unlock()
 	var once sync.Once
-	return func() {
+	release = func() {
 		once.Do(func() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
@@ -223,7 +230,12 @@ func (b *Bridge) Pin(a netip.Addr) (release func(), ok bool) {
 				b.used = true
 			}
 		})
-	}, true
+	}
+	if err := b.ensurePushed(ctx, m, false); err != nil {
+		release()
+		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err}
+	}
+	return release, nil
 }
 
 // mapName returns name's virtual address in f, creating and pushing the

@@ -99,6 +99,8 @@ var (
 	// ErrNoAnswer is what a Tor implementation returns when Tor answered
 	// that the name (or address) does not resolve; the client gets NXDOMAIN.
 	ErrNoAnswer = errors.New("resolve: no answer")
+	// ErrNotMapped: Pin of an address no mapping holds.
+	ErrNotMapped = errors.New("resolve: virtual address not mapped")
 	// errPoolExhausted: every address of a pool is pinned by a live stream
 	// or was answered within the TTL; the query gets SERVFAIL.
 	errPoolExhausted = errors.New("resolve: virtual address pool exhausted")

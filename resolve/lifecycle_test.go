@@ -3,6 +3,7 @@ package resolve
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"socksd/socks5"
 )
 
 func TestExpiry(t *testing.T) {
@@ -22,9 +25,9 @@ func TestExpiry(t *testing.T) {
 	idle := onlyAddr(t, ask(t, b, "idle.test.", dns.TypeA))
 	touched := onlyAddr(t, ask(t, b, "touched.test.", dns.TypeA))
 	pinned := onlyAddr(t, ask(t, b, "pinned.test.", dns.TypeA))
-	release, ok := b.Pin(pinned)
-	if !ok {
-		t.Fatal("Pin of a mapped address failed")
+	release, err := b.Pin(ctx, pinned)
+	if err != nil {
+		t.Fatalf("Pin of a mapped address: %v", err)
 	}
 
 	clk.Advance(40 * time.Minute)
@@ -64,11 +67,11 @@ func TestExpiry(t *testing.T) {
 	if n := b.Expire(ctx); n != 1 {
 		t.Fatalf("expired %d, want 1", n)
 	}
-	if _, ok := b.Pin(pinned); ok {
-		t.Error("Pin of an unmapped address succeeded")
-	}
-	if _, ok := b.Pin(netip.MustParseAddr("192.0.2.1")); ok {
-		t.Error("Pin of a non-virtual address succeeded")
+	for _, a := range []netip.Addr{pinned, netip.MustParseAddr("192.0.2.1")} {
+		var re *socks5.ReplyError
+		if _, err := b.Pin(ctx, a); !errors.As(err, &re) || re.Code != socks5.ReplyHostUnreachable || !errors.Is(err, ErrNotMapped) {
+			t.Errorf("Pin(%v) of an unmapped address: %v, want host unreachable", a, err)
+		}
 	}
 }
 
@@ -126,7 +129,10 @@ func TestPoolExhaustionLRU(t *testing.T) {
 	// n1 is the LRU, but a live stream pins it; n2 is used again by DNS.
 	n1 := onlyAddr(t, ask(t, b, "n1.test.", dns.TypeA))
 	n2 := onlyAddr(t, ask(t, b, "n2.test.", dns.TypeA))
-	release, _ := b.Pin(n1)
+	release, err := b.Pin(context.Background(), n1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	clk.Advance(2 * time.Minute)
 	n8 := onlyAddr(t, ask(t, b, "n8.test.", dns.TypeA))
 	if n8 == n1 || n8 == n2 {
@@ -158,9 +164,9 @@ func TestPoolExhaustionLRU(t *testing.T) {
 	}
 	b.mu.Unlock()
 	for _, a := range addrs {
-		r, ok := b.Pin(a)
-		if !ok {
-			t.Fatalf("Pin(%v)", a)
+		r, err := b.Pin(context.Background(), a)
+		if err != nil {
+			t.Fatalf("Pin(%v): %v", a, err)
 		}
 		releases = append(releases, r)
 	}
@@ -466,5 +472,42 @@ func TestJournalReplay(t *testing.T) {
 	// A new name after replay does not take a replayed address.
 	if a := onlyAddr(t, ask(t, b, "new.test.", dns.TypeA)); a == netip.MustParseAddr("127.192.0.2") || a == netip.MustParseAddr("127.192.0.4") {
 		t.Errorf("new name got replayed address %v", a)
+	}
+}
+
+// Pin pushes a mapping Tor may have lost before the stream goes out, and
+// fails closed when Tor cannot be told.
+func TestPinPushes(t *testing.T) {
+	tor := newFakeTor()
+	b := newTestBridge(t, testConfig(newClock()), tor)
+	a := onlyAddr(t, ask(t, b, "p.test.", dns.TypeA))
+	tor.reset()
+	b.mu.Lock()
+	b.epoch++ // a reconnect, RepushAll not there yet
+	b.mu.Unlock()
+	release, err := b.Pin(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if tor.mapped(a.String()) != "p.test" {
+		t.Fatal("Pin did not push the mapping")
+	}
+	tor.reset()
+	b.mu.Lock()
+	b.epoch++
+	b.mu.Unlock()
+	tor.mu.Lock()
+	tor.mapErr = errors.New("control port down")
+	tor.mu.Unlock()
+	var re *socks5.ReplyError
+	if _, err := b.Pin(context.Background(), a); !errors.As(err, &re) || re.Code != socks5.ReplyGeneralFailure {
+		t.Fatalf("Pin with Tor down: %v, want general failure", err)
+	}
+	b.mu.Lock()
+	pins := b.v4.byAddr[a].pins
+	b.mu.Unlock()
+	if pins != 0 {
+		t.Fatalf("failed Pin left %d pins", pins)
 	}
 }
