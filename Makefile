@@ -15,6 +15,10 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 endif
 STATICCHECK ?= $(GOBIN)/staticcheck
 TORNET_DIR  ?=
+# Authority keys (tor-gencert RSA-3072, up to ~10 s on a busy 2-core box)
+# are reused between runs from here; test-only keys. Empty = no cache.
+TORNET_KEYCACHE ?= $(HOME)/.cache/socksd/tornet-keys
+export TORNET_KEYCACHE
 E2E_TIMEOUT ?= 15m
 
 .PHONY: test deps check fmt vet staticcheck unit e2e run tornet

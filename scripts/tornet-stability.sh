@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10}
 OUT=${OUT:-/tmp/socksd-stability}
+export TORNET_KEYCACHE=${TORNET_KEYCACHE-$HOME/.cache/socksd/tornet-keys}
 mkdir -p "$OUT"
 pass=0; ups=()
 printf '%-4s %-5s %8s  %s\n' run result suite "bring-up per network (s); tor RSS at end"
