@@ -86,7 +86,15 @@ const (
 	maxAttaches = 4
 	// maxBuildFailures bounds consecutive circuit failures for a key with
 	// waiting streams before those streams are closed with reason MISC.
-	maxBuildFailures = 3
+	// Tor's circuit build timeout (CBT) fails a good share of circuits as
+	// TIMEOUT when it has learnt a short timeout (seen: 3 in a row on the
+	// loopback network under load; tor keeps such a circuit for
+	// measurement as MEASURE_TIMEOUT, unusable for streams), so the bound
+	// is generous; the stream's socks_timeout still bounds the wait.
+	maxBuildFailures = 8
+	// buildTimeout gives up on a circuit Tor neither built nor failed
+	// (beyond Tor's own CircuitBuildTimeout, which is at most 60s learnt).
+	buildTimeout = 30 * time.Second
 	// cmdTimeout bounds each control command.
 	cmdTimeout = 30 * time.Second
 )
@@ -113,10 +121,12 @@ type circuit struct {
 	id       string
 	key      isolation.Key
 	kind     circKind
+	gen      uint64 // control connection it was launched on
 	built    bool
 	exit     string
-	firstUse time.Time // zero until a stream is attached
-	retired  bool      // never chosen for new streams (lifetime, NEWNYM)
+	firstUse time.Time   // zero until a stream is attached
+	retired  bool        // never chosen for new streams (lifetime, NEWNYM)
+	watchdog *time.Timer // fails the build if Tor never says BUILT
 	streams  map[string]*stream
 }
 
@@ -211,6 +221,11 @@ func (a *attacher) close() {
 			s.timer.Stop()
 		}
 	}
+	for _, c := range a.circs {
+		if c.watchdog != nil {
+			c.watchdog.Stop()
+		}
+	}
 	a.mu.Unlock()
 	a.cancel()
 	a.bg.Wait()
@@ -297,6 +312,9 @@ func (a *attacher) closeIfIdle(c *circuit) {
 }
 
 func (a *attacher) forgetCircuit(c *circuit) {
+	if c.watchdog != nil {
+		c.watchdog.Stop()
+	}
 	if a.circs[c.id] == c {
 		delete(a.circs, c.id)
 		if c.built {
@@ -346,6 +364,7 @@ func (a *attacher) build(k isolation.Key, ks *keyState, kind circKind) {
 	}
 	if !a.goCmd(func(ctx context.Context, ctl control, gen uint64) {
 		id, err := ctl.ExtendCircuit(ctx, purpose)
+		a.log.Debug("extendcircuit", zap.String("id", id), zap.String("purpose", purpose), zap.Error(err))
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if gen != a.gen {
@@ -376,7 +395,8 @@ func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err err
 		a.buildFailed(k, ks, kind)
 		return
 	}
-	c := &circuit{id: id, key: k, kind: kind, streams: make(map[string]*stream)}
+	c := &circuit{id: id, key: k, kind: kind, gen: a.gen, streams: make(map[string]*stream)}
+	c.watchdog = time.AfterFunc(buildTimeout, func() { a.buildTimedOut(id) })
 	a.circs[id] = c
 	ks.circs = append(ks.circs, c)
 	if ev, ok := a.early[id]; ok {

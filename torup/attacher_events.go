@@ -193,13 +193,23 @@ func (a *attacher) onCircEvent(ev circEvent) {
 
 func (a *attacher) onCirc(ev circEvent) {
 	c := a.circs[ev.ID]
+	if c != nil || a.extending > 0 {
+		a.log.Debug("circ", zap.String("id", ev.ID), zap.String("status", ev.Status), zap.Bool("ours", c != nil), zap.String("reason", ev.Reason))
+	}
 	if c == nil {
 		if a.extending > 0 {
 			// Maybe one of ours whose EXTENDCIRCUIT reply is still on its
 			// way; remember the newest state.
+			// A FAILED (e.g. REASON=TIMEOUT from Tor's build-time
+			// measurement, after which the circuit may still reach BUILT
+			// as MEASURE_TIMEOUT) is final: it is never overwritten.
+			prev, seen := a.early[ev.ID]
+			final := seen && (prev.Status == "FAILED" || prev.Status == "CLOSED")
 			switch ev.Status {
 			case "BUILT", "FAILED", "CLOSED":
-				a.early[ev.ID] = ev
+				if !final {
+					a.early[ev.ID] = ev
+				}
 			}
 		}
 		return
@@ -212,6 +222,9 @@ func (a *attacher) onCirc(ev circEvent) {
 		}
 		c.built = true
 		c.exit = exitOf(ev.Path)
+		if c.watchdog != nil {
+			c.watchdog.Stop()
+		}
 		ks.building[c.kind] = false
 		ks.failures[c.kind] = 0
 		a.m.circBuilt.Inc()
@@ -274,6 +287,11 @@ func (a *attacher) resync(ctx context.Context, c control, circs []statusEntry) e
 		}
 	}
 	for id, ci := range a.circs {
+		if ci.gen == a.gen {
+			// Launched on this connection, after Tor's snapshot may
+			// have been taken: its own events tell its fate.
+			continue
+		}
 		if exit, ok := built[id]; !ok || exit != ci.exit || !ci.built {
 			a.forgetCircuit(ci)
 			for _, s := range ci.streams {
@@ -338,4 +356,44 @@ func (a *attacher) setControl(c control) uint64 {
 		clear(a.early)
 	}
 	return a.gen
+}
+
+// onCircMinorEvent handles CIRC_MINOR (control-spec §4.1.19). Tor changes a
+// GENERAL circuit that exceeds its learnt build timeout to MEASURE_TIMEOUT
+// without any CIRC event: it stays open for measurement but never carries
+// a stream, so for socksd it has failed.
+func (a *attacher) onCircMinorEvent(id, event, purpose string) {
+	if event != "PURPOSE_CHANGED" {
+		return
+	}
+	switch purpose {
+	case "GENERAL", "CONTROLLER", "":
+		return // socksd's own SETCIRCUITPURPOSE, or nothing new
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	ev := circEvent{ID: id, Status: "FAILED", Reason: "PURPOSE_CHANGED"}
+	if c := a.circs[id]; c != nil && c.built {
+		ev.Status = "CLOSED"
+	}
+	a.onCirc(ev)
+}
+
+// buildTimedOut is the watchdog of one launched circuit: if Tor has said
+// neither BUILT nor FAILED after buildTimeout, socksd gives up on it.
+func (a *attacher) buildTimedOut(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.circs[id]
+	if a.closed || c == nil || c.built {
+		return
+	}
+	a.log.Warn("circuit not built in time; launching another", zap.String("circ", id), zap.Duration("after", buildTimeout))
+	a.goCmd(func(ctx context.Context, ctl control, _ uint64) {
+		_ = ctl.CloseCircuit(ctx, id, false)
+	})
+	a.onCirc(circEvent{ID: id, Status: "FAILED", Reason: "SOCKSD_TIMEOUT"})
 }

@@ -572,6 +572,8 @@ func TestResyncDropsUnknownCircuits(t *testing.T) {
 	h.stream("1", "SUCCEEDED", "100")
 	h.f.status = []statusEntry{{ID: "1", Status: "SUCCEEDED", CircID: "100", Target: "127.0.0.1:80"}}
 	// Tor restarted: circuit 100 is now someone else's with another exit.
+	h.a.setControl(nil)
+	h.a.setControl(h.f)
 	if err := h.a.resync(context.Background(), h.f, []statusEntry{{ID: "100", Status: "BUILT", Target: "$OTHER"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -692,4 +694,75 @@ func TestForeignStreamOnOurCircuitRetiresIt(t *testing.T) {
 	}
 	h.streamNew("2", "127.0.0.1", "127.0.0.1:40002")
 	h.f.waitCall(t, "EXTENDCIRCUIT", 2)
+}
+
+// Tor's build-time measurement: FAILED REASON=TIMEOUT, then BUILT (as
+// MEASURE_TIMEOUT) before the EXTENDCIRCUIT reply was processed. The
+// circuit must count as failed.
+func TestEarlyFailedIsFinal(t *testing.T) {
+	h := newHarness(t, attacherConfig{})
+	h.f.extendGate = make(chan struct{})
+	h.open("127.0.0.1:40001", testKey("a"))
+	h.streamNew("7", "127.0.0.1", "127.0.0.1:40001")
+	h.a.onCircEvent(circEvent{ID: "100", Status: "FAILED", Reason: "TIMEOUT"})
+	h.built("100", "$E1")
+	h.a.onCircEvent(circEvent{ID: "100", Status: "CLOSED", Reason: "FINISHED"})
+	close(h.f.extendGate)
+	h.f.waitCall(t, "EXTENDCIRCUIT", 2)
+	h.settle()
+	h.built("101", "$E2")
+	calls := h.f.waitCall(t, "ATTACHSTREAM 7 101", 1)
+	if count(calls, "ATTACHSTREAM 7 100") != 0 {
+		t.Errorf("attached to the timed-out circuit: %q", calls)
+	}
+}
+
+// A GENERAL circuit Tor turns into MEASURE_TIMEOUT (CIRC_MINOR) has failed.
+func TestMeasureTimeoutIsFailure(t *testing.T) {
+	h := newHarness(t, attacherConfig{})
+	h.open("127.0.0.1:40001", testKey("a"))
+	h.a.onStreamEvent(streamEvent{ID: "2", Status: "NEWRESOLVE", CircID: "0", TargetHost: "example.test", SourceAddr: "127.0.0.1:40001", Purpose: "DNS_REQUEST"})
+	h.f.waitCall(t, "EXTENDCIRCUIT", 1)
+	h.settle()
+	h.a.onCircMinorEvent("100", "PURPOSE_CHANGED", "CONTROLLER") // harmless
+	if n := count(h.settle(), "EXTENDCIRCUIT"); n != 1 {
+		t.Fatalf("purpose change to CONTROLLER treated as failure")
+	}
+	h.a.onCircMinorEvent("100", "PURPOSE_CHANGED", "MEASURE_TIMEOUT")
+	h.f.waitCall(t, "EXTENDCIRCUIT", 2)
+	h.settle()
+	h.built("101", "$E2")
+	h.f.waitCall(t, "ATTACHSTREAM 2 101", 1)
+}
+
+// The resync after connecting runs beside event processing: a circuit
+// launched on the new connection after Tor's circuit-status snapshot must
+// survive it (found with the real tor: the key's build hung forever).
+func TestResyncKeepsCircuitsOfThisConnection(t *testing.T) {
+	h := newHarness(t, attacherConfig{})
+	k := testKey("a")
+	h.open("127.0.0.1:40001", k)
+	h.a.onStreamEvent(streamEvent{ID: "2", Status: "NEWRESOLVE", CircID: "0", TargetHost: "example.test", SourceAddr: "127.0.0.1:40001", Purpose: "DNS_REQUEST"})
+	h.f.waitCall(t, "EXTENDCIRCUIT", 1)
+	h.settle()
+	h.f.status = []statusEntry{{ID: "2", Status: "NEWRESOLVE", CircID: "0", Target: "example.test:0"}}
+	if err := h.a.resync(context.Background(), h.f, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.built("100", "$E1")
+	h.f.waitCall(t, "ATTACHSTREAM 2 100", 1)
+}
+
+func TestBuildWatchdog(t *testing.T) {
+	h := newHarness(t, attacherConfig{})
+	h.open("127.0.0.1:40001", testKey("a"))
+	h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
+	h.f.waitCall(t, "EXTENDCIRCUIT", 1)
+	h.settle()
+	h.a.buildTimedOut("100") // as if buildTimeout passed without BUILT
+	h.f.waitCall(t, "CLOSECIRCUIT 100", 1)
+	h.f.waitCall(t, "EXTENDCIRCUIT", 2)
+	h.settle()
+	h.built("101", "$E2")
+	h.f.waitCall(t, "ATTACHSTREAM 1 101", 1)
 }

@@ -233,7 +233,7 @@ func (c *Controller) configure(ctx context.Context, conn *torctl.Conn) error {
 			return fmt.Errorf("torup: RESETCONF __OwningControllerProcess: %w", err)
 		}
 	}
-	if err := conn.SetEvents(ctx, "STREAM", "CIRC", "ADDRMAP", "STATUS_CLIENT"); err != nil {
+	if err := conn.SetEvents(ctx, "STREAM", "CIRC", "CIRC_MINOR", "ADDRMAP", "STATUS_CLIENT"); err != nil {
 		return fmt.Errorf("torup: SETEVENTS: %w", err)
 	}
 	if c.cfg.AttachStreams {
@@ -384,6 +384,25 @@ func (c *Controller) dispatch(ev torctl.Event) {
 			return
 		}
 		c.att.onCircEvent(toCircEvent(ce))
+	case "CIRC_MINOR":
+		_, rest, _ := strings.Cut(ev.Text, " ")
+		args, err := torctl.ParseArgs(rest)
+		if err != nil {
+			return
+		}
+		var pos []string
+		purpose := ""
+		for _, a := range args {
+			switch a.Key {
+			case "":
+				pos = append(pos, a.Value)
+			case "PURPOSE":
+				purpose = a.Value
+			}
+		}
+		if len(pos) >= 2 {
+			c.att.onCircMinorEvent(pos[0], pos[1], purpose)
+		}
 	case "STATUS_CLIENT":
 		st, err := torctl.ParseStatusEvent(ev)
 		if err != nil || st.Action != "BOOTSTRAP" {

@@ -78,6 +78,7 @@ type Tor struct {
 	up    *upstream
 	chain atomic.Pointer[chain.Upstream]
 
+	ctlBackoff     time.Duration // tests: minimum reconnect delay
 	reconnectHooks []func(context.Context, *torctl.Conn) error
 	eventHooks     []func(torctl.Event)
 }
@@ -172,6 +173,9 @@ func (t *Tor) Start(ctx context.Context) error {
 	}
 	if cfg.SOCKS != "" {
 		t.chain.Store(t.up.newChain(cfg.SOCKS))
+	}
+	if t.ctlBackoff > 0 {
+		cc.BackoffMin = t.ctlBackoff
 	}
 	t.ctl = newController(cc, t.att, t.m, t.log)
 	for _, fn := range t.reconnectHooks {
