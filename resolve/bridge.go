@@ -36,13 +36,17 @@ type Bridge struct {
 	saver *saver // nil without StateDir
 
 	// lifecycle
-	ctx     context.Context // cancelled by Close: in-flight queries give up
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup // sweeper, saver, servers
-	startMu sync.Mutex
-	servers []*server
-	started bool
-	closed  bool
+	ctx    context.Context // cancelled by Close: in-flight queries give up
+	cancel context.CancelFunc
+	// stopSaver ends the saver after the last handler returned, so the
+	// final snapshot holds every mapping any answer carried.
+	saverCtx  context.Context
+	stopSaver context.CancelFunc
+	wg        sync.WaitGroup // sweeper, saver, servers
+	startMu   sync.Mutex
+	servers   []*server
+	started   bool
+	closed    bool
 
 	lifeMu     sync.RWMutex   // guards lifeClosed against handlers.Add
 	lifeClosed bool           // no new handler may start
@@ -69,15 +73,18 @@ func New(cfg Config, tor Tor, log *zap.Logger, reg prometheus.Registerer) (*Brid
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	saverCtx, stopSaver := context.WithCancel(context.Background())
 	b := &Bridge{
-		cfg:      cfg,
-		tor:      tor,
-		log:      log.Named("dns"),
-		metrics:  m,
-		epoch:    1,
-		inflight: make(chan struct{}, cfg.MaxInflight),
-		ctx:      ctx,
-		cancel:   cancel,
+		cfg:       cfg,
+		tor:       tor,
+		log:       log.Named("dns"),
+		metrics:   m,
+		epoch:     1,
+		inflight:  make(chan struct{}, cfg.MaxInflight),
+		ctx:       ctx,
+		cancel:    cancel,
+		saverCtx:  saverCtx,
+		stopSaver: stopSaver,
 	}
 	if cfg.Automap != AutomapOff {
 		b.v4 = newFamily(newPool(cfg.VirtualIPv4, cfg.MaxMappings), "ipv4")
@@ -102,7 +109,7 @@ func (b *Bridge) startBackground() {
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
-			b.saver.run(b.ctx, b)
+			b.saver.run(b.saverCtx, b)
 		}()
 	}
 	if b.cfg.Automap == AutomapOff {

@@ -156,6 +156,7 @@ func (b *Bridge) Close() error {
 		}
 	}
 	b.handlers.Wait()
+	b.stopSaver()
 	b.wg.Wait()
 	return firstErr
 }
