@@ -314,8 +314,8 @@ func TestOnionHandedBack(t *testing.T) {
 	h := newHarness(t, attacherConfig{})
 	h.open("127.0.0.1:40001", testKey("a"))
 	h.streamNew("5", "wx2ksuljux3hhrk6pdbt4fr2owp4rlnvdpaaaoxrvujgwckskstrgrid.ONION", "127.0.0.1:40001")
-	calls := h.f.waitCall(t, "ATTACHSTREAM 5 0", 1)
-	if calls = h.settle(); len(calls) != 1 {
+	h.f.waitCall(t, "ATTACHSTREAM 5 0", 1)
+	if calls := h.settle(); len(calls) != 1 {
 		t.Errorf("onion: %q, want only ATTACHSTREAM 5 0", calls)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -31,8 +32,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
+	"socksd/chain"
 	"socksd/dispatch"
 	"socksd/isolation"
 	"socksd/socks5"
@@ -507,4 +510,172 @@ func onionAddr(t *testing.T, badSum bool) string {
 	}
 	raw := append(append(append([]byte{}, pub...), sum[:2]...), 3)
 	return strings.ToLower(base32.StdEncoding.EncodeToString(raw)) + ".onion"
+}
+
+// NEWNYM: no stream after it reuses a circuit that carried one before.
+func TestRealNewIdentity(t *testing.T) {
+	e := realTor(t)
+	tor := startReal(t, e, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "n")); err != nil {
+		t.Fatal(err)
+	}
+	before := tor.CircuitFor(keyOf("n"))
+	if err := tor.NewIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := tor.CircuitFor(keyOf("n")); got != "" {
+		t.Errorf("after NEWNYM the key still has circuit %q", got)
+	}
+	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "n")); err != nil {
+		t.Fatal(err)
+	}
+	if after := tor.CircuitFor(keyOf("n")); after == "" || after == before {
+		t.Errorf("circuit before NEWNYM %q, after %q: want a new one", before, after)
+	}
+}
+
+// A crashed predecessor (kill -9) leaves __LeaveStreamsUnattached set and
+// streams waiting for a controller: the next socksd hands them back, and
+// they complete.
+func TestRealPredecessorStreamsPickedUp(t *testing.T) {
+	e := realTor(t)
+	obs := observer(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := obs.SetConf(ctx, torctl.KV{Key: "__LeaveStreamsUnattached", Value: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { obs.ResetConf(context.Background(), "__LeaveStreamsUnattached") })
+	socksAddr := e.socks
+	if socksAddr == "" {
+		var err error
+		if socksAddr, err = discoverSocks(ctx, obs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The predecessor's stream: written to the SocksPort, never attached.
+	orphan := chain.New(socksAddr, nil)
+	st, err := orphan.Open(ctx, connectReq("127.0.0.1", e.httpPort, "orphan"), []byte("GET / HTTP/1.0\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for waiting := false; !waiting; {
+		m, err := obs.GetInfo(ctx, "stream-status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range parseStreamStatus(m["stream-status"]) {
+			waiting = waiting || (s.Status == "NEW" && s.CircID == "0")
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the orphan stream never waited")
+		}
+	}
+	startReal(t, e, nil)
+	if err := st.Await(ctx); err != nil {
+		t.Fatalf("orphan stream after the new socksd started: %v", err)
+	}
+	b, _ := io.ReadAll(st)
+	if !strings.Contains(string(b), "hello from tornet") {
+		t.Errorf("orphan stream got %q", b)
+	}
+}
+
+// The DNS bridge's lookups go through Tor.
+func TestRealDNSTor(t *testing.T) {
+	e := realTor(t)
+	tor := startReal(t, e, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d := tor.DNS()
+	if a, err := d.Resolve(ctx, "example.test", false); err != nil || a != "127.0.0.1" {
+		t.Errorf("Resolve: %q, %v", a, err)
+	}
+	if n, err := d.Resolve(ctx, "198.51.100.7", true); err != nil || n != "rev.example.test" {
+		t.Errorf("reverse: %q, %v", n, err)
+	}
+	from, err := d.MapAddress(ctx, "0.0.0.0", "example.test")
+	if err != nil || !strings.HasPrefix(from, "127.") {
+		t.Errorf("MapAddress: %q, %v", from, err)
+	}
+	if _, err := d.MapAddress(ctx, from, from); err != nil {
+		t.Errorf("unmap: %v", err)
+	}
+}
+
+// Attach latency on an existing circuit (issue 8: p50 and p99 <= 2 ms).
+func TestRealAttachLatency(t *testing.T) {
+	e := realTor(t)
+	reg := prometheus.NewRegistry()
+	cfg := Config{
+		Control: e.control, CookieFile: e.cookie, SOCKS: e.socks, Launch: "never",
+		AttachStreams: true, CircuitLifetime: 10 * time.Minute, SOCKSTimeout: 60 * time.Second,
+	}
+	tor, err := New(cfg, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	if err := tor.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer tor.Close()
+	<-tor.ctl.Ready()
+	const n = 200
+	for i := 0; i < n; i++ {
+		if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "lat")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "socksd_tor_attach_latency_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() != "existing" {
+				continue
+			}
+			h := m.GetHistogram()
+			total := h.GetSampleCount()
+			var bounds []float64
+			var counts []uint64
+			for _, b := range h.GetBucket() {
+				bounds = append(bounds, b.GetUpperBound())
+				counts = append(counts, b.GetCumulativeCount())
+			}
+			t.Logf("buckets (upper bound s: cumulative): %v %v", bounds, counts)
+			p50 := bucketQuantile(bounds, counts, total, 0.5)
+			p99 := bucketQuantile(bounds, counts, total, 0.99)
+			t.Logf("attach latency, existing circuit: %d samples, mean %.3f ms, p50 <= %.2f ms, p99 <= %.2f ms",
+				total, h.GetSampleSum()/float64(total)*1e3, p50*1e3, p99*1e3)
+			if total < n-1 {
+				t.Errorf("%d samples on an existing circuit, want >= %d", total, n-1)
+			}
+			if p50 > 0.002 {
+				t.Errorf("p50 attach latency above 2 ms (<= %.2f ms)", p50*1e3)
+			}
+			return
+		}
+	}
+	t.Fatal("no attach latency samples for existing circuits")
+}
+
+// bucketQuantile returns the upper bound of the first bucket whose
+// cumulative count reaches q of total.
+func bucketQuantile(bounds []float64, counts []uint64, total uint64, q float64) float64 {
+	want := uint64(math.Ceil(q * float64(total)))
+	for i, c := range counts {
+		if c >= want {
+			return bounds[i]
+		}
+	}
+	return math.Inf(1)
 }
