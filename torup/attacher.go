@@ -135,6 +135,10 @@ type keyState struct {
 	building [nKinds]bool // an EXTENDCIRCUIT (or its circuit) is in flight
 	waiting  []*stream
 	failures [nKinds]int
+	// keepAlive: the key's listener has keep_alive (Tor's
+	// KeepAliveIsolateSOCKSAuth), so a circuit carrying streams outlives
+	// circuit_lifetime.
+	keepAlive bool
 }
 
 // circKind separates the circuits socksd builds by the streams they carry.
@@ -267,7 +271,14 @@ func (a *attacher) usable(c *circuit, now time.Time) bool {
 	if c.firstUse.IsZero() || a.cfg.Lifetime <= 0 || now.Sub(c.firstUse) < a.cfg.Lifetime {
 		return true
 	}
-	return a.cfg.KeepAlive && len(c.streams) > 0
+	if len(c.streams) == 0 {
+		return false
+	}
+	if a.cfg.KeepAlive {
+		return true
+	}
+	ks := a.keys[c.key]
+	return ks != nil && ks.keepAlive
 }
 
 // choose returns the newest usable circuit of the key whose exit has not

@@ -86,6 +86,9 @@ func (a *attacher) newStream(id string, key isolation.Key, reg *registration) *s
 	a.streams[id] = s
 	if reg != nil {
 		reg.setStream(id)
+		if reg.keepAlive {
+			a.key(key).keepAlive = true
+		}
 	}
 	if a.cfg.SOCKSTimeout > 0 && !a.cfg.Passive {
 		s.timer = time.AfterFunc(a.cfg.SOCKSTimeout, func() { a.timeout(id) })

@@ -277,10 +277,11 @@ func TestBuiltBeforeExtendReply(t *testing.T) {
 func TestLifetimeExpiryBuildsNewCircuit(t *testing.T) {
 	for _, keepAlive := range []bool{false, true} {
 		t.Run(fmt.Sprint("keep_alive=", keepAlive), func(t *testing.T) {
-			h := newHarness(t, attacherConfig{Lifetime: 10 * time.Minute, KeepAlive: keepAlive})
+			h := newHarness(t, attacherConfig{Lifetime: 10 * time.Minute})
 			k := testKey("k")
-			h.open("127.0.0.1:40001", k)
-			h.open("127.0.0.1:40002", k)
+			// keep_alive comes with the request's listener.
+			h.open("127.0.0.1:40001", k).keepAlive = keepAlive
+			h.open("127.0.0.1:40002", k).keepAlive = keepAlive
 			h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
 			h.f.waitCall(t, "EXTENDCIRCUIT", 1)
 			h.settle()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -349,5 +350,47 @@ func TestRefine(t *testing.T) {
 	})
 	if refine(context.Background(), newRegistration(k, "x"), nil) != nil {
 		t.Error("success refined into an error")
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	s := fakeTor(t, "127.0.0.1:10", "")
+	base := runtime.NumGoroutine()
+	tor, err := New(Config{Control: s.Addr(), Launch: "never", AttachStreams: true, SOCKSTimeout: time.Minute}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tor.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "connected", tor.ctl.Connected)
+	s.Push("650 STREAM 5 NEW 0 127.0.0.1:80 SOURCE_ADDR=127.0.0.1:1 PURPOSE=USER")
+	s.Push("650 STREAM 5 CONTROLLER_WAIT 0 127.0.0.1:80")
+	waitFor(t, "hand-back", func() bool { return received(s, "ATTACHSTREAM 5 0") == 1 })
+	tor.Close()
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
+}
+
+func TestAttachStreamsOff(t *testing.T) {
+	s := fakeTor(t, "127.0.0.1:10", "12 NEW 0 1.2.3.4:80")
+	tor, err := New(Config{Control: s.Addr(), Launch: "never", AttachStreams: false}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tor.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "connected", tor.ctl.Connected)
+	s.Push("650 STREAM 5 NEW 0 127.0.0.1:80 SOURCE_ADDR=127.0.0.1:1 PURPOSE=USER")
+	s.Push("650 STREAM 5 CONTROLLER_WAIT 0 127.0.0.1:80")
+	s.Push("650 STREAM 5 CLOSED 0 127.0.0.1:80 REASON=DONE")
+	waitFor(t, "events consumed", func() bool { return tor.ctl.Conn() != nil && tor.ctl.Conn().EventBacklog() == 0 })
+	tor.Close()
+	for _, l := range s.Received() {
+		for _, bad := range []string{"SETCONF", "RESETCONF", "ATTACHSTREAM", "EXTENDCIRCUIT", "GETINFO stream-status"} {
+			if strings.HasPrefix(l, bad) {
+				t.Errorf("attach_streams = false sent %q", l)
+			}
+		}
 	}
 }

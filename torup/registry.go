@@ -18,8 +18,9 @@ const torS0X0 = "<torS0X>0"
 // The attacher reports the stream's end back through it, which is how a
 // generic SOCKS failure is refined from REASON/REMOTE_REASON.
 type registration struct {
-	key   isolation.Key
-	local string
+	key       isolation.Key
+	local     string
+	keepAlive bool // the request's listener has keep_alive
 
 	mu       sync.Mutex
 	streamID string

@@ -45,7 +45,10 @@ type Config struct {
 	AttachStreams   bool
 	CircuitLifetime time.Duration
 	SOCKSTimeout    time.Duration
-	KeepAlive       bool // [isolation] keep_alive
+	KeepAlive       bool // [isolation] keep_alive: the default for every listener
+	// KeepAliveListeners overrides KeepAlive per listener (keyed by
+	// dispatch.Request.Listener, the listener's configured address).
+	KeepAliveListeners map[string]bool
 
 	// SystemControl lists where a system Tor's control port is looked
 	// for when Control is "" (default /run/tor/control, 127.0.0.1:9051).
@@ -61,7 +64,16 @@ func FromConfig(c config.Config) Config {
 		StateDir: c.StateDir, TorrcExtra: c.Tor.TorrcExtra,
 		AttachStreams: c.Tor.AttachStreams, CircuitLifetime: c.Tor.CircuitLifetime,
 		SOCKSTimeout: c.Tor.SOCKSTimeout, KeepAlive: c.Isolation.KeepAlive,
+		KeepAliveListeners: keepAliveListeners(c),
 	}
+}
+
+func keepAliveListeners(c config.Config) map[string]bool {
+	m := make(map[string]bool)
+	for _, l := range c.Listeners() {
+		m[l.Listen] = l.KeepAlive
+	}
+	return m
 }
 
 // Tor is socksd's connection to Tor: upstream, resolver, controller and,
@@ -116,7 +128,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Tor, error) {
 	}
 	t := &Tor{cfg: cfg, log: log, m: newMetrics(reg), reg: newRegistry()}
 	t.att = newAttacher(attacherConfig{
-		Lifetime: cfg.CircuitLifetime, SOCKSTimeout: cfg.SOCKSTimeout, KeepAlive: cfg.KeepAlive,
+		Lifetime: cfg.CircuitLifetime, SOCKSTimeout: cfg.SOCKSTimeout,
 		Passive: !cfg.AttachStreams,
 	}, t.reg, t.m, log.Named("attach"))
 	t.up = &upstream{t: t}
