@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -153,29 +155,46 @@ func waitAccepting(p *tornet.Process, addr string, timeout time.Duration) error 
 	}
 }
 
-// freeTCP returns "127.0.0.1:P" for a port that was free a moment ago.
+// Ports for socksd come from 10000-19999: below Linux's ephemeral range
+// (32768-60999), so no outgoing connection can take one between the check
+// here and socksd's bind (that happened with ":0" ports on a busy box), and
+// below tornet's blocks (20000-29999).
+const (
+	testPortMin = 10000
+	testPortMax = 19999
+)
+
+// freeTCP returns "127.0.0.1:P" for a port that is free right now.
 func freeTCP(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return pickPort(t, false)
 }
 
 // freeTCPUDP returns "127.0.0.1:P" free for both TCP and UDP.
 func freeTCPUDP(t *testing.T) string {
 	t.Helper()
-	for range 50 {
-		a := freeTCP(t)
-		pc, err := net.ListenPacket("udp4", a)
-		if err == nil {
-			pc.Close()
-			return a
+	return pickPort(t, true)
+}
+
+func pickPort(t *testing.T, udp bool) string {
+	t.Helper()
+	for range 200 {
+		a := net.JoinHostPort("127.0.0.1", strconv.Itoa(testPortMin+rand.IntN(testPortMax-testPortMin+1)))
+		l, err := net.Listen("tcp4", a)
+		if err != nil {
+			continue
 		}
+		l.Close()
+		if udp {
+			pc, err := net.ListenPacket("udp4", a)
+			if err != nil {
+				continue
+			}
+			pc.Close()
+		}
+		return a
 	}
-	t.Fatal("no port free for both TCP and UDP")
+	t.Fatal("no free port in 10000-19999")
 	return ""
 }
 
