@@ -251,7 +251,7 @@ func (b *Bridge) mapName(ctx context.Context, f *family, name string) (addr neti
 	// A mapping can be reclaimed between our lookup and the end of its push;
 	// then we look again. Three tries bound the loop under churn.
 	for try := 0; try < 3; try++ {
-		m, isNew, gen, err := b.lookupOrCreate(f, name)
+		m, isNew, err := b.lookupOrCreate(f, name)
 		if err != nil {
 			return netip.Addr{}, false, err
 		}
@@ -271,13 +271,16 @@ func (b *Bridge) mapName(ctx context.Context, f *family, name string) (addr neti
 		m.lastAnswer = now // from here on no reclaim for TTL
 		f.touch(m, now)
 		b.used = true
+		gen := m.gen
 		b.mu.Unlock()
-		if isNew && b.saver != nil {
+		if b.saver != nil {
 			// A restart must keep every address an app was told (issue 5
-			// item 3): the answer waits for the table to be on disk.
-			// Concurrent new names share one write.
+			// item 3): the answer waits until the mapping is on disk —
+			// also for a query that found it made by a concurrent one.
+			// Concurrent new names share one write; a saved mapping
+			// returns at once.
 			if err := b.saver.wait(ctx, b, gen); err != nil {
-				b.log.Warn("mapping table not saved", zap.Error(err))
+				b.log.Debug("answering before the mapping table was saved", zap.Error(err))
 			}
 		}
 		return m.addr, created, nil
@@ -286,11 +289,11 @@ func (b *Bridge) mapName(ctx context.Context, f *family, name string) (addr neti
 }
 
 // lookupOrCreate finds name in f or allocates an address for it.
-func (b *Bridge) lookupOrCreate(f *family, name string) (m *mapping, created bool, gen uint64, err error) {
+func (b *Bridge) lookupOrCreate(f *family, name string) (m *mapping, created bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if m := f.byName[name]; m != nil {
-		return m, false, 0, nil
+		return m, false, nil
 	}
 	now := b.now()
 	var addr netip.Addr
@@ -305,13 +308,14 @@ func (b *Bridge) lookupOrCreate(f *family, name string) (m *mapping, created boo
 		}
 	}
 	if !ok {
-		return nil, false, 0, errPoolExhausted
+		return nil, false, errPoolExhausted
 	}
 	m = &mapping{name: name, addr: addr, lastUsed: now}
 	f.insert(m)
 	b.logOpLocked(journalOp{Op: "+", Addr: addr, Name: name, T: now.Unix()})
+	m.gen = b.gen
 	b.updateSizesLocked()
-	return m, true, b.gen, nil
+	return m, true, nil
 }
 
 // torAddr is how Tor spells a virtual address in MAPADDRESS: IPv6 in

@@ -14,6 +14,7 @@ type mapping struct {
 	lastAnswer time.Time // last DNS answer: the app may cache it until lastAnswer+TTL
 	pins       int       // live streams to this address; >0 → never expired or reclaimed
 	removed    bool      // expired or reclaimed; waiters must look again
+	gen        uint64    // table generation that created it: answers wait until it is saved
 
 	// Tor push state: pushedEpoch == table.epoch means Tor has this mapping
 	// since its last (re)connect. pushing is non-nil while a MAPADDRESS for
