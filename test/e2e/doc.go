@@ -45,6 +45,30 @@
 // (what the test servers saw), and Control (a control-port connection to
 // the client tor).
 //
+// # Teardown
+//
+// Normal end: TestMain stops every socksd, then every tor, by PID (SIGTERM,
+// SIGKILL after 5 s). Ctrl-C or SIGTERM to the test binary: the same, then
+// exit 2. A `go test -timeout` panic or a SIGKILL of the test binary runs no
+// Go code: every child was started with Pdeathsig=SIGTERM from a thread
+// that lives as long as the process, so the kernel stops them at once
+// (checked: no tor left 1 s after a timeout panic); each tor also has
+// __OwningControllerProcess = the test binary's PID and exits within 15 s
+// on its own. Only the network's temp dir (/tmp/tornet-*) stays behind.
+// Networks get their ports from flock'ed blocks in 20000-29999, so two test
+// packages (or `make tornet` beside `make test`) never collide; socksd
+// ports come from 10000-19999.
+//
+// # Exits and source addresses
+//
+// Each exit has OutboundBindAddressExit 127.0.0.N, but tor skips that bind
+// for loopback destinations (connection.c), so all exits reach 127.0.0.1
+// from 127.0.0.1. The test HTTP server therefore identifies the exit by
+// the process owning the other end of the TCP connection (/proc/net/tcp +
+// /proc/PID/fd): /via answers "exit1". The bind address still matters: for
+// a non-loopback destination tor binds 127.0.0.N and Linux fails the
+// connect() with EINVAL, which is what keeps the exits on loopback.
+//
 // The test HTTP server (the exits' target and the onion's backend): GET /
 // "hello from tornet\n", /via the tor that made the connection ("exit0",
 // "exit1", "hs"; "-" for a direct connection), /whoami the source IP,
