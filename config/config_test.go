@@ -26,7 +26,7 @@ func TestExampleFileLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Tor.SOCKS != "127.0.0.1:9050" || cfg.SOCKS.HandshakeTimeout != 30*time.Second {
+	if cfg.Tor.SOCKS != "" || cfg.Tor.Control != "" || cfg.Metrics.Listen != "127.0.0.1:9352" || cfg.SOCKS.HandshakeTimeout != 30*time.Second {
 		t.Fatalf("example values not decoded: %+v", cfg)
 	}
 }

@@ -108,6 +108,9 @@ func (c *Config) Validate() error {
 	}
 	v.network("dns.virtual_network_ipv4", c.DNS.VirtualNetworkIPv4, true)
 	v.network("dns.virtual_network_ipv6", c.DNS.VirtualNetworkIPv6, false)
+	if len(c.DNS.Listen) > 0 && c.Tor.Control == "none" {
+		v.add("dns.listen", `the DNS bridge needs a Tor control port (it registers names with MAPADDRESS), but tor.control = "none": set tor.control or clear dns.listen`)
+	}
 	v.positive("dns.ttl", c.DNS.TTL)
 	v.positive("dns.mapping_idle", c.DNS.MappingIdle)
 

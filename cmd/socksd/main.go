@@ -20,6 +20,7 @@ import (
 
 	"socksd/config"
 	"socksd/dispatch"
+	"socksd/internal/systemd"
 )
 
 // Exit codes. systemd's Restart=on-failure restarts on all but exitOK;
@@ -92,7 +93,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	defer log.Sync()
-	d, code := start(cfg, *cfgPath, log, level)
+	socks, err := systemd.Sockets()
+	if err != nil {
+		log.Error("socket activation", zap.Error(err))
+		return exitFailure
+	}
+	d, code := start(cfg, *cfgPath, log, level, &inherited{socks: socks})
 	if d == nil {
 		return code
 	}
@@ -118,9 +124,10 @@ type daemon struct {
 	metrics *http.Server
 }
 
-func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicLevel) (*daemon, int) {
+func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicLevel, socks *inherited) (*daemon, int) {
 	log.Info("starting", zap.String("version", versionString()), zap.String("config", cfgPath))
-	w, err := wire(cfg, log)
+	defer socks.leftover(log)
+	w, err := wire(cfg, log, socks)
 	if err != nil {
 		log.Error("cannot set up the upstream", zap.Error(err))
 		if errors.Is(err, errConfig) {
@@ -128,7 +135,7 @@ func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicL
 		}
 		return nil, exitFailure
 	}
-	if err := w.srv.Configure(settingsFrom(cfg), listenersFrom(cfg)); err != nil {
+	if err := w.srv.Configure(settingsFrom(cfg), listenersFrom(cfg, socks)); err != nil {
 		log.Error("cannot listen", zap.Error(err))
 		w.close()
 		return nil, exitFailure
@@ -210,7 +217,7 @@ func (d *daemon) reload() {
 		d.log.Error("reload: configuration refused; keeping the running one", zap.Error(err))
 		return
 	}
-	if err := d.srv.Configure(settingsFrom(cfg), listenersFrom(cfg)); err != nil {
+	if err := d.srv.Configure(settingsFrom(cfg), listenersFrom(cfg, nil)); err != nil {
 		d.log.Error("reload: cannot apply listeners; keeping the running ones", zap.Error(err))
 		return
 	}

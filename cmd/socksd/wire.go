@@ -1,28 +1,44 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"socksd/chain"
 	"socksd/config"
 	"socksd/dispatch"
+	"socksd/internal/systemd"
 	"socksd/isolation"
+	"socksd/resolve"
+	"socksd/torctl"
+	"socksd/torup"
 )
 
 // errConfig marks a wiring failure that only a configuration change can
 // fix (exit code exitConfig).
 var errConfig = errors.New("configuration")
 
+// torStartTimeout bounds finding, launching and first connecting to Tor
+// at start-up. A control port that is configured but down is not waited
+// for (socksd fails closed and keeps reconnecting); this only bounds a
+// managed tor's start and the first authentication.
+const torStartTimeout = 2 * time.Minute
+
 // wired is everything wire() built.
 type wired struct {
 	srv     *dispatch.Server
 	reg     *prometheus.Registry
 	mux     *http.ServeMux
+	tor     *torup.Tor
+	bridge  *resolve.Bridge // nil when [dns] listen is empty
+	dns     *dnsServers     // inherited DNS sockets served outside the bridge's own Start
 	closers []func() error
 }
 
@@ -30,62 +46,160 @@ func (w *wired) close() {
 	for i := len(w.closers) - 1; i >= 0; i-- {
 		w.closers[i]()
 	}
+	w.closers = nil
 }
 
-// wire builds the concrete graph: upstream + resolver, the dispatcher and
-// the metrics mux. It is the only place concrete Tor-facing types meet.
-func wire(cfg config.Config, log *zap.Logger) (*wired, error) {
+// wire builds the concrete graph: Tor upstream + resolver, the DNS bridge,
+// the dispatcher and the metrics mux. It is the only place concrete
+// Tor-facing types meet. socks are the sockets inherited from systemd.
+func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err error) {
 	w := &wired{reg: newRegistry()}
 	w.mux = newMux(w.reg)
-	up, res, closeUp, err := buildUpstream(cfg, log, w.reg)
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
+	t, err := torup.New(torup.FromConfig(cfg), log, w.reg)
 	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errConfig, err)
+	}
+	w.tor = t
+
+	var up dispatch.Upstream = t.Upstream()
+	var res dispatch.Resolver = t.Resolver()
+	var isVirtual func(netip.Addr) bool
+	if len(cfg.DNS.Listen) > 0 {
+		rc, err := dnsConfig(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errConfig, err)
+		}
+		// The bridge's own listen addresses exclude the ones systemd
+		// passed in: those are served by dnsServers below.
+		rc.Listen = socks.dnsToBind(cfg.DNS.Listen)
+		b, err := resolve.New(rc, t.DNS(), log, w.reg)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errConfig, err)
+		}
+		w.bridge = b
+		w.closers = append(w.closers, b.Close)
+		// Tor forgets MAPADDRESS mappings when it restarts, and a new
+		// control connection may be a new Tor: push the table again
+		// (issue 5 item 3). Runs on the first connection too.
+		t.OnReconnect(func(ctx context.Context, _ *torctl.Conn) error { return b.RepushAll(ctx) })
+		isVirtual = b.IsVirtual
+		up = &virtualUpstream{Upstream: up, bridge: b}
+		res = &virtualResolver{Resolver: res, bridge: b}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), torStartTimeout)
+	defer cancel()
+	if err := t.Start(ctx); err != nil {
+		if errors.Is(err, torup.ErrLaunchNever) {
+			return nil, fmt.Errorf("%w: %v", errConfig, err)
+		}
 		return nil, err
 	}
-	if closeUp != nil {
-		w.closers = append(w.closers, closeUp)
+	w.closers = append(w.closers, t.Close)
+	if w.bridge != nil && t.Controller() == nil {
+		return nil, fmt.Errorf("%w: dns.listen is set but no Tor control port was found (tor.control = %q): the DNS bridge needs one for MAPADDRESS; set tor.control, or clear tor.socks so socksd launches its own tor", errConfig, cfg.Tor.Control)
 	}
+	if w.bridge != nil {
+		if err := w.bridge.Start(); err != nil {
+			return nil, err
+		}
+		ds, err := serveInheritedDNS(w.bridge, socks, cfg.DNS.Listen, log)
+		if err != nil {
+			return nil, err
+		}
+		w.dns = ds
+		w.closers = append(w.closers, ds.Close)
+	}
+
 	srv, err := dispatch.New(dispatch.Options{
 		Upstream:   up,
 		Resolver:   res,
-		IsVirtual:  nil, // the DNS bridge (resolve/) plugs its virtual-address test in here
+		IsVirtual:  isVirtual,
 		Log:        log,
 		Registerer: w.reg,
 	})
 	if err != nil {
-		w.close()
 		return nil, err
 	}
 	w.srv = srv
 	return w, nil
 }
 
-// buildUpstream chooses where streams go. For now: plain SOCKS5 chaining
-// to [tor] socks. The Tor-control-port upstream (torup/) replaces this
-// function's body: it returns its own Upstream/Resolver and a closer.
-func buildUpstream(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (dispatch.Upstream, dispatch.Resolver, func() error, error) {
-	_ = reg
-	if cfg.Tor.SOCKS == "" {
-		return nil, nil, nil, fmt.Errorf("%w: tor.socks is empty: set it to Tor's SocksPort (e.g. \"127.0.0.1:9050\"); discovering it through the control port is not available in this build", errConfig)
+// dnsConfig turns [dns] and state_dir into the bridge's configuration.
+func dnsConfig(cfg config.Config) (resolve.Config, error) {
+	mode, err := resolve.ParseMode(cfg.DNS.Automap)
+	if err != nil {
+		return resolve.Config{}, err
 	}
-	if cfg.Tor.Control != "" && cfg.Tor.Control != "none" {
-		log.Warn("tor.control is set but this build chains to tor.socks only: no stream attaching, no MAPADDRESS")
+	rc := resolve.Config{
+		Listen:          cfg.DNS.Listen,
+		Automap:         mode,
+		AutomapSuffixes: cfg.DNS.AutomapSuffixes,
+		TTL:             cfg.DNS.TTL,
+		MappingIdle:     cfg.DNS.MappingIdle,
+		StateDir:        cfg.StateDir,
 	}
-	u := chain.New(cfg.Tor.SOCKS, log)
-	log.Info("chaining every stream to a SOCKS5 upstream", zap.String("upstream", cfg.Tor.SOCKS))
-	return u, u, nil, nil
+	for _, a := range cfg.DNS.Allow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return resolve.Config{}, fmt.Errorf("dns.allow: %w", err)
+		}
+		rc.Allow = append(rc.Allow, p)
+	}
+	if cfg.DNS.VirtualNetworkIPv4 != "" {
+		if rc.VirtualIPv4, err = netip.ParsePrefix(cfg.DNS.VirtualNetworkIPv4); err != nil {
+			return resolve.Config{}, fmt.Errorf("dns.virtual_network_ipv4: %w", err)
+		}
+	}
+	if cfg.DNS.VirtualNetworkIPv6 != "" {
+		if rc.VirtualIPv6, err = netip.ParsePrefix(cfg.DNS.VirtualNetworkIPv6); err != nil {
+			return resolve.Config{}, fmt.Errorf("dns.virtual_network_ipv6: %w", err)
+		}
+	}
+	return rc, nil
 }
 
-// checkWiring is -check-config's test of what wire() would refuse.
+// checkWiring is -check-config's test of what wire() would refuse
+// beyond config.Validate (which already refuses dns.listen with
+// tor.control = "none").
 func checkWiring(cfg config.Config) error {
-	if cfg.Tor.SOCKS == "" {
-		return fmt.Errorf("%w: tor.socks is empty: set it to Tor's SocksPort (e.g. \"127.0.0.1:9050\")", errConfig)
+	if _, err := torup.New(torup.FromConfig(cfg), nil, nil); err != nil {
+		return fmt.Errorf("%w: %v", errConfig, err)
+	}
+	if len(cfg.DNS.Listen) > 0 {
+		rc, err := dnsConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errConfig, err)
+		}
+		rc.Listen, rc.StateDir = nil, ""
+		b, err := resolve.New(rc, nopDNSTor{}, nil, nil)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errConfig, err)
+		}
+		b.Close()
 	}
 	return nil
 }
 
+// nopDNSTor lets checkWiring build a bridge only to validate its config.
+type nopDNSTor struct{}
+
+func (nopDNSTor) MapAddress(context.Context, string, string) (string, error) {
+	return "", torup.ErrControlDown
+}
+func (nopDNSTor) Resolve(context.Context, string, bool) (string, error) {
+	return "", torup.ErrControlDown
+}
+
 // listenersFrom turns the config's listeners into dispatcher listeners,
-// with per-application lookup for listeners that isolate on it.
-func listenersFrom(cfg config.Config) []dispatch.ListenerConfig {
+// with per-application lookup for listeners that isolate on it, and the
+// sockets systemd passed in for their addresses.
+func listenersFrom(cfg config.Config, socks *inherited) []dispatch.ListenerConfig {
 	specs := cfg.Listeners()
 	out := make([]dispatch.ListenerConfig, 0, len(specs))
 	for _, s := range specs {
@@ -93,7 +207,86 @@ func listenersFrom(cfg config.Config) []dispatch.ListenerConfig {
 		if s.Policy.Fields&isolation.ClientApp != 0 {
 			lc.AppLookup = isolation.LookupConn
 		}
+		lc.Listener = socks.take(s.Listen)
 		out = append(out, lc)
 	}
 	return out
+}
+
+// inherited holds the sockets systemd passed (socket activation) that no
+// listener has taken yet. A SOCKS listener takes the socket bound to its
+// address once; later reloads bind the address themselves if the listener
+// was removed and added again (the inherited socket was closed with it).
+type inherited struct {
+	socks []systemd.Socket
+}
+
+func (in *inherited) take(listen string) net.Listener {
+	if in == nil {
+		return nil
+	}
+	ln, ok := systemd.Listener(in.socks, listen)
+	if !ok {
+		return nil
+	}
+	in.remove(func(s systemd.Socket) bool { return s.Listener == ln })
+	return ln
+}
+
+func (in *inherited) takePacket(listen string) net.PacketConn {
+	if in == nil {
+		return nil
+	}
+	pc, ok := systemd.PacketConn(in.socks, listen)
+	if !ok {
+		return nil
+	}
+	in.remove(func(s systemd.Socket) bool { return s.PacketConn == pc })
+	return pc
+}
+
+func (in *inherited) remove(match func(systemd.Socket) bool) {
+	for i, s := range in.socks {
+		if match(s) {
+			in.socks = append(in.socks[:i], in.socks[i+1:]...)
+			return
+		}
+	}
+}
+
+// dnsToBind returns the dns.listen addresses that systemd did not pass a
+// socket for (neither UDP nor TCP): the bridge binds those itself.
+func (in *inherited) dnsToBind(listen []string) []string {
+	var out []string
+	for _, l := range listen {
+		if in != nil {
+			_, udp := systemd.PacketConn(in.socks, l)
+			_, tcp := systemd.Listener(in.socks, l)
+			if udp || tcp {
+				continue
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// leftover closes and reports the inherited sockets nobody took: a socket
+// unit whose addresses the config does not name.
+func (in *inherited) leftover(log *zap.Logger) {
+	if in == nil {
+		return
+	}
+	for _, s := range in.socks {
+		var addr string
+		if s.Listener != nil {
+			addr = s.Listener.Addr().String()
+		} else if s.PacketConn != nil {
+			addr = s.PacketConn.LocalAddr().String()
+		}
+		log.Warn("systemd passed a socket that no socks.listen or dns.listen entry names; closing it (add its address to the config)",
+			zap.String("name", s.Name), zap.String("addr", addr))
+		s.Close()
+	}
+	in.socks = nil
 }
