@@ -194,7 +194,10 @@ func BenchmarkUDPTarget(b *testing.B) {
 // (default 60) so BenchmarkUDPTarget can load it from another process, as
 // it loads Tor's DNSPort: a fair comparison needs the load generator outside
 // the server's process. With SOCKSD_TOR_CONTROL/SOCKSD_TOR_COOKIE set, new
-// names are mapped in a real Tor.
+// names are mapped in a real Tor — a throwaway one: the hundreds of
+// thousands of mappings stay there (controller mappings never expire,
+// control-spec §3.8) and GETINFO address-mappings/control outgrows
+// torctl's reply limit.
 func TestBenchServe(t *testing.T) {
 	addr := os.Getenv("SOCKSD_BENCH_SERVE")
 	if addr == "" {
