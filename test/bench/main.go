@@ -58,6 +58,7 @@ type sinkAddrs struct {
 // bench holds one run's settings and shared state.
 type bench struct {
 	socksd       string   // socksd binary; "" = peers only
+	socksdB      string   // optional candidate socksd build, measured as socksdB>U
 	peersBin     string   // directory holding the armon and thingsgo peers
 	microsocks   string   // microsocks binary
 	danted       string   // dante-server binary
@@ -103,6 +104,7 @@ func runSuite(args []string) error {
 	mode := fs.String("mode", "quick", "quick (seconds, for development) or full (about 10 minutes)")
 	out := fs.String("out", "results", "output directory")
 	socksd := fs.String("socksd", "", "socksd binary (empty: peers only)")
+	socksdB := fs.String("socksd-b", "", "a candidate socksd build measured in the same run as socksdB>U (A/B test of a change)")
 	peersBin := fs.String("peers", "", "directory with the armon and thingsgo peer binaries")
 	reps := fs.Int("reps", 0, "repetitions (default: quick 1, full 3)")
 	total := fs.Int64("bulk-bytes", 0, "bytes per bulk run (default: quick 256 MiB, full 2 GiB)")
@@ -114,7 +116,7 @@ func runSuite(args []string) error {
 	fs.Parse(args)
 
 	b := &bench{
-		socksd: *socksd, peersBin: *peersBin, upstreams: strings.Split(*ups, ","),
+		socksd: *socksd, socksdB: *socksdB, peersBin: *peersBin, upstreams: strings.Split(*ups, ","),
 		microsocks: lookPath("microsocks"), danted: lookPath("danted"),
 		pprof: *pprofAddr, out: *out,
 		reps: 1, rateDur: time.Second, rateMax: 200000, bulkTotal: 256 << 20, idleN: 1000, danteIdleMax: 500,
@@ -297,6 +299,8 @@ func (b *bench) runTarget(s spec, rep int) sample {
 			if s.upstream != "" {
 				b.profile(s.name, rep, "heap", "heap")
 				b.profile(s.name, rep, "goroutine", "goroutine")
+				// Text form: ends with runtime.MemStats (StackInuse, HeapInuse).
+				b.profile(s.name, rep, "heap-debug1.txt", "heap?debug=1")
 			}
 		})
 		if ir.Err != nil {
@@ -324,7 +328,7 @@ func (b *bench) runTarget(s spec, rep int) sample {
 		if s.upstream != "" && key == "c64" {
 			defer b.profileAsync(s.name, rep, "cpu-"+key, fmt.Sprintf("profile?seconds=%d", max(1, int(b.rateDur.Seconds())-1)))()
 		}
-		rr := connRate(r, b.sink.cmd.Process.Pid, proto, b.sink.echo, workers, b.rateDur, b.rateMax)
+		rr := connRate(r, proto, b.sink.echo, workers, b.rateDur, b.rateMax)
 		if rr.Errors > 0 && rr.Errors*100 > rr.Conns+rr.Errors {
 			note("%s: %d errors of %d", key, rr.Errors, rr.Conns+rr.Errors)
 		}
@@ -347,7 +351,7 @@ func (b *bench) runTarget(s spec, rep int) sample {
 		rate("c64_4a", ProtoSOCKS4a, 64)
 	}
 
-	var cpu float64
+	var cpu, all float64
 	var moved int64
 	for _, streams := range []int{1, 16} {
 		for _, up := range []bool{false, true} {
@@ -365,6 +369,7 @@ func (b *bench) runTarget(s spec, rep int) sample {
 				continue
 			}
 			cpu += br.CPU
+			all += br.CPUAll
 			moved += br.Bytes
 			smp.M[key] = br.GBps()
 			b.logf("  %s: %.2f GB/s (%d MiB in %s) cpu %.2f s", key, br.GBps(), br.Bytes>>20, br.Elapsed.Round(time.Millisecond), br.CPU)
@@ -372,6 +377,9 @@ func (b *bench) runTarget(s spec, rep int) sample {
 	}
 	if moved > 0 && r.pid != 0 {
 		smp.M["cpu_gb"] = cpu / float64(moved) * 1e9
+	}
+	if moved > 0 {
+		smp.M["cpuall_gb"] = all / float64(moved) * 1e9
 	}
 	return smp
 }
@@ -381,7 +389,10 @@ func (b *bench) profile(target string, rep int, name, path string) {
 	if b.pprof == "" {
 		return
 	}
-	file := filepath.Join(b.out, fmt.Sprintf("%s-rep%d-%s.pprof", strings.ReplaceAll(target, ">", "-"), rep+1, name))
+	if !strings.Contains(name, ".") {
+		name += ".pprof"
+	}
+	file := filepath.Join(b.out, fmt.Sprintf("%s-rep%d-%s", strings.ReplaceAll(target, ">", "-"), rep+1, name))
 	cl := http.Client{Timeout: 30 * time.Second}
 	resp, err := cl.Get("http://" + b.pprof + "/debug/pprof/" + path)
 	if err != nil {

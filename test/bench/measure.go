@@ -27,10 +27,10 @@ func (r rateResult) PerSec() float64 { return float64(r.Conns) / r.Elapsed.Secon
 
 // connRate runs workers loops until dur has passed or maxConns connections
 // were attempted, whichever comes first.
-func connRate(t *running, sinkPID int, proto Proto, dst netip.AddrPort, workers int, dur time.Duration, maxConns int) rateResult {
+func connRate(t *running, proto Proto, dst netip.AddrPort, workers int, dur time.Duration, maxConns int) rateResult {
 	var attempted, errs atomic.Int64
 	lats := make([][]time.Duration, workers)
-	cpu0, all0 := t.cpu(), t.cpuAll(sinkPID)
+	cpu0, all0 := t.cpu(), cpuAll()
 	start := time.Now()
 	stop := start.Add(dur)
 	var wg sync.WaitGroup
@@ -66,7 +66,7 @@ func connRate(t *running, sinkPID int, proto Proto, dst netip.AddrPort, workers 
 	el := time.Since(start)
 	all := slices.Concat(lats...)
 	slices.Sort(all)
-	r := rateResult{Conns: len(all), Errors: int(errs.Load()), Elapsed: el, CPU: t.cpu() - cpu0, CPUAll: t.cpuAll(sinkPID) - all0}
+	r := rateResult{Conns: len(all), Errors: int(errs.Load()), Elapsed: el, CPU: t.cpu() - cpu0, CPUAll: cpuAll() - all0}
 	if len(all) > 0 {
 		r.P50 = all[len(all)/2]
 		r.P99 = all[min(len(all)-1, len(all)*99/100)]
@@ -79,6 +79,7 @@ type bulkResult struct {
 	Bytes   int64
 	Elapsed time.Duration
 	CPU     float64
+	CPUAll  float64
 	Err     error
 }
 
@@ -90,7 +91,7 @@ func (r bulkResult) GBps() float64 { return float64(r.Bytes) / r.Elapsed.Seconds
 // clock stops when every byte has been accounted for end to end.
 func bulk(t *running, proto Proto, sink *sinkAddrs, streams int, total int64, up bool, timeout time.Duration) bulkResult {
 	per := total / int64(streams)
-	cpu0 := t.cpu()
+	cpu0, all0 := t.cpu(), cpuAll()
 	start := time.Now()
 	deadline := start.Add(timeout)
 	var wg sync.WaitGroup
@@ -113,7 +114,7 @@ func bulk(t *running, proto Proto, sink *sinkAddrs, streams int, total int64, up
 		}()
 	}
 	wg.Wait()
-	return bulkResult{Bytes: moved.Load(), Elapsed: time.Since(start), CPU: t.cpu() - cpu0, Err: firstErr}
+	return bulkResult{Bytes: moved.Load(), Elapsed: time.Since(start), CPU: t.cpu() - cpu0, CPUAll: cpuAll() - all0, Err: firstErr}
 }
 
 func bulkStream(proto Proto, proxy string, sink *sinkAddrs, src int, n int64, up bool, deadline time.Time) (int64, error) {

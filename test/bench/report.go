@@ -32,6 +32,7 @@ var metrics = []metric{
 	{"bulk1_up", "bulk 1 stream up", "GB/s", true, "%.2f"},
 	{"bulk16_up", "bulk 16 streams up", "GB/s", true, "%.2f"},
 	{"cpu_gb", "CPU per GB relayed", "s/GB", false, "%.3f"},
+	{"cpuall_gb", "CPU per GB, all processes", "s/GB", false, "%.3f"},
 	{"rss_conn", "RSS per idle conn", "KiB", false, "%.1f"},
 	{"pss_conn", "PSS per idle conn", "KiB", false, "%.1f"},
 	{"fd_conn", "fds per idle conn", "fd", false, "%.2f"},
@@ -78,6 +79,8 @@ func targetsOf(samples []sample) []string {
 		switch {
 		case n == "direct":
 			return 0
+		case strings.HasPrefix(n, "socksdB"):
+			return 3
 		case strings.HasPrefix(n, "socksd"):
 			return 2
 		}
@@ -174,8 +177,12 @@ func writeReport(rf *runFile, dir string) error {
 		b.WriteString("\n")
 	}
 
-	if u := fastestU(rf); u != "" {
-		front := "socksd>" + u
+	u := fastestU(rf)
+	for _, prefix := range []string{"socksd>", "socksdB>"} {
+		front := prefix + u
+		if u == "" || !slices.Contains(targets, front) {
+			continue
+		}
 		fmt.Fprintf(&b, "\n## socksd as a front end: `%s` against U = `%s` alone\n\n", front, u)
 		b.WriteString("| target (issue 8) | socksd>U | U alone | ratio | goal | met |\n|---|---|---|---|---|---|\n")
 		ratio := func(label, id string, goal float64) {

@@ -40,15 +40,9 @@ func (r *running) cpu() float64 {
 }
 
 // cpuAll is the CPU time of every process taking part: this load
-// generator, the sink (sinkPID) and every proxy process started for the
-// target (for socksd>U both socksd and U).
-func (r *running) cpuAll(sinkPID int) float64 {
-	cpu := cpuOf(os.Getpid()) + cpuOf(sinkPID)
-	for _, c := range r.procs {
-		cpu += cpuOf(c.Process.Pid)
-	}
-	return cpu
-}
+// generator and its descendants — the sink and every proxy process
+// started for the target (for socksd>U both socksd and U).
+func cpuAll() float64 { return cpuOf(os.Getpid()) }
 
 func (r *running) usage() (procUsage, error) {
 	if r.pid == 0 {
@@ -230,7 +224,13 @@ func (b *bench) specs() []spec {
 	}
 	if b.socksd != "" {
 		for _, u := range b.upstreams {
-			specs = append(specs, spec{name: "socksd>" + u, proto: ProtoSOCKS5, upstream: u, start: b.startSocksd(u, goPeer(u))})
+			specs = append(specs, spec{name: "socksd>" + u, proto: ProtoSOCKS5, upstream: u, start: b.startSocksd(b.socksd, u, goPeer(u))})
+		}
+	}
+	if b.socksdB != "" {
+		// A candidate build measured in the same run, for A/B tests of a change.
+		for _, u := range b.upstreams {
+			specs = append(specs, spec{name: "socksdB>" + u, proto: ProtoSOCKS5, upstream: u, start: b.startSocksd(b.socksdB, u, goPeer(u))})
 		}
 	}
 	return specs
@@ -238,7 +238,7 @@ func (b *bench) specs() []spec {
 
 // startSocksd starts upstream U, then socksd chained to it; socksd alone
 // is measured.
-func (b *bench) startSocksd(uname string, startU func(*bench) (*running, error)) func(*bench) (*running, error) {
+func (b *bench) startSocksd(binary, uname string, startU func(*bench) (*running, error)) func(*bench) (*running, error) {
 	return func(b *bench) (*running, error) {
 		u, err := startU(b)
 		if err != nil {
@@ -252,7 +252,7 @@ func (b *bench) startSocksd(uname string, startU func(*bench) (*running, error))
 			if err := os.WriteFile(conf, []byte(socksdConf(addr, u.addr, dir)), 0o644); err != nil {
 				return nil, err
 			}
-			args := []string{b.socksd, "-config", conf}
+			args := []string{binary, "-config", conf}
 			return args, nil
 		})
 		if err != nil {
