@@ -96,7 +96,11 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	req, early, err := s.handshake(r, shown, st, &proto)
 	if err != nil {
 		s.metrics.Connections.WithLabelValues(proto, handshakeOutcome(err)).Inc()
-		if !errors.Is(err, errWarningPage) {
+		if errors.Is(err, errWarningPage) {
+			s.warnings.warn(s.log, &s.warnings.httpOnSOCKS,
+				"a client sent a plain HTTP request to the SOCKS port and got the warning page: configure it to use this port as a SOCKS proxy (or an HTTP CONNECT proxy), not as a web proxy",
+				zap.String("listen", lc.Addr))
+		} else {
 			s.log.Debug("handshake failed", zap.String("protocol", proto), zap.Error(err))
 		}
 		return
@@ -107,6 +111,11 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	req.Listener = lc.Addr
 
 	if err := checkPolicy(req, st, s.opt.IsVirtual); err != nil {
+		if errors.Is(err, ErrUnsafeSOCKS) {
+			s.warnings.warn(s.log, &s.warnings.unsafeSOCKS,
+				"refused an IP-only request (safe_socks): the application resolved the name itself, which leaks DNS outside Tor; use socks4a or socks5h (remote DNS), or the DNS bridge",
+				zap.String("protocol", req.Protocol.String()), zap.String("listen", lc.Addr))
+		}
 		s.logRequest(req, st, "refused", err)
 		s.finish(c, req, st, err, netip.Addr{}, "", outcomeRejected)
 		return
@@ -309,6 +318,11 @@ func (s *Server) fillKey(req *Request, lc *ListenerConfig, c net.Conn) {
 		DestIP:   req.IP,
 		DestPort: req.Port,
 		Epoch:    s.currentEpoch(),
+	}
+	if req.HasAuth {
+		// A per-username renewal (NewUserEpoch) moves only keys derived
+		// from this username; the global epoch stays in the low half.
+		in.Epoch += s.userEpoch(req.Username) << 32
 	}
 	if ap, err := netip.ParseAddrPort(req.ClientAddr.String()); err == nil {
 		in.ClientAddr = ap.Addr().Unmap()

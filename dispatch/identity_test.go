@@ -1,0 +1,98 @@
+package dispatch_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"golang.org/x/net/proxy"
+
+	"socksd/dispatch"
+	"socksd/isolation"
+	"socksd/socks5"
+)
+
+// keyRecorder is an Upstream that records each request's isolation key
+// and refuses the stream (the key is all these tests need).
+type keyRecorder struct {
+	mu   sync.Mutex
+	keys []isolation.Key
+}
+
+func (k *keyRecorder) Open(_ context.Context, req *dispatch.Request, _ []byte) (dispatch.Stream, error) {
+	k.mu.Lock()
+	k.keys = append(k.keys, req.Key)
+	k.mu.Unlock()
+	return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: errors.New("recorder")}
+}
+
+func (k *keyRecorder) last(t *testing.T) isolation.Key {
+	t.Helper()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.keys) == 0 {
+		t.Fatal("no request reached the upstream")
+	}
+	return k.keys[len(k.keys)-1]
+}
+
+// keyOf opens one SOCKS5 stream as user and returns the key it got.
+func keyOf(t *testing.T, h *harness, rec *keyRecorder, user string) isolation.Key {
+	t.Helper()
+	var auth *proxy.Auth
+	if user != "" {
+		auth = &proxy.Auth{User: user, Password: "pw"}
+	}
+	d, err := proxy.SOCKS5("tcp", h.addr, auth, proxy.Direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := d.Dial("tcp", "example.com:80"); err == nil {
+		c.Close()
+		t.Fatal("the recorder refuses every stream")
+	}
+	return rec.last(t)
+}
+
+// TestNewUserEpoch: renewing one username changes that username's keys
+// only; a global NewEpoch changes every key; keys are stable otherwise.
+func TestNewUserEpoch(t *testing.T) {
+	rec := &keyRecorder{}
+	h := newHarness(t, hopt{upstream: rec})
+
+	alice0, bob0, anon0 := keyOf(t, h, rec, "alice"), keyOf(t, h, rec, "bob"), keyOf(t, h, rec, "")
+	if keyOf(t, h, rec, "alice") != alice0 {
+		t.Fatal("same user, same epoch: key changed")
+	}
+	if alice0 == bob0 {
+		t.Fatal("two users share a key")
+	}
+
+	if e := h.srv.NewUserEpoch([]byte("alice")); e != 1 {
+		t.Fatalf("first renewal of alice: epoch %d, want 1", e)
+	}
+	alice1 := keyOf(t, h, rec, "alice")
+	if alice1 == alice0 {
+		t.Fatal("alice renewed but her key did not change")
+	}
+	if keyOf(t, h, rec, "bob") != bob0 || keyOf(t, h, rec, "") != anon0 {
+		t.Fatal("renewing alice changed another identity's key")
+	}
+	if keyOf(t, h, rec, "alice") != alice1 {
+		t.Fatal("alice's new key is not stable")
+	}
+
+	h.srv.NewEpoch()
+	for _, u := range []struct {
+		name string
+		old  []isolation.Key
+	}{{"alice", []isolation.Key{alice0, alice1}}, {"bob", []isolation.Key{bob0}}, {"", []isolation.Key{anon0}}} {
+		k := keyOf(t, h, rec, u.name)
+		for _, o := range u.old {
+			if k == o {
+				t.Fatalf("user %q kept an old key after NewEpoch", u.name)
+			}
+		}
+	}
+}
