@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+)
+
+// attachOpts shape attachConfig.
+type attachOpts struct {
+	SOCKS          string // [tor] socks; "" = discover through the control port
+	NoExtended     bool   // [socks] extended_errors = false
+	Isolation      string // lines for [isolation]
+	CircuitTimeout string // [tor] socks_timeout (default 60s)
+}
+
+// attachConfig is a startSocksd template that makes socksd the controller
+// of c (attach_streams = true, cookie authentication), with the loopback
+// test server allowed (reject_internal = false).
+func attachConfig(c *clientTor, o attachOpts) string {
+	timeout := o.CircuitTimeout
+	if timeout == "" {
+		timeout = "60s"
+	}
+	return fmt.Sprintf(`
+state_dir = "{{.StateDir}}"
+
+[socks]
+listen = ["{{.Listen}}"]
+reject_internal = false
+extended_errors = %t
+
+[tor]
+control = %q
+cookie_file = %q
+socks = %q
+launch = "never"
+attach_streams = true
+socks_timeout = %q
+
+[log]
+level = "debug"
+format = "console"
+safe_logging = false
+
+[metrics]
+listen = "{{.Metrics}}"
+
+[isolation]
+%s
+`, !o.NoExtended, c.Control, c.Cookie, o.SOCKS, timeout, o.Isolation)
+}
+
+// torWaitController polls until some controller has set
+// __LeaveStreamsUnattached=1 on the observer's tor (socksd does it right
+// after authenticating, control-spec §3.1 SETCONF) and the tor lists an
+// established circuit.
+func torWaitController(t *testing.T, o *torObserver, s *Socksd) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		lines, err := o.do("GETCONF __LeaveStreamsUnattached")
+		if err == nil && len(lines) > 0 && lines[0] == "__LeaveStreamsUnattached=1" {
+			return
+		}
+		if s != nil && s.Proc.Exited() {
+			t.Fatalf("socksd exited: %v\n%s", s.Proc.Err(), s.Log())
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval of a bounded loop on a real condition
+	}
+	msg := ""
+	if s != nil {
+		msg = s.Log()
+	}
+	t.Fatalf("socksd never took control of the tor (__LeaveStreamsUnattached stays 0)\n%s", msg)
+}
+
+// torLeaveUnattached returns the tor's __LeaveStreamsUnattached value.
+func torLeaveUnattached(t *testing.T, o *torObserver) string {
+	t.Helper()
+	lines, err := o.do("GETCONF __LeaveStreamsUnattached")
+	if err != nil || len(lines) == 0 {
+		t.Fatalf("GETCONF __LeaveStreamsUnattached: %v %q", err, lines)
+	}
+	_, v, _ := strings.Cut(lines[0], "=")
+	return v
+}
+
+// torStartSocksdKillable is startSocksd for a socksd the test will kill -9:
+// same rendering and start, but the cleanup only makes sure it is gone
+// (no exit-status check; a SIGKILLed socksd exits -1 by design).
+func torStartSocksdKillable(t *testing.T, tmpl string) *Socksd {
+	t.Helper()
+	n := needTornet(t)
+	dir := t.TempDir()
+	v := SocksdVars{
+		Listen: freeTCP(t), Metrics: freeTCP(t), DNS: freeTCPUDP(t),
+		StateDir: filepath.Join(dir, "state"),
+		TorSOCKS: n.SOCKSAddrExt(), TorSOCKSPlain: n.SOCKSAddr(),
+		TorControl: n.ControlAddr(), Cookie: n.CookiePath,
+	}
+	if err := os.MkdirAll(v.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var cfg bytes.Buffer
+	if err := template.Must(template.New("socksd.toml").Option("missingkey=error").Parse(tmpl)).Execute(&cfg, v); err != nil {
+		t.Fatal(err)
+	}
+	s := &Socksd{SocksdVars: v, Addr: v.Listen, Dir: dir,
+		ConfigPath: filepath.Join(dir, "socksd.toml"), LogPath: filepath.Join(dir, "socksd.log")}
+	if err := os.WriteFile(s.ConfigPath, cfg.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := n.Spawn("socksd", s.LogPath, socksdBin, "-config", s.ConfigPath, "-shutdown-grace", "2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Proc = p
+	t.Cleanup(func() {
+		p.Stop(5 * time.Second)
+		if t.Failed() {
+			d := artifactDir(t, "killed-socksd")
+			copyFile(s.LogPath, filepath.Join(d, "socksd.log"))
+			copyFile(s.ConfigPath, filepath.Join(d, "socksd.toml"))
+		}
+	})
+	if err := waitAccepting(p, s.Addr, 30*time.Second); err != nil {
+		t.Fatalf("socksd did not come up: %v\n%s", err, s.Log())
+	}
+	return s
+}
+
+// torAdminPost sends POST path to socksd's metrics/admin listener and
+// returns the status and body.
+func torAdminPost(t *testing.T, s *Socksd, path string) (int, string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Post("http://"+s.Metrics+path, "text/plain", nil)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, string(b)
+}
+
+// torAdminGet is torAdminPost for GET.
+func torAdminGet(t *testing.T, s *Socksd, path string) (int, string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://" + s.Metrics + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
+}
+
+// alive reports whether pid names a live (not zombie) process.
+func torPIDAlive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+// torChildren returns the PIDs of pid's child processes whose comm is
+// name (/proc/PID/task/TID/children, Linux >= 3.5).
+func torChildren(pid int, name string) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, w := range strings.Fields(string(b)) {
+			var c int
+			if _, err := fmt.Sscanf(w, "%d", &c); err != nil {
+				continue
+			}
+			comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c))
+			if err == nil && strings.TrimSpace(string(comm)) == name && torPIDAlive(c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
