@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -122,6 +124,10 @@ type daemon struct {
 	srv     *dispatch.Server
 	wired   *wired
 	metrics *http.Server
+	started time.Time
+	// Fixed at start ([tor] and [dns] changes need a restart).
+	torSOCKS  string
+	dnsListen []string
 }
 
 func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicLevel, socks *inherited) (*daemon, int) {
@@ -140,7 +146,9 @@ func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicL
 		w.close()
 		return nil, exitFailure
 	}
-	d := &daemon{log: log, level: level, cfgPath: cfgPath, cfg: cfg, srv: w.srv, wired: w}
+	d := &daemon{log: log, level: level, cfgPath: cfgPath, cfg: cfg, srv: w.srv, wired: w,
+		started: time.Now(), torSOCKS: cfg.Tor.SOCKS, dnsListen: cfg.DNS.Listen}
+	d.adminHandler().Register(w.mux)
 	if cfg.Metrics.Listen != "" {
 		ms, err := startMetrics(cfg.Metrics.Listen, w.mux, log)
 		if err != nil {
@@ -154,23 +162,101 @@ func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicL
 	return d, exitOK
 }
 
-// serve handles signals until shutdown: SIGHUP reloads; SIGTERM/SIGINT
-// stop accepting and drain for grace; a second SIGTERM/SIGINT forces exit.
+// serve handles signals until shutdown: SIGHUP reloads; SIGUSR1 is a new
+// identity; SIGTERM/SIGINT stop accepting and drain for grace; a second
+// SIGTERM/SIGINT forces exit. Alongside, it talks to systemd: READY=1,
+// STATUS= lines, WATCHDOG=1.
 func (d *daemon) serve(grace time.Duration) int {
 	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sig)
+	ctx, cancel := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	stopBackground := func() { cancel(); bg.Wait() }
+	defer stopBackground()
+	bg.Add(2)
+	go func() { defer bg.Done(); d.notifySystemd(ctx) }()
+	go func() {
+		defer bg.Done()
+		if err := systemd.RunWatchdog(ctx, d.alive); err != nil {
+			d.log.Warn("systemd watchdog", zap.Error(err))
+		}
+	}()
 	d.log.Info("ready")
 	for s := range sig {
-		if s == syscall.SIGHUP {
+		switch s {
+		case syscall.SIGHUP:
+			systemd.Reloading()
 			d.reload()
+			systemd.Ready()
+			continue
+		case syscall.SIGUSR1:
+			nctx, ncancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := d.newIdentity(nctx); err != nil {
+				d.log.Warn("new identity (SIGUSR1)", zap.Error(err))
+			}
+			ncancel()
 			continue
 		}
+		systemd.Stopping()
+		stopBackground()
 		d.log.Info("shutting down: no new connections, draining live streams",
 			zap.Stringer("signal", s), zap.Duration("grace", grace), zap.Int("connections", d.srv.ActiveConnections()))
 		return d.shutdown(grace, sig)
 	}
 	return exitOK
+}
+
+// readyWait bounds how long READY=1 waits for the first authenticated
+// control connection. systemd's default TimeoutStartSec is 90 s; a system
+// tor that is down at boot must not make socksd's start fail in a restart
+// loop (it fails closed and keeps reconnecting), so past this socksd
+// reports ready with a STATUS= line saying Tor is not connected.
+const readyWait = 60 * time.Second
+
+// notifySystemd sends READY=1 once the listeners are up (they are: serve
+// runs after Configure) and the control port is authenticated, then a
+// STATUS= line whenever the Tor state it describes changes.
+func (d *daemon) notifySystemd(ctx context.Context) {
+	last := d.statusLine()
+	systemd.Status(last)
+	if ctl := d.wired.tor.Controller(); ctl != nil {
+		t := time.NewTimer(readyWait)
+		select {
+		case <-ctl.Ready():
+			t.Stop()
+		case <-t.C:
+			d.log.Warn("Tor's control port is still not connected; reporting ready anyway (failing closed until it is)", zap.Duration("waited", readyWait))
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+	if line := d.statusLine(); line != last {
+		last = line
+		systemd.Status(line)
+	}
+	systemd.Ready()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if line := d.statusLine(); line != last {
+			last = line
+			systemd.Status(line)
+		}
+	}
+}
+
+// alive is the watchdog's health test: the dispatcher's lock can be
+// taken (a wedged accept/configure path skips the ping and systemd
+// restarts socksd). Tor being down is not a reason to be restarted.
+func (d *daemon) alive() bool {
+	return d.srv.Addrs() != nil
 }
 
 func (d *daemon) shutdown(grace time.Duration, sig <-chan os.Signal) int {
@@ -224,14 +310,37 @@ func (d *daemon) reload() {
 	if lvl, err := zap.ParseAtomicLevel(cfg.Log.Level); err == nil {
 		d.level.SetLevel(lvl.Level())
 	}
-	if cfg.Tor != d.cfg.Tor {
-		d.log.Warn("reload: [tor] changed; restart socksd to apply it")
-	}
-	if cfg.Metrics != d.cfg.Metrics {
-		d.log.Warn("reload: [metrics] changed; restart socksd to apply it")
+	for _, c := range restartOnly(d.cfg, cfg) {
+		d.log.Warn("reload: " + c + " changed; it needs a restart (systemctl restart socksd); the running value stays")
 	}
 	d.cfg = cfg
 	d.log.Info("reloaded", zap.Int("listeners", len(cfg.Listeners())))
+}
+
+// restartOnly names the parts of the configuration a reload does not
+// apply: the Tor connection, the metrics/admin listener, the DNS bridge
+// and state_dir are built once at start.
+func restartOnly(old, cfg config.Config) []string {
+	var out []string
+	if cfg.Tor != old.Tor {
+		out = append(out, "[tor]")
+	}
+	if cfg.Isolation.KeepAlive != old.Isolation.KeepAlive {
+		out = append(out, "isolation.keep_alive")
+	}
+	if cfg.Metrics != old.Metrics {
+		out = append(out, "[metrics]")
+	}
+	if !reflect.DeepEqual(cfg.DNS, old.DNS) {
+		out = append(out, "[dns]")
+	}
+	if cfg.StateDir != old.StateDir {
+		out = append(out, "state_dir")
+	}
+	if cfg.Log.Format != old.Log.Format {
+		out = append(out, "log.format")
+	}
+	return out
 }
 
 func settingsFrom(cfg config.Config) dispatch.Settings {

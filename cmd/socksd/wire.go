@@ -39,6 +39,7 @@ type wired struct {
 	tor     *torup.Tor
 	bridge  *resolve.Bridge // nil when [dns] listen is empty
 	dns     *dnsServers     // inherited DNS sockets served outside the bridge's own Start
+	track   *tracker
 	closers []func() error
 }
 
@@ -116,9 +117,10 @@ func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err e
 		w.closers = append(w.closers, ds.Close)
 	}
 
+	w.track = newTracker(up, res)
 	srv, err := dispatch.New(dispatch.Options{
-		Upstream:   up,
-		Resolver:   res,
+		Upstream:   w.track,
+		Resolver:   w.track,
 		IsVirtual:  isVirtual,
 		Log:        log,
 		Registerer: w.reg,
