@@ -57,7 +57,7 @@ type attacher struct {
 	gen     uint64  // incremented per control connection
 	closed  bool
 	streams map[string]*stream
-	foreign map[string]bool // socksd-foreign streams seen NEW, not yet waiting
+	foreign map[string]*foreignStream // streams not socksd's, until Tor handles them
 	circs   map[string]*circuit
 	keys    map[isolation.Key]*keyState
 	// early holds CIRC events for circuits whose EXTENDCIRCUIT reply has
@@ -74,6 +74,10 @@ type attacherConfig struct {
 	// keeps Tor from putting any stream of its own choosing on them, so
 	// only the key's streams ever share a circuit.
 	Purpose string
+	// ForeignGrace is how long a waiting stream that may belong to another
+	// socksd (<torS0X>0 credentials, or unknown at start-up) is left to
+	// its owner before socksd hands it back to Tor (default 2s).
+	ForeignGrace time.Duration
 	// Passive (attach_streams = false): Tor attaches streams itself; the
 	// attacher only follows socksd's streams to refine their replies.
 	Passive bool
@@ -166,6 +170,9 @@ func newAttacher(cfg attacherConfig, reg *registry, m *metrics, log *zap.Logger)
 	if cfg.Purpose == "" {
 		cfg.Purpose = "controller"
 	}
+	if cfg.ForeignGrace <= 0 {
+		cfg.ForeignGrace = 2 * time.Second
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -174,7 +181,7 @@ func newAttacher(cfg attacherConfig, reg *registry, m *metrics, log *zap.Logger)
 		cfg: cfg, reg: reg, m: m, log: log, now: time.Now,
 		ctx: ctx, cancel: cancel,
 		streams: make(map[string]*stream),
-		foreign: make(map[string]bool),
+		foreign: make(map[string]*foreignStream),
 		circs:   make(map[string]*circuit),
 		keys:    make(map[isolation.Key]*keyState),
 		early:   make(map[string]circEvent),
@@ -228,6 +235,11 @@ func (a *attacher) close() {
 	for _, c := range a.circs {
 		if c.watchdog != nil {
 			c.watchdog.Stop()
+		}
+	}
+	for _, f := range a.foreign {
+		if f.timer != nil {
+			f.timer.Stop()
 		}
 	}
 	a.mu.Unlock()
@@ -506,7 +518,7 @@ func (a *attacher) attachReply(id, cid string, err error, gen uint64) {
 		a.unlink(s)
 		return
 	}
-	a.log.Debug("attachstream refused", zap.String("stream", id), zap.String("circ", cid), zap.Int("code", ce.Code))
+	a.log.Debug("attachstream refused", zap.String("stream", id), zap.String("circ", cid), zap.Int("code", ce.Code), zap.String("text", ce.Text))
 	switch ce.Code {
 	case 555:
 		// Not waiting for us (Tor attached it itself, or it is open):
@@ -661,4 +673,18 @@ func (a *attacher) counts() (circs, keys, streams int) {
 		}
 	}
 	return circs, len(a.keys), len(a.streams)
+}
+
+// waitingIDs lists socksd's streams not yet answered (for the hand-back at
+// a clean exit).
+func (a *attacher) waitingIDs() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ids []string
+	for id, s := range a.streams {
+		if !s.answered {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -23,8 +23,10 @@ func (a *attacher) onStreamEvent(ev streamEvent) {
 	case "CONTROLLER_WAIT":
 		a.onControllerWait(ev)
 	case "SENTCONNECT", "SENTRESOLVE":
+		a.foreignHandled(ev.ID)
 		a.checkForeignOnOurs(ev)
 	case "SUCCEEDED":
+		a.foreignHandled(ev.ID)
 		a.checkForeignOnOurs(ev)
 		if s := a.streams[ev.ID]; s != nil {
 			s.answered = true
@@ -33,10 +35,12 @@ func (a *attacher) onStreamEvent(ev streamEvent) {
 			}
 		}
 	case "DETACHED":
+		a.log.Debug("stream detached", zap.String("id", ev.ID), zap.String("circ", ev.CircID), zap.String("reason", ev.Reason), zap.String("remote_reason", ev.RemoteReason))
 		a.onDetached(ev)
 	case "FAILED", "CLOSED":
-		delete(a.foreign, ev.ID)
+		a.foreignHandled(ev.ID)
 		if s := a.streams[ev.ID]; s != nil {
+			a.log.Debug("stream ended", zap.String("id", ev.ID), zap.String("status", ev.Status), zap.String("reason", ev.Reason), zap.String("remote_reason", ev.RemoteReason))
 			a.endStream(s, ev.Status, ev.Reason, ev.RemoteReason)
 		}
 	}
@@ -49,11 +53,11 @@ func (a *attacher) onNew(ev streamEvent) {
 	key, reg, ours := a.reg.lookup(ev.SourceAddr, ev.Username, ev.Password)
 	a.log.Debug("stream", zap.String("id", ev.ID), zap.String("status", ev.Status), zap.Bool("ours", ours), zap.String("purpose", ev.Purpose))
 	if !ours {
-		if !internalPurpose(ev.Purpose) && !a.cfg.Passive {
+		if !internalPurpose(ev.Purpose) && !a.cfg.Passive && a.foreign[ev.ID] == nil {
 			// Hand back once Tor says it waits for us (CONTROLLER_WAIT
 			// follows at once): a stream Tor attached itself must not be
 			// detached by a stray ATTACHSTREAM 0 (§3.13 implementation note).
-			a.foreign[ev.ID] = true
+			a.foreign[ev.ID] = &foreignStream{maybeSocksd: ev.Username == torS0X0}
 		}
 		return
 	}
@@ -103,19 +107,62 @@ func (a *attacher) onControllerWait(ev streamEvent) {
 	if s := a.streams[ev.ID]; s != nil {
 		return // ours: placed at NEW, or again at DETACHED
 	}
-	if a.foreign[ev.ID] {
-		delete(a.foreign, ev.ID)
-		a.handBack(ev.ID, outForeign)
+	f := a.foreign[ev.ID]
+	if f == nil {
+		// A stream whose NEW we did not see (it arrived while the control
+		// connection was being re-established). Ours only if the
+		// credentials say so.
+		if key, reg, ours := a.reg.lookup("", ev.Username, ev.Password); ours {
+			a.place(a.newStream(ev.ID, key, reg))
+			return
+		}
+		f = &foreignStream{maybeSocksd: ev.Username == torS0X0}
+		a.foreign[ev.ID] = f
+	}
+	a.handBackForeign(ev.ID, f)
+}
+
+// foreignStream is a stream that is not socksd's.
+type foreignStream struct {
+	// maybeSocksd: it carries <torS0X>0 credentials, so it may be another
+	// socksd's on the same Tor (one stopping while the next starts):
+	// handing it back at once would race that socksd's ATTACHSTREAM.
+	maybeSocksd bool
+	timer       *time.Timer
+}
+
+// handBackForeign returns a waiting foreign stream to Tor: at once for an
+// ordinary application's stream, after ForeignGrace for one its owner may
+// still attach. Any sign that someone handled it (SENTCONNECT, SUCCEEDED,
+// FAILED, CLOSED) cancels the hand-back.
+func (a *attacher) handBackForeign(id string, f *foreignStream) {
+	if !f.maybeSocksd {
+		delete(a.foreign, id)
+		a.handBack(id, outForeign)
 		return
 	}
-	// A stream whose NEW we did not see (it arrived while the control
-	// connection was being re-established). Ours only if the credentials
-	// say so; otherwise Tor gets it back.
-	if key, reg, ours := a.reg.lookup("", ev.Username, ev.Password); ours {
-		a.place(a.newStream(ev.ID, key, reg))
+	if f.timer != nil {
 		return
 	}
-	a.handBack(ev.ID, outForeign)
+	f.timer = time.AfterFunc(a.cfg.ForeignGrace, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.closed || a.foreign[id] != f {
+			return
+		}
+		delete(a.foreign, id)
+		a.handBack(id, outForeign)
+	})
+}
+
+// foreignHandled forgets a foreign stream someone else took care of.
+func (a *attacher) foreignHandled(id string) {
+	if f := a.foreign[id]; f != nil {
+		if f.timer != nil {
+			f.timer.Stop()
+		}
+		delete(a.foreign, id)
+	}
 }
 
 // checkForeignOnOurs retires a socksd circuit that carries a stream socksd
@@ -311,11 +358,16 @@ func (a *attacher) resync(ctx context.Context, c control, circs []statusEntry) e
 		}
 		s := a.streams[e.ID]
 		if s == nil {
-			if !a.foreign[e.ID] {
-				a.log.Info("handing back a stream left waiting", zap.String("stream", e.ID))
+			// A crashed predecessor's, or another controller's: stream-status
+			// shows no credentials, so its owner gets ForeignGrace first.
+			f := a.foreign[e.ID]
+			if f == nil {
+				a.log.Info("a stream is waiting for a controller; handing it back to Tor unless its owner attaches it", zap.String("stream", e.ID))
+				f = &foreignStream{}
+				a.foreign[e.ID] = f
 			}
-			delete(a.foreign, e.ID)
-			a.handBack(e.ID, outForeign)
+			f.maybeSocksd = true
+			a.handBackForeign(e.ID, f)
 			continue
 		}
 		if s.busy || s.gen == a.gen {
@@ -337,7 +389,7 @@ func (a *attacher) resync(ctx context.Context, c control, circs []statusEntry) e
 	}
 	for id := range a.foreign {
 		if !present[id] {
-			delete(a.foreign, id)
+			a.foreignHandled(id)
 		}
 	}
 	return nil

@@ -155,6 +155,9 @@ type harness struct {
 func newHarness(t *testing.T, cfg attacherConfig) *harness {
 	t.Helper()
 	g := newRegistry()
+	if cfg.ForeignGrace == 0 {
+		cfg.ForeignGrace = 20 * time.Millisecond
+	}
 	a := newAttacher(cfg, g, newMetrics(nil), nil)
 	clk := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	a.now = clk.now
@@ -766,4 +769,31 @@ func TestBuildWatchdog(t *testing.T) {
 	h.settle()
 	h.built("101", "$E2")
 	h.f.waitCall(t, "ATTACHSTREAM 1 101", 1)
+}
+
+// A waiting stream with <torS0X>0 credentials may be another socksd's (one
+// stopping while the next starts on the same Tor): it is left to its owner
+// for ForeignGrace, and never touched if the owner attaches it.
+func TestOtherSocksdStreamsLeftToTheirOwner(t *testing.T) {
+	h := newHarness(t, attacherConfig{ForeignGrace: time.Hour})
+	other := streamEvent{ID: "30", Status: "NEW", CircID: "0", TargetHost: "127.0.0.1", SourceAddr: "127.0.0.1:50000",
+		Purpose: "USER", Username: torS0X0, Password: testKey("x").String()}
+	h.a.onStreamEvent(other)
+	other.Status = "CONTROLLER_WAIT"
+	h.a.onStreamEvent(other)
+	h.stream("30", "SENTCONNECT", "900") // its owner attached it
+	h.stream("30", "SUCCEEDED", "900")
+	if calls := h.settle(); len(calls) != 0 {
+		t.Errorf("another socksd's stream was touched: %q", calls)
+	}
+	if len(h.a.foreign) != 0 {
+		t.Errorf("%d foreign streams tracked after it was handled", len(h.a.foreign))
+	}
+}
+
+func TestOrphanedSocksdStreamHandedBackAfterGrace(t *testing.T) {
+	h := newHarness(t, attacherConfig{ForeignGrace: 10 * time.Millisecond})
+	orphan := streamEvent{ID: "31", Status: "CONTROLLER_WAIT", CircID: "0", Username: torS0X0, Password: testKey("gone").String()}
+	h.a.onStreamEvent(orphan)
+	h.f.waitCall(t, "ATTACHSTREAM 31 0", 1)
 }

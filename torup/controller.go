@@ -233,7 +233,7 @@ func (c *Controller) configure(ctx context.Context, conn *torctl.Conn) error {
 			return fmt.Errorf("torup: RESETCONF __OwningControllerProcess: %w", err)
 		}
 	}
-	if err := conn.SetEvents(ctx, "STREAM", "CIRC", "CIRC_MINOR", "ADDRMAP", "STATUS_CLIENT"); err != nil {
+	if err := conn.SetEvents(ctx, "STREAM", "CIRC", "CIRC_MINOR", "ADDRMAP", "STATUS_CLIENT", "CONF_CHANGED"); err != nil {
 		return fmt.Errorf("torup: SETEVENTS: %w", err)
 	}
 	if c.cfg.AttachStreams {
@@ -403,6 +403,19 @@ func (c *Controller) dispatch(ev torctl.Event) {
 		if len(pos) >= 2 {
 			c.att.onCircMinorEvent(pos[0], pos[1], purpose)
 		}
+	case "CONF_CHANGED":
+		// Another controller (a socksd that is shutting down, or a user)
+		// reset __LeaveStreamsUnattached: Tor would attach socksd's
+		// streams itself, so set it again (control-spec §4.1.18).
+		if !c.cfg.AttachStreams {
+			return
+		}
+		for _, l := range ev.Lines {
+			k, v, _ := strings.Cut(l.Text, "=")
+			if k == "__LeaveStreamsUnattached" && v != "1" {
+				c.reassertLeaveUnattached()
+			}
+		}
 	case "STATUS_CLIENT":
 		st, err := torctl.ParseStatusEvent(ev)
 		if err != nil || st.Action != "BOOTSTRAP" {
@@ -423,8 +436,30 @@ func (c *Controller) dispatch(ev torctl.Event) {
 	}
 }
 
-// shutdown undoes socksd's configuration on a clean exit: waiting streams
-// go back to Tor, and Tor attaches streams itself again.
+// reassertLeaveUnattached sets __LeaveStreamsUnattached=1 again, off the
+// event goroutine.
+func (c *Controller) reassertLeaveUnattached() {
+	conn := c.Conn()
+	if conn == nil || c.ctx.Err() != nil {
+		return
+	}
+	c.log.Warn("__LeaveStreamsUnattached was reset by another controller; setting it again")
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		defer cancel()
+		if err := conn.SetConf(ctx, torctl.KV{Key: "__LeaveStreamsUnattached", Value: "1"}); err != nil {
+			c.log.Warn("SETCONF __LeaveStreamsUnattached failed", zap.Error(err))
+		}
+	}()
+}
+
+// shutdown undoes socksd's configuration on a clean exit: Tor attaches
+// streams itself again, and socksd's own waiting streams go back to it.
+// Other streams are left alone: they may belong to another socksd that is
+// starting while this one stops (it sets __LeaveStreamsUnattached again
+// when it sees the reset, CONF_CHANGED).
 func (c *Controller) shutdown(conn *torctl.Conn) {
 	if !c.cfg.AttachStreams {
 		return
@@ -434,12 +469,8 @@ func (c *Controller) shutdown(conn *torctl.Conn) {
 	if err := conn.ResetConf(ctx, "__LeaveStreamsUnattached"); err != nil {
 		c.log.Warn("RESETCONF __LeaveStreamsUnattached failed", zap.Error(err))
 	}
-	if st, err := (ctlAdapter{c: conn}).StreamStatus(ctx); err == nil {
-		for _, e := range st {
-			if (e.Status == "NEW" || e.Status == "NEWRESOLVE") && e.CircID == "0" {
-				_ = conn.AttachStream(ctx, e.ID, "0")
-			}
-		}
+	for _, id := range c.att.waitingIDs() {
+		_ = conn.AttachStream(ctx, id, "0")
 	}
 }
 

@@ -115,7 +115,7 @@ func TestControllerConfiguresReconnectsAndRepushes(t *testing.T) {
 	if received(s, "ATTACHSTREAM 13") != 0 {
 		t.Error("an open stream was touched at start-up")
 	}
-	for _, want := range []string{"SETEVENTS STREAM CIRC CIRC_MINOR ADDRMAP STATUS_CLIENT", "SETCONF __LeaveStreamsUnattached=\"1\""} {
+	for _, want := range []string{"SETEVENTS STREAM CIRC CIRC_MINOR ADDRMAP STATUS_CLIENT CONF_CHANGED", "SETCONF __LeaveStreamsUnattached=\"1\""} {
 		if !slices.Contains(s.Received(), want) {
 			t.Errorf("missing %q in %q", want, s.Received())
 		}
@@ -392,5 +392,22 @@ func TestAttachStreamsOff(t *testing.T) {
 				t.Errorf("attach_streams = false sent %q", l)
 			}
 		}
+	}
+}
+
+// Another controller resetting __LeaveStreamsUnattached (e.g. an old socksd
+// shutting down while a new one starts) is undone at once.
+func TestLeaveUnattachedReasserted(t *testing.T) {
+	s := fakeTor(t, "127.0.0.1:10", "")
+	tor := startFakeTor(t, s.Addr(), nil)
+	waitFor(t, "connected", tor.ctl.Connected)
+	waitFor(t, "first SETCONF", func() bool { return received(s, "SETCONF __LeaveStreamsUnattached=") == 1 })
+	s.Push("650-CONF_CHANGED\n650-__LeaveStreamsUnattached=0\n650 OK")
+	waitFor(t, "SETCONF again", func() bool { return received(s, "SETCONF __LeaveStreamsUnattached=") == 2 })
+	s.Push("650-CONF_CHANGED\n650-__LeaveStreamsUnattached=1\n650 OK")
+	s.Push("650-CONF_CHANGED\n650-MaxCircuitDirtiness=600\n650 OK")
+	tor.Close()
+	if n := received(s, "SETCONF __LeaveStreamsUnattached="); n != 2 {
+		t.Errorf("SETCONF sent %d times, want 2", n)
 	}
 }
