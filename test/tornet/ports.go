@@ -25,6 +25,7 @@ const (
 	offHSControl = 29
 	offHTTP      = 30
 	offDNS       = 31 // UDP and TCP
+	offSpare     = 32 // 32-39: free for tests (a managed tor's SocksPort...)
 	maxExits     = offSocks - offExitOR
 )
 

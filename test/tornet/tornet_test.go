@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,9 +141,42 @@ func TestNetwork(t *testing.T) {
 	})
 
 	t.Run("ClientTorrc", func(t *testing.T) {
+		// What socksd's managed-tor mode does: a fresh tor with only
+		// ClientTorrc + its own DataDirectory/SocksPort joins the network.
 		tc := n.ClientTorrc()
 		if strings.Count(tc, "DirAuthority ") != 3 || !strings.Contains(tc, "TestingTorNetwork 1") {
 			t.Fatalf("ClientTorrc:\n%s", tc)
+		}
+		dir := t.TempDir()
+		socks := addr(n.cfg.ports.port(offSpare)) // reserved with the block
+		torrc := filepath.Join(dir, "torrc")
+		os.WriteFile(torrc, []byte(tc+"DataDirectory "+dir+"/data\nSocksPort "+socks+
+			"\nLog notice file "+dir+"/notice.log\n__OwningControllerProcess "+strconv.Itoa(os.Getpid())+"\n"), 0o600)
+		os.WriteFile(filepath.Join(dir, "empty"), nil, 0o600)
+		p, err := n.Spawn("managed", filepath.Join(dir, "stdout.log"), n.cfg.tor, "-f", torrc, "--defaults-torrc", filepath.Join(dir, "empty"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop(5 * time.Second)
+		var via string
+		deadline := time.Now().Add(90 * time.Second)
+		for time.Now().Before(deadline) {
+			if p.Exited() {
+				t.Fatalf("tor exited: %v\n%s", p.Err(), tail(filepath.Join(dir, "stdout.log"), 20))
+			}
+			cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+			via, err = Get(cctx, socks, n.HTTPURL("/via"))
+			ccancel()
+			if err == nil {
+				break
+			}
+			select {
+			case <-p.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		if _, ok := n.ExitByName(via); !ok {
+			t.Fatalf("through a ClientTorrc tor: via %q, %v\n%s", via, err, tail(filepath.Join(dir, "notice.log"), 20))
 		}
 	})
 }
