@@ -679,3 +679,22 @@ func bucketQuantile(bounds []float64, counts []uint64, total uint64, q float64) 
 	}
 	return math.Inf(1)
 }
+
+// A stream still unanswered after socks_timeout is closed by socksd with
+// reply 0x06. tornet's exits cannot reach IPv6 [::1] (tornet README: the
+// stream hangs ~120 s), which makes a stream that never answers.
+func TestRealSocksTimeout(t *testing.T) {
+	e := realTor(t)
+	tor := startReal(t, e, func(c *Config) { c.SOCKSTimeout = 2 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := fetch(ctx, tor, connectReq("::1", e.httpPort, "slow"))
+	d := time.Since(start)
+	if code := replyCode(err); code != socks5.ReplyTTLExpired {
+		t.Errorf("hanging stream: %v after %v, want 0x06", err, d)
+	}
+	if d < 2*time.Second || d > 10*time.Second {
+		t.Errorf("answered after %v, want about socks_timeout (2s)", d)
+	}
+}

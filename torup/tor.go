@@ -1,10 +1,3 @@
-// Package torup is socksd's Tor upstream (issue 3): streams go to Tor's
-// SocksPort (through package chain, carrying the isolation key as SOCKS5
-// credentials), and decisions go over the control port: socksd attaches
-// each stream to a circuit it built for the stream's isolation key,
-// refines Tor's failure replies from STREAM events, answers RESOLVE and
-// RESOLVE_PTR through Tor, and fails closed when the control connection is
-// down. Package launch starts a managed tor when none is found.
 package torup
 
 import (
