@@ -380,21 +380,38 @@ func (o *torObserver) dump(mark int) string {
 }
 
 // wantSocksdCircuit fails unless circuit id is one socksd built: Tor
-// reported it with PURPOSE=CONTROLLER. Tor never gives that purpose to a
+// reports it with PURPOSE=CONTROLLER. Tor never gives that purpose to a
 // circuit of its own; only a controller does (EXTENDCIRCUIT, then
 // SETCIRCUITPURPOSE, control-spec §3.10-3.11), and socksd is the only
 // controller of this tor that builds circuits (the observer never does).
-// The observer also saw the circuit LAUNCHED, so it is not older than the
-// test.
+// The purpose comes from the CIRC events when the observer saw the
+// circuit launched, else from GETINFO circuit-status (a circuit socksd
+// built before the observer connected).
 func (o *torObserver) wantSocksdCircuit(t *testing.T, id string) torCircEv {
 	t.Helper()
 	var c torCircEv
-	ok := o.waitFor(10*time.Second, func() bool {
+	if o.waitFor(2*time.Second, func() bool {
 		c = o.circs[id]
-		return c.Purposes["CONTROLLER"]
-	})
-	if !ok || !c.Launched {
-		t.Fatalf("circuit %s: %+v; want one socksd launched (seen LAUNCHED, PURPOSE=CONTROLLER)", id, c)
+		return c.Purposes["CONTROLLER"] && c.Path != ""
+	}) {
+		return c
 	}
+	status, err := o.info("circuit-status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(status) {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != id {
+			continue
+		}
+		kv := torParseKV(line)
+		c = torCircEv{ID: id, Status: f[1], Path: f[2], KV: kv, Purposes: map[string]bool{kv["PURPOSE"]: true}}
+		if kv["PURPOSE"] == "CONTROLLER" {
+			return c
+		}
+		t.Fatalf("circuit %s: %q; want PURPOSE=CONTROLLER (built by socksd)", id, strings.TrimSpace(line))
+	}
+	t.Fatalf("circuit %s: events %+v, not in circuit-status; want one socksd built (PURPOSE=CONTROLLER)", id, c)
 	return c
 }
