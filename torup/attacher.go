@@ -413,8 +413,18 @@ func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err err
 	ks := a.key(k)
 	if err != nil {
 		ks.building[kind] = false
-		a.log.Warn("extendcircuit failed", zap.Error(err))
 		a.m.circFailed.Inc()
+		var ce *controlError
+		if errors.As(err, &ce) {
+			// Tor cannot launch a circuit now (551 "Couldn't start
+			// circuit": still bootstrapping, or no usable exit). Tor
+			// itself would keep such streams waiting, so socksd retries
+			// while they wait; their socks_timeout ends the wait.
+			a.log.Debug("extendcircuit refused; retrying", zap.Error(err))
+			a.retryBuildLater(k, kind)
+			return
+		}
+		a.log.Warn("extendcircuit failed", zap.Error(err))
 		a.buildFailed(k, ks, kind)
 		return
 	}
@@ -426,6 +436,30 @@ func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err err
 		delete(a.early, id)
 		a.onCirc(ev)
 	}
+}
+
+// buildRetryDelay spaces EXTENDCIRCUIT retries Tor refused.
+const buildRetryDelay = 500 * time.Millisecond
+
+// retryBuildLater launches the key's build again after buildRetryDelay if
+// streams still wait for it.
+func (a *attacher) retryBuildLater(k isolation.Key, kind circKind) {
+	ks := a.key(k)
+	ks.building[kind] = true // nobody else launches meanwhile
+	time.AfterFunc(buildRetryDelay, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		ks := a.keys[k]
+		if a.closed || ks == nil {
+			return
+		}
+		ks.building[kind] = false
+		if ks.waitingKind(kind) {
+			a.build(k, ks, kind)
+		} else {
+			a.maybeDropKey(k, ks)
+		}
+	})
 }
 
 // buildFailed retries the key's circuit, or gives up on its waiting

@@ -797,3 +797,24 @@ func TestOrphanedSocksdStreamHandedBackAfterGrace(t *testing.T) {
 	h.a.onStreamEvent(orphan)
 	h.f.waitCall(t, "ATTACHSTREAM 31 0", 1)
 }
+
+// EXTENDCIRCUIT refused (551 while Tor bootstraps) is retried while the
+// key's streams wait, not counted towards closing them.
+func TestExtendRefusedIsRetried(t *testing.T) {
+	h := newHarness(t, attacherConfig{})
+	h.f.extendErr = &controlError{Code: 551, Text: "Couldn't start circuit"}
+	h.open("127.0.0.1:40001", testKey("a"))
+	h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
+	h.f.waitCall(t, "EXTENDCIRCUIT", 2)
+	h.f.mu.Lock()
+	h.f.extendErr = nil
+	h.f.mu.Unlock()
+	calls := h.f.waitCall(t, "EXTENDCIRCUIT", 3)
+	if count(calls, "CLOSESTREAM") != 0 {
+		t.Fatalf("stream closed while Tor could not launch circuits: %q", calls)
+	}
+	h.a.wg.Wait()
+	// The third launch succeeded (fake IDs count every attempt).
+	h.built("102", "$E1")
+	h.f.waitCall(t, "ATTACHSTREAM 1 102", 1)
+}
