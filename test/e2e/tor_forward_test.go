@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha3"
 	"encoding/base32"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -74,6 +75,42 @@ func TestTorAttachCurl(t *testing.T) {
 			t.Logf("%s: stream %s on socksd circuit %s, exit %s", tc.name, ids[0], c.ID, r.Stdout)
 		})
 	}
+	t.Run("status-json", func(t *testing.T) {
+		// While a stream is open, socksd's /status lists its identity
+		// with the circuit Tor says the stream is on, under the key Tor
+		// received as the <torS0X>0 password.
+		mark := obs.mark()
+		res := torSOCKS5(t, s.Addr, "status-user", "pw", torCmdConnect, "127.0.0.1", n.HTTPPort, nil)
+		if res.Code != 0 {
+			t.Fatalf("reply %#x", res.Code)
+		}
+		circ := obs.streamsSince(t, mark, 1)[0]
+		obs.wantSocksdCircuit(t, circ)
+		key := obs.streamEvents(obs.userStreams(mark)[0])[0].KV["SOCKS_PASSWORD"]
+		code, body := torAdminGet(t, s, "/status")
+		var st struct {
+			Identities []struct {
+				Key      string
+				Streams  int
+				Circuits []string
+			}
+		}
+		if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+			t.Fatalf("GET /status: %d %v\n%s", code, err, body)
+		}
+		found := false
+		for _, id := range st.Identities {
+			if id.Key == key && slices.Contains(id.Circuits, circ) && id.Streams >= 1 {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("/status has no identity %q with circuit %s:\n%s", key, circ, body)
+		}
+		if via := torTunnelGet(t, res.Conn, nil, "x", "/via"); via == "" {
+			t.Fatal("no page over the listed stream")
+		}
+	})
 }
 
 // TestTorResolveAttached: tor-resolve through socksd as Tor's controller:
@@ -145,13 +182,13 @@ func TestTorOnionReplies(t *testing.T) {
 	ct := startClientTor(t, "onion")
 	obs := ct.observer(t)
 
-	// What tor itself answers, with and without ExtendedErrors (the
-	// shared client: no controller holds its streams).
+	// What tor itself answers, with and without ExtendedErrors (before
+	// socksd becomes its controller).
 	absent, bad := torAbsentOnion(t), badOnion(n)
-	torExtAbsent := torSOCKS5(t, n.SOCKSAddrExt(), "", "", torCmdConnect, torAbsentOnion(t), 80, nil).Code
-	torExtBad := torSOCKS5(t, n.SOCKSAddrExt(), "", "", torCmdConnect, bad, 80, nil).Code
-	torPlainAbsent := torSOCKS5(t, n.SOCKSAddr(), "", "", torCmdConnect, torAbsentOnion(t), 80, nil).Code
-	torPlainBad := torSOCKS5(t, n.SOCKSAddr(), "", "", torCmdConnect, bad, 80, nil).Code
+	torExtAbsent := torSOCKS5(t, ct.SOCKSExt, "", "", torCmdConnect, torAbsentOnion(t), 80, nil).Code
+	torExtBad := torSOCKS5(t, ct.SOCKSExt, "", "", torCmdConnect, bad, 80, nil).Code
+	torPlainAbsent := torSOCKS5(t, ct.SOCKS, "", "", torCmdConnect, torAbsentOnion(t), 80, nil).Code
+	torPlainBad := torSOCKS5(t, ct.SOCKS, "", "", torCmdConnect, bad, 80, nil).Code
 	t.Logf("tor itself: absent onion %#x (ExtendedErrors) / %#x (plain); malformed %#x / %#x",
 		torExtAbsent, torPlainAbsent, torExtBad, torPlainBad)
 	if torExtAbsent < 0xF0 || torExtAbsent > 0xF7 {
@@ -233,11 +270,13 @@ func TestTorOnionReplies(t *testing.T) {
 // TestTorOptimisticData: a client that writes greeting, request and an
 // HTTP GET in ONE write gets its page through socksd; the time to the
 // first response byte through socksd is compared with a client talking
-// straight to a tor SocksPort, interleaved, on warm circuits.
+// straight to the SocksPort of an identical tor nobody controls,
+// interleaved, on warm circuits.
 func TestTorOptimisticData(t *testing.T) {
 	t.Parallel()
 	n := needTornet(t)
 	ct := startClientTor(t, "ttfb")
+	plain := startClientTor(t, "ttfb-direct")
 	obs := ct.observer(t)
 	s := startSocksd(t, attachConfig(ct, attachOpts{SOCKS: ct.SOCKS}))
 	torWaitController(t, obs, s)
@@ -264,15 +303,15 @@ func TestTorOptimisticData(t *testing.T) {
 	}
 	// Warm up: socksd's circuit for this key, tor's own circuit.
 	ttfb(s.Addr)
-	ttfb(n.SOCKSAddr())
+	ttfb(plain.SOCKS)
 	const samples = 25
 	var viaSocksd, direct []time.Duration
 	for i := range samples {
 		if i%2 == 0 {
 			viaSocksd = append(viaSocksd, ttfb(s.Addr))
-			direct = append(direct, ttfb(n.SOCKSAddr()))
+			direct = append(direct, ttfb(plain.SOCKS))
 		} else {
-			direct = append(direct, ttfb(n.SOCKSAddr()))
+			direct = append(direct, ttfb(plain.SOCKS))
 			viaSocksd = append(viaSocksd, ttfb(s.Addr))
 		}
 	}
