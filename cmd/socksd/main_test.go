@@ -92,7 +92,14 @@ func (d *daemonProc) waitLog(t *testing.T, s string) {
 func startDaemon(t *testing.T, cfgPath string, extra ...string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-config", cfgPath}, extra...)...)
-	cmd.Env = append(os.Environ(), "SOCKSD_TEST_MAIN=1", "JOURNAL_STREAM=")
+	return startDaemonCmd(t, cmd)
+}
+
+// startDaemonCmd starts cmd, which must end up exec'ing this test binary
+// as socksd, and collects its log.
+func startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
+	cmd.Env = append(os.Environ(), append(cmd.Env, "SOCKSD_TEST_MAIN=1", "JOURNAL_STREAM=")...)
 	d := &daemonProc{cmd: cmd, done: make(chan int, 1)}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
