@@ -328,8 +328,13 @@ func (s *Server) fillKey(req *Request, lc *ListenerConfig, c net.Conn) {
 		in.ClientAddr = ap.Addr().Unmap()
 	}
 	if lc.AppLookup != nil && lc.Policy.Fields&isolation.ClientApp != 0 {
-		if app, err := lc.AppLookup(c); err == nil {
+		app, err := lc.AppLookup(c)
+		if err == nil && app.Known {
 			in.App = app
+			s.metrics.AppLookups.WithLabelValues("found").Inc()
+		} else {
+			s.metrics.AppLookups.WithLabelValues("unknown").Inc()
+			s.log.Debug("client application not identified; using the unknown-application identity", zap.Error(err))
 		}
 	}
 	req.Key = lc.Policy.Key(in)

@@ -42,6 +42,7 @@ type hopt struct {
 	isVirtual func(netip.Addr) bool
 	upstream  dispatch.Upstream
 	policy    isolation.Policy
+	appLookup func(net.Conn) (isolation.App, error)
 }
 
 func testSettings() dispatch.Settings {
@@ -90,7 +91,7 @@ func newHarness(t testing.TB, o hopt) *harness {
 	if pol.Fields == 0 {
 		pol = isolation.Policy{Fields: isolation.Default | isolation.SessionGroup, SessionGroup: "test"}
 	}
-	if err := srv.Configure(st, []dispatch.ListenerConfig{{Addr: "127.0.0.1:0", Policy: pol}}); err != nil {
+	if err := srv.Configure(st, []dispatch.ListenerConfig{{Addr: "127.0.0.1:0", Policy: pol, AppLookup: o.appLookup}}); err != nil {
 		t.Fatal(err)
 	}
 	h.srv = srv

@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"testing"
 
@@ -94,5 +95,42 @@ func TestNewUserEpoch(t *testing.T) {
 				t.Fatalf("user %q kept an old key after NewEpoch", u.name)
 			}
 		}
+	}
+}
+
+// TestClientAppLookup: with client_app, an identified application gets a
+// key of its own, a failed lookup falls back to the shared unknown
+// identity, and both are counted.
+func TestClientAppLookup(t *testing.T) {
+	rec := &keyRecorder{}
+	var mu sync.Mutex
+	next := isolation.App{}
+	var nextErr error
+	h := newHarness(t, hopt{
+		upstream: rec,
+		policy:   isolation.Policy{Fields: isolation.Default | isolation.SessionGroup | isolation.ClientApp, SessionGroup: "test"},
+		appLookup: func(net.Conn) (isolation.App, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return next, nextErr
+		},
+	})
+	set := func(a isolation.App, err error) { mu.Lock(); next, nextErr = a, err; mu.Unlock() }
+
+	set(isolation.App{Known: true, UID: 1000, Exe: "/usr/bin/curl"}, nil)
+	curl := keyOf(t, h, rec, "")
+	set(isolation.App{Known: true, UID: 1000, Exe: "/usr/bin/firefox"}, nil)
+	firefox := keyOf(t, h, rec, "")
+	set(isolation.App{UID: 1000}, errors.New("owner not found"))
+	unknown1 := keyOf(t, h, rec, "")
+	unknown2 := keyOf(t, h, rec, "")
+	if curl == firefox || curl == unknown1 || firefox == unknown1 {
+		t.Fatal("applications share a key")
+	}
+	if unknown1 != unknown2 {
+		t.Fatal("unidentified clients with equal fields got different keys")
+	}
+	if f, u := h.counter("socksd_client_app_lookups_total", "result", "found"), h.counter("socksd_client_app_lookups_total", "result", "unknown"); f != 2 || u != 2 {
+		t.Fatalf("lookups counted found=%v unknown=%v, want 2 and 2", f, u)
 	}
 }

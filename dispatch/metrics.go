@@ -15,6 +15,10 @@ type Metrics struct {
 	Replies          *prometheus.CounterVec   // protocol, code
 	Bytes            *prometheus.CounterVec   // direction (up = client→Tor, down)
 	AcceptErrors     prometheus.Counter
+	// AppLookups counts client_app lookups by result: "found", or
+	// "unknown" when the owning process could not be identified and the
+	// stream fell back to the shared unknown-application identity.
+	AppLookups *prometheus.CounterVec // result
 }
 
 // Connection outcomes (label values).
@@ -65,9 +69,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: ns, Name: "accept_errors_total",
 			Help: "Accept failures (EMFILE, ENFILE, ...) that made a listener back off.",
 		}),
+		AppLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "client_app_lookups_total",
+			Help: "Per-application isolation lookups by result (found, unknown = fell back to the unknown-application identity).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Connections, m.Active, m.HandshakeSeconds, m.UpstreamSeconds, m.Replies, m.Bytes, m.AcceptErrors} {
+		for _, c := range []prometheus.Collector{m.Connections, m.Active, m.HandshakeSeconds, m.UpstreamSeconds, m.Replies, m.Bytes, m.AcceptErrors, m.AppLookups} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
