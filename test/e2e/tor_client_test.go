@@ -36,6 +36,14 @@ type clientTor struct {
 // bootstrapped and built a circuit. Cleanup stops it.
 func startClientTor(t *testing.T, name string) *clientTor {
 	t.Helper()
+	c := newClientTor(t, name)
+	c.start(t)
+	return c
+}
+
+// newClientTor writes the torrc of a new client tor; nothing runs yet.
+func newClientTor(t *testing.T, name string) *clientTor {
+	t.Helper()
 	n := needTornet(t)
 	dir := filepath.Join(t.TempDir(), "tor-"+name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -65,7 +73,19 @@ CookieAuthentication 1
 		t.Fatal(err)
 	}
 	t.Cleanup(c.stop)
-	c.start(t)
+	return c
+}
+
+// spawnClientTor is startClientTor without the wait: tor is starting,
+// its SocksPort may not listen yet and it has not bootstrapped.
+func spawnClientTor(t *testing.T, name string) *clientTor {
+	t.Helper()
+	c := newClientTor(t, name)
+	p, err := c.n.Spawn("tor-"+c.Name, c.LogPath, torClientBinary(), "-f", c.TorrcPath, "--defaults-torrc", filepath.Join(c.Dir, "defaults"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Proc = p
 	return c
 }
 

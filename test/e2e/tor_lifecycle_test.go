@@ -295,3 +295,35 @@ func TestTorKill9(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // poll interval of a bounded loop
 	}
 }
+
+// TestTorManagedFirstRequest: a client that connects while the managed
+// tor is still bootstrapping waits for it, as with tor's own SocksPort
+// (which holds the stream until a circuit exists, up to SocksTimeout),
+// instead of failing.
+func TestTorManagedFirstRequest(t *testing.T) {
+	t.Parallel()
+	n := needTornet(t)
+	t.Run("tor-itself", func(t *testing.T) {
+		// The reference: a tor just started, asked as soon as its
+		// SocksPort accepts.
+		ct := spawnClientTor(t, "bootstrap-ref")
+		t0 := time.Now()
+		if err := waitAccepting(ct.Proc, ct.SOCKS, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		r := curl(t, "--socks5-hostname", ct.SOCKS, n.NameURL("/via"))
+		if r.Code != 0 {
+			t.Fatalf("tor's own first request during bootstrap failed:\n%s", r)
+		}
+		wantExit(t, n, r.Stdout)
+		t.Logf("tor's SocksPort served its first request %.1fs after start", time.Since(t0).Seconds())
+	})
+	t0 := time.Now()
+	s := startSocksd(t, torManagedConfig)
+	r := curl(t, "--socks5-hostname", s.Addr, n.NameURL("/via"))
+	if r.Code != 0 {
+		t.Fatalf("first request %.1fs after socksd started (tor bootstrapping) failed:\n%s", time.Since(t0).Seconds(), r)
+	}
+	wantExit(t, n, r.Stdout)
+	t.Logf("first request served %.1fs after socksd started", time.Since(t0).Seconds())
+}
