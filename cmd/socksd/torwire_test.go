@@ -198,3 +198,75 @@ func writeFile(t *testing.T, path, s string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDaemonInheritedDNSSockets: socksd-dns.socket passes a UDP and a TCP
+// socket named "dns" for a dns.listen address; socksd serves the bridge on
+// them (it could not bind them: the test still holds the address).
+func TestDaemonInheritedDNSSockets(t *testing.T) {
+	up := &sockstest.Server{}
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	ctl := fakeControl(t, up.Addr())
+
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Skipf("TCP port %d taken: %v", port, err)
+	}
+	defer ln.Close()
+	pf, err := pc.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	lf, err := ln.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	dnsAddr := pc.LocalAddr().String()
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "socksd.toml")
+	writeFile(t, cfg, `state_dir = "`+dir+`"
+[socks]
+listen = ["`+freePort(t)+`"]
+[tor]
+control = "`+ctl.Addr()+`"
+attach_streams = false
+[log]
+format = "json"
+[metrics]
+listen = ""
+[dns]
+listen = ["`+dnsAddr+`"]
+`)
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, os.Args[0], "-config", cfg)
+	cmd.Env = []string{"LISTEN_FDS=2", "LISTEN_FDNAMES=dns:dns"}
+	cmd.ExtraFiles = []*os.File{pf, lf}
+	d := startDaemonCmd(t, cmd)
+	d.waitLog(t, `"ready"`)
+
+	for _, network := range []string{"udp", "tcp"} {
+		m := new(dns.Msg)
+		m.SetQuestion("example.test.", dns.TypeA)
+		in, _, err := (&dns.Client{Net: network, Timeout: 5 * time.Second}).Exchange(m, dnsAddr)
+		if err != nil || len(in.Answer) != 1 {
+			t.Fatalf("DNS over %s on the inherited socket: %v %v\n%s", network, in, err, d.log())
+		}
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(t); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, d.log())
+	}
+	if !strings.Contains(d.log(), "dns bridge serving inherited socket") {
+		t.Errorf("not served from the inherited sockets:\n%s", d.log())
+	}
+}
