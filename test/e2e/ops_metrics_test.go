@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestOpsMetrics (issue 7 proof): scrape /metrics before and after real
+// traffic through the private network; the counters moved, and no label
+// value (nor any other byte of the page) holds a destination, username,
+// password or the client's address.
+func TestOpsMetrics(t *testing.T) {
+	n := needTornet(t)
+	d := startDNSDaemon(t, OpsConfig, "", opsExtra(7))
+	waitTorUsable(t, d, 60*time.Second)
+	before := scrape(t, d.Metrics)
+	s := secretTraffic(t, d, n)
+	after := scrape(t, d.Metrics)
+
+	delta := func(name string, labels ...string) float64 {
+		return metricSum(after, name, labels...) - metricSum(before, name, labels...)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		min    float64
+	}{
+		{"socksd_connections_total", nil, 10},
+		{"socksd_replies_total", []string{"code", "0x00"}, 7},
+		{"socksd_replies_total", []string{"code", "0x04"}, 1},
+		{"socksd_relayed_bytes_total", []string{"direction", "down"}, 200000},
+		{"socksd_relayed_bytes_total", []string{"direction", "up"}, 100},
+		{"socksd_handshake_duration_seconds_count", nil, 10},
+		{"socksd_upstream_connect_duration_seconds_count", nil, 7},
+		{"socksd_tor_streams_attached_total", []string{"outcome", "attached"}, 5},
+		{"socksd_dns_queries_total", []string{"qtype", "A", "result", "noerror"}, 1},
+		{"socksd_dns_queries_total", []string{"qtype", "PTR", "result", "noerror"}, 1},
+	} {
+		if got := delta(c.name, c.labels...); got < c.min {
+			t.Errorf("%s%v moved by %v, want >= %v", c.name, c.labels, got, c.min)
+		} else {
+			t.Logf("%s%v +%v", c.name, c.labels, got)
+		}
+	}
+	for _, g := range []struct {
+		name string
+		want float64
+	}{
+		{"socksd_tor_bootstrap_percent", 100},
+		{"socksd_tor_control_connected", 1},
+	} {
+		if !metricHas(after, g.name) || metricSum(after, g.name) != g.want {
+			t.Errorf("%s = %v (present %v), want %v", g.name, metricSum(after, g.name), metricHas(after, g.name), g.want)
+		}
+	}
+	if metricSum(after, "socksd_dns_mappings", "family", "ipv4") < 1 {
+		t.Errorf("socksd_dns_mappings{family=ipv4} = 0 after a bridge answer")
+	}
+
+	// Privacy: no secret in any label value, nor anywhere in the page.
+	for _, smp := range after {
+		for k, v := range smp.Labels {
+			for _, sec := range s.all() {
+				if strings.Contains(v, sec) {
+					t.Errorf("label %s{%s=%q} holds %q", smp.Name, k, v, sec)
+				}
+			}
+		}
+	}
+	resp, err := http.Get("http://" + d.Metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, sec := range s.all() {
+		if strings.Contains(string(body), sec) {
+			t.Errorf("/metrics holds %q", sec)
+		}
+	}
+	t.Logf("%d samples scraped; none holds any of %d private strings", len(after), len(s.all()))
+}
