@@ -43,6 +43,16 @@ func fakeControl(t *testing.T, socks string) *torctltest.Server {
 	return s
 }
 
+func countLines(s *torctltest.Server, line string) int {
+	n := 0
+	for _, l := range s.Received() {
+		if l == line {
+			n++
+		}
+	}
+	return n
+}
+
 func receivedLine(s *torctltest.Server, prefix string) string {
 	for _, l := range s.Received() {
 		if strings.HasPrefix(l, prefix) {
@@ -181,6 +191,16 @@ listen = ["`+dnsAddr+`"]
 	}
 	if code, body := get("/"); code != 200 || !strings.Contains(body, `id="mappings">1 of`) || !strings.Contains(body, "control port") {
 		t.Fatalf("status page: %d\n%s", code, body)
+	}
+
+	// Tor restarts (the control connection drops): socksd reconnects and
+	// pushes the mapping again, so the apps' cached address keeps working.
+	ctl.DropConn()
+	for i := 0; countLines(ctl, "MAPADDRESS "+va.String()+"=example.test") < 2; i++ {
+		if i > 2000 {
+			t.Fatalf("mapping not re-pushed after reconnect; control port got %q\n%s", ctl.Received(), d.log())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 
 	d.cmd.Process.Signal(syscall.SIGTERM)
