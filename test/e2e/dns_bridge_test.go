@@ -309,9 +309,36 @@ func TestDNSRestart(t *testing.T) {
 			fetch(t, name)
 		}
 	})
+	t.Run("tor-down-fails-closed", func(t *testing.T) {
+		o.proc.Stop(10 * time.Second)
+		t.Cleanup(func() {
+			if o.proc.Exited() {
+				o.startAgain(t) // the next test needs it
+			}
+		})
+		// A cached name still answers from the table (apps keep working
+		// once Tor is back), a stream to it fails at once with a SOCKS
+		// error instead of going anywhere, and a new name cannot be
+		// mapped (SERVFAIL).
+		if a := digOne(t, d.DNS, names[0], "A"); a != addrs[names[0]].String() {
+			t.Fatalf("cached name while tor is down: %s, want %v", a, addrs[names[0]])
+		}
+		r := curl(t, "--socks4", d.Listen, "http://"+addrs[names[0]].String()+":"+hp+"/via")
+		if r.Code != 97 {
+			t.Fatalf("tor down: want curl exit 97 (SOCKS4 rejected):\n%s", r)
+		}
+		if r := dig(t, d.DNS, freshName("tordown"), "A"); r.Status != "SERVFAIL" || len(r.Answers) != 0 {
+			t.Fatalf("new name while tor is down: want SERVFAIL:\n%s", r.cmdResult)
+		}
+	})
 	t.Run("tor", func(t *testing.T) {
+		before := scrape(t, d.Metrics)
 		t0 := time.Now()
-		o.restart(t)
+		if o.proc.Exited() {
+			o.startAgain(t)
+		} else {
+			o.restart(t)
+		}
 		up := time.Since(t0)
 		// Tor starts with no controller mappings; socksd reconnects and
 		// pushes the whole table again.
@@ -341,6 +368,13 @@ func TestDNSRestart(t *testing.T) {
 		}
 		for _, name := range names {
 			fetch(t, name)
+		}
+		after := scrape(t, d.Metrics)
+		if got := metricSum(after, "socksd_dns_tor_repushes_total") - metricSum(before, "socksd_dns_tor_repushes_total"); got < 1 {
+			t.Errorf("socksd_dns_tor_repushes_total moved by %v, want >= 1", got)
+		}
+		if got := metricSum(after, "socksd_tor_control_reconnects_total") - metricSum(before, "socksd_tor_control_reconnects_total"); got < 1 {
+			t.Errorf("socksd_tor_control_reconnects_total moved by %v, want >= 1", got)
 		}
 	})
 }

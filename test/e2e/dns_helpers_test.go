@@ -191,6 +191,12 @@ func (o *ownTor) noticeTail() string {
 func (o *ownTor) restart(t *testing.T) {
 	t.Helper()
 	o.proc.Stop(10 * time.Second)
+	o.startAgain(t)
+}
+
+// startAgain starts a stopped tor (see restart).
+func (o *ownTor) startAgain(t *testing.T) {
+	t.Helper()
 	if err := o.start(); err != nil {
 		t.Fatal(err)
 	}
