@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/net/proxy"
 
+	"socksd/internal/leakcheck"
 	"socksd/internal/sockstest"
 )
 
@@ -32,6 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestFlags(t *testing.T) {
+	leakcheck.Check(t) // -check-config builds (and must close) a DNS bridge
 	dir := t.TempDir()
 	write := func(name, s string) string {
 		p := filepath.Join(dir, name)
@@ -53,6 +55,8 @@ func TestFlags(t *testing.T) {
 		{"defaults", []string{"-check-config"}, exitOK, "configuration OK"},
 		{"none without socks", []string{"-check-config", "-config", write("c.toml", "[tor]\ncontrol = \"none\"\n")}, exitConfig, "tor.socks: must be set"},
 		{"dns without control", []string{"-check-config", "-config", write("d.toml", "[tor]\ncontrol = \"none\"\nsocks = \"127.0.0.1:1\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n")}, exitConfig, "DNS bridge needs a Tor control port"},
+		{"dns bridge", []string{"-check-config", "-config", write("f.toml", "[dns]\nlisten = [\"127.0.0.1:5353\"]\n")}, exitOK, "configuration OK"},
+		{"bad dns network", []string{"-check-config", "-config", write("g.toml", "[dns]\nlisten = [\"127.0.0.1:5353\"]\nvirtual_network_ipv4 = \"10.0.0.0/31\"\n")}, exitConfig, "virtual_network_ipv4"},
 		{"bad launch", []string{"-check-config", "-config", write("e.toml", "[tor]\nlaunch = \"sometimes\"\n")}, exitConfig, "tor.launch"},
 		{"missing file", []string{"-config", filepath.Join(dir, "nope.toml")}, exitConfig, "no such file"},
 		{"bad flag", []string{"-frobnicate"}, exitUsage, "flag provided but not defined"},

@@ -66,6 +66,7 @@ func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err e
 		return nil, fmt.Errorf("%w: %v", errConfig, err)
 	}
 	w.tor = t
+	w.closers = append(w.closers, t.Close)
 
 	var up dispatch.Upstream = t.Upstream()
 	var res dispatch.Resolver = t.Resolver()
@@ -101,7 +102,6 @@ func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err e
 		}
 		return nil, err
 	}
-	w.closers = append(w.closers, t.Close)
 	if w.bridge != nil && t.Controller() == nil {
 		return nil, fmt.Errorf("%w: dns.listen is set but no Tor control port was found (tor.control = %q): the DNS bridge needs one for MAPADDRESS; set tor.control, or clear tor.socks so socksd launches its own tor", errConfig, cfg.Tor.Control)
 	}
@@ -170,9 +170,12 @@ func dnsConfig(cfg config.Config) (resolve.Config, error) {
 // beyond config.Validate (which already refuses dns.listen with
 // tor.control = "none").
 func checkWiring(cfg config.Config) error {
-	if _, err := torup.New(torup.FromConfig(cfg), nil, nil); err != nil {
+	t, err := torup.New(torup.FromConfig(cfg), nil, nil)
+	if err != nil {
 		return fmt.Errorf("%w: %v", errConfig, err)
 	}
+	t.Close() // New starts the attacher's janitor; nothing else was started
+
 	if len(cfg.DNS.Listen) > 0 {
 		rc, err := dnsConfig(cfg)
 		if err != nil {
