@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,7 +28,9 @@ import (
 //     EXTENDCIRCUIT in flight per key);
 //   - hands .onion streams back with circuit 0: Tor must build the
 //     rendezvous circuit itself, and attaching one to a general circuit
-//     kills it (551, stream FAILED TORPROTOCOL; tornet README);
+//     kills it (551, stream FAILED TORPROTOCOL; tornet README); the same
+//     for .exit names (see torRoutes) and for virtual addresses that stand
+//     for either (route);
 //   - hands back streams that are not socksd's with circuit 0 as soon as
 //     they wait for the controller (CONTROLLER_WAIT), and ignores the ones
 //     Tor makes for itself (PURPOSE DIR_*), which Tor attaches on its own;
@@ -51,6 +54,10 @@ type attacher struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // commands in flight
 	bg     sync.WaitGroup // the janitor
+
+	// virtual, if set, names the target of a virtual address (the DNS
+	// bridge's MAPADDRESS table). Read without a.mu: it is set at any time.
+	virtual atomic.Pointer[VirtualLookup]
 
 	mu      sync.Mutex
 	ctl     control // nil while the control connection is down
@@ -104,10 +111,13 @@ const (
 )
 
 type stream struct {
-	id       string
-	key      isolation.Key
-	reg      *registration // nil when identified by credentials only
-	onion    bool
+	id  string
+	key isolation.Key
+	reg *registration // nil when identified by credentials only
+	// torRoute is the outcome label when Tor must route the stream itself
+	// (.onion, .exit, or a virtual address mapped to one): it is handed
+	// back with circuit 0, never attached to a socksd circuit.
+	torRoute string
 	resolve  bool // NEWRESOLVE: Tor's RESOLVE / RESOLVE_PTR
 	born     time.Time
 	circ     *circuit // the circuit socksd attached it to

@@ -2,6 +2,7 @@ package torup
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,6 +13,12 @@ import (
 // onStreamEvent feeds one STREAM event (control-spec §4.1.2) to the
 // attacher. Events arrive in Tor's order from one goroutine.
 func (a *attacher) onStreamEvent(ev streamEvent) {
+	var route string
+	if ev.Status == "NEW" || ev.Status == "NEWRESOLVE" || ev.Status == "CONTROLLER_WAIT" {
+		// Before taking a.mu: the virtual lookup takes the DNS bridge's
+		// lock.
+		route = a.route(ev.TargetHost)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -19,9 +26,9 @@ func (a *attacher) onStreamEvent(ev streamEvent) {
 	}
 	switch ev.Status {
 	case "NEW", "NEWRESOLVE":
-		a.onNew(ev)
+		a.onNew(ev, route)
 	case "CONTROLLER_WAIT":
-		a.onControllerWait(ev)
+		a.onControllerWait(ev, route)
 	case "SENTCONNECT", "SENTRESOLVE":
 		a.foreignHandled(ev.ID)
 		a.checkForeignOnOurs(ev)
@@ -46,7 +53,49 @@ func (a *attacher) onStreamEvent(ev streamEvent) {
 	}
 }
 
-func (a *attacher) onNew(ev streamEvent) {
+// VirtualLookup returns the name a virtual address stands for (a
+// MAPADDRESS socksd made), ok false for any other address.
+type VirtualLookup func(netip.Addr) (name string, ok bool)
+
+// route decides whether a stream to host must go back to Tor with circuit
+// 0 (torRoutes), and returns the outcome label if so. With
+// __LeaveStreamsUnattached Tor reports the address the client sent: for a
+// virtual address that is the address, not the name. Tor applies its
+// address map only when the stream is attached (control-spec §3.13: a
+// STREAM REMAP event follows the ATTACHSTREAM), so a virtual address that
+// stands for a .onion attached to a socksd circuit gets 551 and the stream
+// dies. The DNS bridge's table says what the address stands for.
+func (a *attacher) route(host string) string {
+	if out, ok := torRoutes(host); ok {
+		return out
+	}
+	lookup := a.virtual.Load()
+	if lookup == nil {
+		return ""
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return ""
+	}
+	name, ok := (*lookup)(ip)
+	if !ok {
+		return ""
+	}
+	out, _ := torRoutes(name)
+	return out
+}
+
+// setVirtualLookup installs (or with nil removes) the virtual address
+// lookup.
+func (a *attacher) setVirtualLookup(f VirtualLookup) {
+	if f == nil {
+		a.virtual.Store(nil)
+		return
+	}
+	a.virtual.Store(&f)
+}
+
+func (a *attacher) onNew(ev streamEvent, route string) {
 	if a.streams[ev.ID] != nil {
 		return
 	}
@@ -63,14 +112,14 @@ func (a *attacher) onNew(ev streamEvent) {
 	}
 	now := a.now()
 	s := a.newStream(ev.ID, key, reg)
-	s.onion = isOnion(ev.TargetHost)
+	s.torRoute = route
 	s.resolve = ev.Status == "NEWRESOLVE"
 	if a.cfg.Passive {
 		return
 	}
-	if s.onion {
+	if s.torRoute != "" {
 		s.gen = a.gen
-		a.handBack(s.id, outOnion)
+		a.handBack(s.id, s.torRoute)
 		return
 	}
 	if ks := a.keys[key]; ks != nil {
@@ -100,7 +149,7 @@ func (a *attacher) newStream(id string, key isolation.Key, reg *registration) *s
 	return s
 }
 
-func (a *attacher) onControllerWait(ev streamEvent) {
+func (a *attacher) onControllerWait(ev streamEvent, route string) {
 	if a.cfg.Passive {
 		return
 	}
@@ -113,7 +162,13 @@ func (a *attacher) onControllerWait(ev streamEvent) {
 		// connection was being re-established). Ours only if the
 		// credentials say so.
 		if key, reg, ours := a.reg.lookup("", ev.Username, ev.Password); ours {
-			a.place(a.newStream(ev.ID, key, reg))
+			s := a.newStream(ev.ID, key, reg)
+			if s.torRoute = route; route != "" {
+				s.gen = a.gen
+				a.handBack(s.id, route)
+				return
+			}
+			a.place(s)
 			return
 		}
 		f = &foreignStream{maybeSocksd: ev.Username == torS0X0}
@@ -196,8 +251,8 @@ func (a *attacher) onDetached(ev streamEvent) {
 	if s == nil || a.cfg.Passive {
 		return
 	}
-	if s.onion {
-		a.handBack(s.id, outOnion)
+	if s.torRoute != "" {
+		a.handBack(s.id, s.torRoute)
 		return
 	}
 	if c := s.circ; c != nil {
@@ -373,9 +428,9 @@ func (a *attacher) resync(ctx context.Context, c control, circs []statusEntry) e
 		if s.busy || s.gen == a.gen {
 			continue // already placed on this connection
 		}
-		if s.onion {
+		if s.torRoute != "" {
 			s.gen = a.gen
-			a.handBack(s.id, outOnion)
+			a.handBack(s.id, s.torRoute)
 			continue
 		}
 		a.unlink(s)

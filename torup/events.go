@@ -46,9 +46,37 @@ func exitOf(path []string) string {
 
 // isOnion reports whether a stream target host is an onion address
 // (address-spec §2: ".onion" suffix, case-insensitive, optional final dot).
-func isOnion(host string) bool {
+func isOnion(host string) bool { return hasSuffixFold(host, ".onion") }
+
+// isExit reports whether a host is a ".exit" name (address-spec §2:
+// "name.fingerprint.exit"), case-insensitive, optional final dot.
+func isExit(host string) bool { return hasSuffixFold(host, ".exit") }
+
+func hasSuffixFold(host, suffix string) bool {
 	host = strings.TrimSuffix(host, ".")
-	return len(host) >= len(".onion") && strings.EqualFold(host[len(host)-len(".onion"):], ".onion")
+	return len(host) >= len(suffix) && strings.EqualFold(host[len(host)-len(suffix):], suffix)
+}
+
+// torRoutes reports whether a stream to host must be handed back to Tor
+// with circuit 0 instead of being attached to a socksd circuit, and the
+// outcome label for the metric.
+//
+//   - .onion: Tor builds the rendezvous circuit itself; attaching the
+//     stream to any other circuit gets 551 and kills it (tornet README).
+//   - .exit: the name asks for one exit relay. Tor honours it (for a name
+//     it mapped itself or a controller's MAPADDRESS always, for a literal
+//     one only with AllowDotExit, address-spec §2) by building a circuit
+//     to that exit; a socksd circuit ends at some other exit. Handed back,
+//     the stream is still isolated by the credentials carrying its key, and
+//     Tor applies its own AllowDotExit refusal to a literal .exit.
+func torRoutes(host string) (string, bool) {
+	switch {
+	case isOnion(host):
+		return outOnion, true
+	case isExit(host):
+		return outExit, true
+	}
+	return "", false
 }
 
 // internalPurpose reports whether a stream is one Tor makes for itself

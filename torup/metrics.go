@@ -23,6 +23,7 @@ type metrics struct {
 const (
 	outAttached   = "attached"    // ATTACHSTREAM to a socksd circuit: 250
 	outOnion      = "onion"       // .onion handed to Tor with circuit 0
+	outExit       = "exit"        // .exit handed to Tor with circuit 0
 	outForeign    = "foreign"     // not socksd's stream: handed back with 0
 	outHandback   = "handback"    // socksd's stream handed back after repeated failures
 	outRetry      = "retry"       // re-attached after DETACHED or a 551/552

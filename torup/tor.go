@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,6 +99,20 @@ func (t *Tor) OnReconnect(fn func(ctx context.Context, conn *torctl.Conn) error)
 // OnEvent registers fn to see every control-port event in order (see
 // Controller.OnEvent). Call before Start.
 func (t *Tor) OnEvent(fn func(torctl.Event)) { t.eventHooks = append(t.eventHooks, fn) }
+
+// SetVirtualLookup tells the attacher what the DNS bridge's virtual
+// addresses stand for ((*resolve.Bridge).Lookup). Tor reports a stream to
+// a virtual address by that address and applies its MAPADDRESS only when
+// the stream is attached, so without this a virtual address for a .onion
+// would be attached to a socksd circuit, which Tor refuses (551) and the
+// stream dies. With it, a stream whose address stands for a .onion or
+// .exit name is handed back to Tor with circuit 0, like that name itself.
+// Safe to call at any time, before or after Start; nil removes it. f is
+// called on the event goroutine, once per new stream to an IP address: it
+// must be quick and must not call into torup.
+func (t *Tor) SetVirtualLookup(f func(netip.Addr) (name string, ok bool)) {
+	t.att.setVirtualLookup(f)
+}
 
 // New builds a Tor from cfg; nothing is started. reg may be nil.
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Tor, error) {
