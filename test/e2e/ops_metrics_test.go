@@ -45,6 +45,26 @@ func TestOpsMetrics(t *testing.T) {
 			t.Logf("%s%v +%v", c.name, c.labels, got)
 		}
 	}
+	// Per protocol: SOCKS4 (virtual address), SOCKS4a, SOCKS5, HTTP
+	// CONNECT each moved; outcomes ok and failed both moved.
+	moved := map[string]map[string]bool{"protocol": {}, "outcome": {}}
+	for _, smp := range after {
+		if smp.Name != "socksd_connections_total" {
+			continue
+		}
+		lv := []string{"protocol", smp.Labels["protocol"], "outcome", smp.Labels["outcome"]}
+		if d := smp.Value - metricSum(before, smp.Name, lv...); d > 0 {
+			moved["protocol"][smp.Labels["protocol"]] = true
+			moved["outcome"][smp.Labels["outcome"]] = true
+			t.Logf("socksd_connections_total{protocol=%q,outcome=%q} +%v", smp.Labels["protocol"], smp.Labels["outcome"], d)
+		}
+	}
+	if len(moved["protocol"]) < 4 {
+		t.Errorf("connections moved for protocols %v, want 4 (socks4, socks4a, socks5, http connect)", moved["protocol"])
+	}
+	if !moved["outcome"]["ok"] || !moved["outcome"]["failed"] {
+		t.Errorf("connection outcomes moved: %v, want ok and failed", moved["outcome"])
+	}
 	for _, g := range []struct {
 		name string
 		want float64
