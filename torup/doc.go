@@ -54,7 +54,13 @@
 //   - DETACHED (the exit refused, REASON=END): placed again, avoiding that
 //     exit for that stream, as Tor's own retry would.
 //   - .onion streams go back to Tor with circuit 0 (it builds the
-//     rendezvous circuit; attaching one to another circuit kills it).
+//     rendezvous circuit; attaching one to another circuit kills it), and
+//     so do .exit names (Tor builds a circuit to the named exit, or
+//     refuses the name without AllowDotExit). Tor reports a stream to a
+//     DNS-bridge virtual address by the address and applies MAPADDRESS only
+//     at ATTACHSTREAM (its STREAM REMAP comes after), so the attacher asks
+//     the bridge's table (Tor.SetVirtualLookup) what an address stands for
+//     and treats an address for a .onion or .exit name like the name.
 //   - Streams that are not socksd's are handed back with circuit 0 when
 //     they wait for a controller (CONTROLLER_WAIT); those carrying
 //     <torS0X>0 credentials, and unknown ones found waiting at start-up (a
