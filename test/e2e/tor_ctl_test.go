@@ -299,22 +299,6 @@ func (o *torObserver) userStreamsLocked(mark int) []string {
 	return ids
 }
 
-// succeededOn returns the circuit the stream SUCCEEDED on, waiting up to
-// timeout; "" if it did not (yet).
-func (o *torObserver) succeededOn(id string, timeout time.Duration) string {
-	var circ string
-	o.waitFor(timeout, func() bool {
-		for _, e := range o.streams {
-			if e.ID == id && e.Status == "SUCCEEDED" {
-				circ = e.Circ
-				return true
-			}
-		}
-		return false
-	})
-	return circ
-}
-
 // streamEvents returns the events of one stream.
 func (o *torObserver) streamEvents(id string) []torStreamEv {
 	o.mu.Lock()
