@@ -128,6 +128,7 @@ type daemon struct {
 	// Fixed at start ([tor] and [dns] changes need a restart).
 	torSOCKS  string
 	dnsListen []string
+	readySent atomic.Bool // READY=1 was sent
 }
 
 func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicLevel, socks *inherited) (*daemon, int) {
@@ -186,9 +187,16 @@ func (d *daemon) serve(grace time.Duration) int {
 	for s := range sig {
 		switch s {
 		case syscall.SIGHUP:
-			systemd.Reloading()
+			// Before the first READY=1 systemd is still starting the
+			// unit: a reload then is not a reload to report.
+			ready := d.readySent.Load()
+			if ready {
+				systemd.Reloading()
+			}
 			d.reload()
-			systemd.Ready()
+			if ready {
+				systemd.Ready()
+			}
 			continue
 		case syscall.SIGUSR1:
 			nctx, ncancel := context.WithTimeout(ctx, 10*time.Second)
@@ -236,6 +244,7 @@ func (d *daemon) notifySystemd(ctx context.Context) {
 		last = line
 		systemd.Status(line)
 	}
+	d.readySent.Store(true) // before READY=1: a SIGHUP right after it is a reload
 	systemd.Ready()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
