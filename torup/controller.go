@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -37,6 +38,11 @@ type ControllerConfig struct {
 	TakeOwnership bool   // managed tor: Tor exits when this connection closes
 	// BackoffMin/BackoffMax bound the reconnect delay (defaults 100ms, 10s).
 	BackoffMin, BackoffMax time.Duration
+	// ProbeInterval is how often an idle connection (no event since the
+	// last probe) is checked with GETINFO version; ProbeTimeout is how long
+	// Tor has to answer before the connection is deemed hung and closed
+	// (defaults 12s and 5s).
+	ProbeInterval, ProbeTimeout time.Duration
 }
 
 // State is the controller's state for status pages and metrics.
@@ -80,6 +86,12 @@ func newController(cfg ControllerConfig, att *attacher, m *metrics, log *zap.Log
 	}
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 10 * time.Second
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = 12 * time.Second
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Controller{
@@ -301,10 +313,16 @@ func (c *Controller) serve(conn *torctl.Conn) {
 	// replies that queue behind events (torctl queues events unboundedly,
 	// but a consumer is still what moves them).
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		c.afterConnect(conn, gen)
+	}()
+	var events atomic.Uint64
+	stopProbe := make(chan struct{})
+	go func() {
+		defer wg.Done()
+		c.probe(conn, &events, stopProbe)
 	}()
 
 	c.hookMu.Lock()
@@ -317,6 +335,7 @@ loop:
 			if !ok {
 				break loop
 			}
+			events.Add(1)
 			c.dispatch(ev)
 			for _, fn := range onEvent {
 				fn(ev)
@@ -326,6 +345,7 @@ loop:
 			break loop
 		}
 	}
+	close(stopProbe)
 	// Fail closed at once: Open checks Connected.
 	c.mu.Lock()
 	c.conn = nil
@@ -340,6 +360,60 @@ loop:
 	wg.Wait()
 	if c.ctx.Err() == nil {
 		c.log.Warn("lost Tor's control connection; failing closed and reconnecting", zap.Error(conn.Err()))
+	}
+}
+
+// probe notices a hung control connection: a Tor that stopped reading or
+// answering without closing the socket (a stopped process, a wedged main
+// loop, a lost peer behind a NAT) sends no EOF, so without it socksd would
+// keep forwarding streams nobody attaches until socks_timeout. When no
+// event has arrived for ProbeInterval, it sends GETINFO version
+// (control-spec §3.9); no answer within ProbeTimeout closes the connection,
+// which runs the fail-closed path and the reconnect loop. Events prove
+// the connection alive on their own, so a busy connection is never probed.
+// A probe waits behind commands in flight (torctl runs one at a time), so
+// a command Tor never answers is caught the same way.
+func (c *Controller) probe(conn *torctl.Conn, events *atomic.Uint64, stop <-chan struct{}) {
+	t := time.NewTicker(c.cfg.ProbeInterval)
+	defer t.Stop()
+	c.probeLoop(conn, events, stop, t.C)
+}
+
+// probeLoop is probe driven by tick (tests drive it directly).
+func (c *Controller) probeLoop(conn *torctl.Conn, events *atomic.Uint64, stop <-chan struct{}, tick <-chan time.Time) {
+	seen := events.Load()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-conn.Done():
+			return
+		case <-tick:
+		}
+		if n := events.Load(); n != seen {
+			seen = n
+			continue
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ProbeTimeout)
+		_, err := conn.GetInfo(ctx, "version")
+		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		cancel()
+		var te *torctl.Error
+		switch {
+		case err == nil, errors.As(err, &te):
+			// Tor answered (even a refusal shows it is alive).
+		case timedOut && c.ctx.Err() == nil:
+			c.m.ctlHung.Inc()
+			c.log.Warn("Tor's control connection stopped answering; closing it, failing closed and reconnecting",
+				zap.Duration("timeout", c.cfg.ProbeTimeout))
+			c.mu.Lock()
+			c.state.LastError = "control connection hung: no answer to GETINFO version within " + c.cfg.ProbeTimeout.String()
+			c.mu.Unlock()
+			conn.Close()
+			return
+		default:
+			return // the connection ended or socksd is stopping: serve sees it
+		}
 	}
 }
 

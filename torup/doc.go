@@ -13,7 +13,10 @@
 // __LeaveStreamsUnattached=1 and attaches every one of its streams itself
 // (the attacher). While the control connection is down, Open and Resolve
 // fail at once with 0x01 (ErrControlDown): socksd never forwards a stream
-// it cannot place. It reconnects with backoff, re-authenticates,
+// it cannot place. A connection that stays open but stops answering (a
+// stopped or wedged tor: no EOF) is caught by a liveness probe: GETINFO
+// version after 12s without an event, closed if unanswered within 5s. It
+// reconnects with backoff, re-authenticates,
 // re-subscribes, re-sets its configuration, realigns with Tor (GETINFO
 // stream-status, circuit-status) and runs the OnReconnect hooks (the DNS
 // bridge re-pushes its MAPADDRESS table there). A clean exit resets

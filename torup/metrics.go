@@ -13,6 +13,7 @@ type metrics struct {
 	circLaunched  prometheus.Counter
 	ctlConnected  prometheus.Gauge
 	ctlReconnects prometheus.Counter
+	ctlHung       prometheus.Counter
 	bootstrap     prometheus.Gauge
 	timeouts      prometheus.Counter
 	refused       prometheus.Counter
@@ -68,6 +69,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "socksd", Subsystem: "tor", Name: "control_reconnects_total",
 			Help: "Successful control connections after the first.",
 		}),
+		ctlHung: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "socksd", Subsystem: "tor", Name: "control_hung_total",
+			Help: "Control connections closed because Tor stopped answering the liveness probe.",
+		}),
 		bootstrap: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "socksd", Subsystem: "tor", Name: "bootstrap_percent",
 			Help: "Tor's bootstrap progress (STATUS_CLIENT BOOTSTRAP PROGRESS).",
@@ -83,7 +88,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.attached, m.attachLatency, m.circBuilt, m.circFailed, m.circLaunched,
-			m.circInUse, m.ctlConnected, m.ctlReconnects, m.bootstrap, m.timeouts, m.refused)
+			m.circInUse, m.ctlConnected, m.ctlReconnects, m.ctlHung, m.bootstrap, m.timeouts, m.refused)
 	}
 	return m
 }

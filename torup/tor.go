@@ -85,6 +85,8 @@ type Tor struct {
 	chain atomic.Pointer[chain.Upstream]
 
 	ctlBackoff     time.Duration // tests: minimum reconnect delay
+	ctlProbe       time.Duration // tests: liveness probe interval
+	ctlProbeWait   time.Duration // tests: liveness probe timeout
 	reconnectHooks []func(context.Context, *torctl.Conn) error
 	eventHooks     []func(torctl.Event)
 }
@@ -197,6 +199,7 @@ func (t *Tor) Start(ctx context.Context) error {
 	if t.ctlBackoff > 0 {
 		cc.BackoffMin = t.ctlBackoff
 	}
+	cc.ProbeInterval, cc.ProbeTimeout = t.ctlProbe, t.ctlProbeWait
 	t.ctl = newController(cc, t.att, t.m, t.log)
 	for _, fn := range t.reconnectHooks {
 		t.ctl.OnReconnect(fn)
