@@ -319,11 +319,7 @@ func (s *Server) fillKey(req *Request, lc *ListenerConfig, c net.Conn) {
 		DestPort: req.Port,
 		Epoch:    s.currentEpoch(),
 	}
-	if req.HasAuth {
-		// A per-username renewal (NewUserEpoch) moves only keys derived
-		// from this username; the global epoch stays in the low half.
-		in.Epoch += s.userEpoch(req.Username) << 32
-	}
+
 	if ap, err := netip.ParseAddrPort(req.ClientAddr.String()); err == nil {
 		in.ClientAddr = ap.Addr().Unmap()
 	}
@@ -337,6 +333,9 @@ func (s *Server) fillKey(req *Request, lc *ListenerConfig, c net.Conn) {
 			s.log.Debug("client application not identified; using the unknown-application identity", zap.Error(err))
 		}
 	}
+	// Per-username and per-application renewals (NewUserEpoch,
+	// NewAppEpoch) move only the keys they name.
+	in.Epoch = s.renewals.epoch(in.Epoch, req.HasAuth, req.Username, in.App)
 	req.Key = lc.Policy.Key(in)
 }
 

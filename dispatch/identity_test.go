@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -132,5 +133,44 @@ func TestClientAppLookup(t *testing.T) {
 	}
 	if f, u := h.counter("socksd_client_app_lookups_total", "result", "found"), h.counter("socksd_client_app_lookups_total", "result", "unknown"); f != 2 || u != 2 {
 		t.Fatalf("lookups counted found=%v unknown=%v, want 2 and 2", f, u)
+	}
+
+	// Renewing one application moves its key only.
+	if e := h.srv.NewAppEpoch("/usr/bin/curl"); e != 1 {
+		t.Fatalf("first renewal of curl: epoch %d", e)
+	}
+	set(isolation.App{Known: true, UID: 1000, Exe: "/usr/bin/curl"}, nil)
+	curl1 := keyOf(t, h, rec, "")
+	if curl1 == curl || keyOf(t, h, rec, "") != curl1 {
+		t.Fatal("renewed application: key unchanged or unstable")
+	}
+	set(isolation.App{Known: true, UID: 1000, Exe: "/usr/bin/firefox"}, nil)
+	if keyOf(t, h, rec, "") != firefox {
+		t.Fatal("renewing curl changed firefox's key")
+	}
+	set(isolation.App{UID: 1000}, errors.New("owner not found"))
+	if keyOf(t, h, rec, "") != unknown1 {
+		t.Fatal("renewing curl changed the unknown application's key")
+	}
+}
+
+// TestRenewalTableFull: past the bound, a renewal renews everyone.
+func TestRenewalTableFull(t *testing.T) {
+	rec := &keyRecorder{}
+	h := newHarness(t, hopt{upstream: rec})
+	carol := keyOf(t, h, rec, "carol")
+	for i := 0; i < 4096; i++ {
+		if h.srv.NewUserEpoch([]byte(fmt.Sprint("user", i))) != 1 {
+			t.Fatalf("renewal %d refused early", i)
+		}
+	}
+	if keyOf(t, h, rec, "carol") != carol {
+		t.Fatal("carol's key moved before the table was full")
+	}
+	if e := h.srv.NewUserEpoch([]byte("one too many")); e != 0 {
+		t.Fatalf("renewal past the bound: epoch %d, want 0 (global renewal)", e)
+	}
+	if keyOf(t, h, rec, "carol") == carol {
+		t.Fatal("a full table did not renew every identity")
 	}
 }

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -77,13 +76,7 @@ type Server struct {
 	active   atomic.Int64
 	warnings *clientWarnings
 
-	// userEpochs holds per-username new-identity epochs by SHA-256 of
-	// the username (no username is kept in clear). nUser is its size,
-	// read without the lock so the common case (no renewals) costs
-	// nothing per connection.
-	userMu     sync.Mutex
-	userEpochs map[[sha256.Size]byte]uint64
-	nUser      atomic.Int64
+	renewals renewals // per-username and per-application epochs
 
 	mu        sync.Mutex
 	listeners map[string]*listener
@@ -136,45 +129,6 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 // after it shares an isolation key with one opened before. It returns the
 // new epoch. It has no effect when Options.Epoch is set.
 func (s *Server) NewEpoch() uint64 { return s.epoch.Add(1) }
-
-// maxUserEpochs bounds the per-username epoch table: past it, a renewal
-// of one more username moves the global epoch instead (every identity is
-// renewed, which is never weaker).
-const maxUserEpochs = 4096
-
-// NewUserEpoch renews one identity: streams opened after it whose SOCKS
-// username (SOCKS4 userid, SOCKS5 username, Proxy-Authorization user) is
-// username get isolation keys no earlier stream had, so they never reuse
-// a circuit of that identity; other identities keep theirs. It returns
-// the username's new epoch. Only listeners that isolate on SOCKS auth
-// give usernames keys of their own in the first place.
-func (s *Server) NewUserEpoch(username []byte) uint64 {
-	h := sha256.Sum256(username)
-	s.userMu.Lock()
-	defer s.userMu.Unlock()
-	if s.userEpochs == nil {
-		s.userEpochs = map[[sha256.Size]byte]uint64{}
-	}
-	if _, ok := s.userEpochs[h]; !ok && len(s.userEpochs) >= maxUserEpochs {
-		s.NewEpoch()
-		clear(s.userEpochs)
-		s.nUser.Store(0)
-		return 0
-	}
-	s.userEpochs[h]++
-	s.nUser.Store(int64(len(s.userEpochs)))
-	return s.userEpochs[h]
-}
-
-func (s *Server) userEpoch(username []byte) uint64 {
-	if s.nUser.Load() == 0 {
-		return 0
-	}
-	h := sha256.Sum256(username)
-	s.userMu.Lock()
-	defer s.userMu.Unlock()
-	return s.userEpochs[h]
-}
 
 func (s *Server) currentEpoch() uint64 {
 	if s.opt.Epoch != nil {

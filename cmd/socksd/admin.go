@@ -26,6 +26,10 @@ func (d *daemon) adminHandler() *admin.Handler {
 			d.srv.NewUserEpoch([]byte(user))
 			return nil
 		},
+		NewAppIdentity: func(exe string) error {
+			d.srv.NewAppEpoch(exe)
+			return nil
+		},
 		Log: d.log.Named("admin"),
 	}
 }

@@ -90,7 +90,10 @@ type Handler struct {
 	NewIdentity func(ctx context.Context) error
 	// NewUserIdentity renews the identity of one SOCKS username.
 	NewUserIdentity func(username string) error
-	Log             *zap.Logger
+	// NewAppIdentity renews the identity of one client application
+	// (absolute executable path, as client_app isolation sees it).
+	NewAppIdentity func(exe string) error
+	Log            *zap.Logger
 }
 
 // Register adds the endpoints to mux. /metrics is the caller's.
@@ -149,6 +152,11 @@ const NewnymHelp = `POST /newnym renews socksd's Tor identity. Loopback clients 
       on the listener (the default). URL-encode the name (curl --data-urlencode
       with -G, or %XX escapes). No Tor-wide NEWNYM is sent.
 
+  curl -X POST 'http://127.0.0.1:9352/newnym?app=/usr/bin/curl'
+      one application: streams from that executable (the target of
+      /proc/PID/exe, e.g. /usr/lib/firefox-esr/firefox-esr) get new circuits;
+      needs client_app = true on the listener. No Tor-wide NEWNYM is sent.
+
 The same as the first form: kill -USR1 $(pidof socksd)
 `
 
@@ -173,10 +181,31 @@ func (h *Handler) newnym(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for k := range q {
-		if k != "user" {
+		if k != "user" && k != "app" {
 			http.Error(w, fmt.Sprintf("unknown parameter %q\n\n", k)+NewnymHelp, http.StatusBadRequest)
 			return
 		}
+	}
+	if len(q) > 1 {
+		http.Error(w, "give user=NAME or app=PATH, not both", http.StatusBadRequest)
+		return
+	}
+	if apps, ok := q["app"]; ok {
+		if len(apps) != 1 || !strings.HasPrefix(apps[0], "/") {
+			http.Error(w, "want exactly one app=/absolute/path/of/the/executable", http.StatusBadRequest)
+			return
+		}
+		if h.NewAppIdentity == nil {
+			http.Error(w, "per-application renewal is not available", http.StatusServiceUnavailable)
+			return
+		}
+		if err := h.NewAppIdentity(apps[0]); err != nil {
+			http.Error(w, "new identity failed: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		h.Log.Info("new identity for one client application (POST /newnym?app=)")
+		fmt.Fprintln(w, "ok: new circuits for this application's new streams")
+		return
 	}
 	if users, ok := q["user"]; ok {
 		if len(users) != 1 || users[0] == "" {

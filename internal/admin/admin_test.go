@@ -55,6 +55,12 @@ func (f *fakeDaemon) handler() *Handler {
 			f.users = append(f.users, u)
 			return nil
 		},
+		NewAppIdentity: func(exe string) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.users = append(f.users, "app:"+exe)
+			return nil
+		},
 	}
 }
 
@@ -118,7 +124,10 @@ func TestNewnym(t *testing.T) {
 		{"same origin", req("POST", url, "127.0.0.1:40000", "Origin", "http://127.0.0.1:9352"), 200, 1, nil, "ok"},
 		{"empty user", req("POST", url+"?user=", "127.0.0.1:40000"), 400, 0, nil, "non-empty"},
 		{"two users", req("POST", url+"?user=a&user=b", "127.0.0.1:40000"), 400, 0, nil, "exactly one"},
-		{"unknown parameter", req("POST", url+"?app=/usr/bin/curl", "127.0.0.1:40000"), 400, 0, nil, `unknown parameter "app"`},
+		{"one app", req("POST", url+"?app=/usr/bin/curl", "127.0.0.1:40000"), 200, 0, []string{"app:/usr/bin/curl"}, "application"},
+		{"relative app", req("POST", url+"?app=curl", "127.0.0.1:40000"), 400, 0, nil, "absolute"},
+		{"user and app", req("POST", url+"?app=/usr/bin/curl&user=a", "127.0.0.1:40000"), 400, 0, nil, "not both"},
+		{"unknown parameter", req("POST", url+"?key=abc", "127.0.0.1:40000"), 400, 0, nil, `unknown parameter "key"`},
 		{"GET shows help", req("GET", url, "127.0.0.1:40000"), 405, 0, nil, "curl -X POST"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
