@@ -154,8 +154,10 @@ const NewnymHelp = `POST /newnym renews socksd's Tor identity. Loopback clients 
 
   curl -X POST 'http://127.0.0.1:9352/newnym?app=/usr/bin/curl'
       one application: streams from that executable (the target of
-      /proc/PID/exe, e.g. /usr/lib/firefox-esr/firefox-esr) get new circuits;
-      needs client_app = true on the listener. No Tor-wide NEWNYM is sent.
+      /proc/PID/exe, e.g. /usr/lib/firefox-esr/firefox-esr; find it with
+      readlink /proc/PID/exe, since wrappers and symlinks differ) get new
+      circuits; needs client_app = true on the listener. No Tor-wide NEWNYM
+      is sent.
 
 The same as the first form: kill -USR1 $(pidof socksd)
 `
