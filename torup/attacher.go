@@ -71,6 +71,10 @@ type attacher struct {
 	// not been processed yet: Tor may emit LAUNCHED/BUILT before the 250.
 	early     map[string]circEvent
 	extending int
+
+	// attachedHook, if set (benchmarks), sees each accepted ATTACHSTREAM,
+	// under a.mu.
+	attachedHook func(streamID string)
 }
 
 type attacherConfig struct {
@@ -553,6 +557,9 @@ func (a *attacher) attachReply(id, cid string, err error, gen uint64) {
 	s.busy = false
 	if err == nil {
 		a.m.attached.WithLabelValues(outAttached).Inc()
+		if a.attachedHook != nil {
+			a.attachedHook(id)
+		}
 		return
 	}
 	var ce *controlError
