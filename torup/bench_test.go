@@ -95,4 +95,3 @@ func BenchmarkAttachExisting(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-µs")
 	b.ReportMetric(q(1), "max-µs")
 }
-
