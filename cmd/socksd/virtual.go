@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/netip"
-	"strings"
 	"sync"
 
 	"socksd/dispatch"
@@ -29,29 +28,12 @@ func (u *virtualUpstream) Open(ctx context.Context, req *dispatch.Request, early
 	if err != nil {
 		return nil, err // *socks5.ReplyError: 0x04 not mapped, 0x01 Tor down
 	}
-	if name, ok := u.bridge.Lookup(req.IP); ok && isOnion(name) {
-		// Tor's STREAM NEW event names the virtual address, not the
-		// .onion it maps to (the REMAP comes only at attach time), so
-		// torup's attacher would put the stream on an exit circuit and
-		// Tor fails it with TORPROTOCOL. Sending the onion name itself
-		// lets the attacher hand it back for a rendezvous circuit. The
-		// name was learnt from our own table: nothing is resolved.
-		r := *req
-		r.Host, r.IP = name, netip.Addr{}
-		req = &r
-	}
 	s, err := u.Upstream.Open(ctx, req, early)
 	if err != nil {
 		release()
 		return nil, err
 	}
 	return &pinnedStream{Stream: s, release: release}, nil
-}
-
-// isOnion reports whether name is an onion service address.
-func isOnion(name string) bool {
-	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	return strings.HasSuffix(name, ".onion")
 }
 
 // pinnedStream releases its mapping pin when the dispatcher closes it.

@@ -89,6 +89,10 @@ func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err e
 		// control connection may be a new Tor: push the table again
 		// (issue 5 item 3). Runs on the first connection too.
 		t.OnReconnect(func(ctx context.Context, _ *torctl.Conn) error { return b.RepushAll(ctx) })
+		// Tor's STREAM NEW names the virtual address, not what it maps
+		// to; the attacher asks the bridge so virtual addresses that
+		// stand for .onion/.exit go back to Tor with circuit 0.
+		t.SetVirtualLookup(b.Lookup)
 		isVirtual = b.IsVirtual
 		up = &virtualUpstream{Upstream: up, bridge: b}
 		res = &virtualResolver{Resolver: res, bridge: b}
