@@ -59,6 +59,7 @@ type sinkAddrs struct {
 type bench struct {
 	socksd       string   // socksd binary; "" = peers only
 	socksdB      string   // optional candidate socksd build, measured as socksdB>U
+	unixUpstream bool     // also measure socksd reaching U over a Unix socket
 	peersBin     string   // directory holding the armon and thingsgo peers
 	microsocks   string   // microsocks binary
 	danted       string   // dante-server binary
@@ -111,12 +112,13 @@ func runSuite(args []string) error {
 	idleN := fs.Int("idle", 0, "idle proxied connections held (default: quick 1000, full 3000: 6 descriptors per connection for the splicing Go servers × 3000 fits the 20,000-descriptor limit)")
 	rateDur := fs.Duration("rate-time", 0, "duration of each connection-rate run (default: quick 1s, full 3s)")
 	only := fs.String("only", "", "comma-separated target names to run (default all)")
+	unixUp := fs.Bool("unix-upstream", false, "also measure socksd>U/unix: socksd reaching U over a Unix socket")
 	ups := fs.String("upstreams", "armon,thingsgo", "Go peers to chain socksd to")
 	pprofAddr := fs.String("pprof", "", "with -socksd pointing at test/bench/prof: its pprof address; CPU, heap and goroutine profiles of socksd are saved in -out")
 	fs.Parse(args)
 
 	b := &bench{
-		socksd: *socksd, socksdB: *socksdB, peersBin: *peersBin, upstreams: strings.Split(*ups, ","),
+		socksd: *socksd, socksdB: *socksdB, unixUpstream: *unixUp, peersBin: *peersBin, upstreams: strings.Split(*ups, ","),
 		microsocks: lookPath("microsocks"), danted: lookPath("danted"),
 		pprof: *pprofAddr, out: *out,
 		reps: 1, rateDur: time.Second, rateMax: 200000, bulkTotal: 256 << 20, idleN: 1000, danteIdleMax: 500,

@@ -178,8 +178,7 @@ func writeReport(rf *runFile, dir string) error {
 	}
 
 	u := fastestU(rf)
-	for _, prefix := range []string{"socksd>", "socksdB>"} {
-		front := prefix + u
+	for _, front := range []string{"socksd>" + u, "socksd>" + u + "/unix", "socksdB>" + u, "socksdB>" + u + "/unix"} {
 		if u == "" || !slices.Contains(targets, front) {
 			continue
 		}

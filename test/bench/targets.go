@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -96,12 +97,17 @@ func startCmd(dir, logName string, name string, args ...string) (*exec.Cmd, erro
 	return c, nil
 }
 
-// waitListening polls until addr accepts a TCP connection (bounded),
-// failing early when the process died (gone or a zombie).
+// waitListening polls until addr ("host:port" or "unix:/path") accepts a
+// connection (bounded), failing early when the process died (gone or a
+// zombie).
 func waitListening(addr string, c *exec.Cmd) error {
+	network, address := "tcp", addr
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, address = "unix", p
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		nc, err := net.DialTimeout(network, address, time.Second)
 		if err == nil {
 			nc.Close()
 			return nil
@@ -125,11 +131,20 @@ func freeAddr() (string, error) {
 
 // startProc starts one proxy process listening on a fresh loopback port.
 func (b *bench) startProc(name string, argv func(addr, dir string) ([]string, error)) (*running, error) {
+	return b.startProcOn(name, false, argv)
+}
+
+// startProcOn is startProc; with unix the process listens on a Unix
+// socket in its directory instead (addr "unix:/path").
+func (b *bench) startProcOn(name string, unix bool, argv func(addr, dir string) ([]string, error)) (*running, error) {
 	dir, err := os.MkdirTemp("", "socksbench-"+name+"-")
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr := "unix:" + filepath.Join(dir, name+".sock")
+	if !unix {
+		addr, err = freeAddr()
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -195,13 +210,14 @@ listen = ""
 }
 
 func (b *bench) specs() []spec {
-	goPeer := func(name string) func(*bench) (*running, error) {
+	goPeerOn := func(name string, unix bool) func(*bench) (*running, error) {
 		return func(b *bench) (*running, error) {
-			return b.startProc(name, func(addr, _ string) ([]string, error) {
+			return b.startProcOn(name, unix, func(addr, _ string) ([]string, error) {
 				return []string{filepath.Join(b.peersBin, name), "-listen", addr}, nil
 			})
 		}
 	}
+	goPeer := func(name string) func(*bench) (*running, error) { return goPeerOn(name, false) }
 	specs := []spec{
 		{name: "direct", proto: ProtoDirect, start: func(*bench) (*running, error) { return &running{}, nil }},
 		{name: "microsocks", proto: ProtoSOCKS5, start: func(b *bench) (*running, error) {
@@ -231,6 +247,18 @@ func (b *bench) specs() []spec {
 		// A candidate build measured in the same run, for A/B tests of a change.
 		for _, u := range b.upstreams {
 			specs = append(specs, spec{name: "socksdB>" + u, proto: ProtoSOCKS5, upstream: u, start: b.startSocksd(b.socksdB, u, goPeer(u))})
+		}
+	}
+	if b.unixUpstream {
+		// socksd reaching U over a Unix socket, as it can reach a Tor
+		// SocksPort configured "unix:/path": the hop skips the TCP stack.
+		for _, bin := range []struct{ prefix, path string }{{"socksd", b.socksd}, {"socksdB", b.socksdB}} {
+			if bin.path == "" {
+				continue
+			}
+			for _, u := range b.upstreams {
+				specs = append(specs, spec{name: bin.prefix + ">" + u + "/unix", proto: ProtoSOCKS5, upstream: u, start: b.startSocksd(bin.path, u, goPeerOn(u, true))})
+			}
 		}
 	}
 	return specs

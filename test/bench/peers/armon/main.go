@@ -11,6 +11,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	socks5 "github.com/armon/go-socks5"
@@ -21,7 +22,7 @@ type anyCreds struct{}
 func (anyCreds) Valid(user, password string) bool { return true }
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:1080", "listen address (loopback)")
+	listen := flag.String("listen", "127.0.0.1:1080", "listen address (loopback), or unix:/path")
 	flag.Parse()
 	srv, err := socks5.New(&socks5.Config{
 		AuthMethods: []socks5.Authenticator{
@@ -33,7 +34,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	l, err := net.Listen("tcp", *listen)
+	network, address := "tcp", *listen
+	if p, ok := strings.CutPrefix(*listen, "unix:"); ok {
+		network, address = "unix", p
+	}
+	l, err := net.Listen(network, address)
 	if err != nil {
 		log.Fatal(err)
 	}

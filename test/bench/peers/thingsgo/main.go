@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	socks5 "github.com/things-go/go-socks5"
@@ -20,7 +21,7 @@ type anyCreds struct{}
 func (anyCreds) Valid(user, password, userAddr string) bool { return true }
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:1080", "listen address (loopback)")
+	listen := flag.String("listen", "127.0.0.1:1080", "listen address (loopback), or unix:/path")
 	flag.Parse()
 	srv := socks5.NewServer(
 		socks5.WithAuthMethods([]socks5.Authenticator{
@@ -29,7 +30,11 @@ func main() {
 		}),
 		socks5.WithLogger(socks5.NewLogger(log.New(io.Discard, "", 0))),
 	)
-	l, err := net.Listen("tcp", *listen)
+	network, address := "tcp", *listen
+	if p, ok := strings.CutPrefix(*listen, "unix:"); ok {
+		network, address = "unix", p
+	}
+	l, err := net.Listen(network, address)
 	if err != nil {
 		log.Fatal(err)
 	}
