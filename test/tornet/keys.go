@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 )
@@ -29,11 +28,14 @@ func (a authority) dirAuthorityLine() string {
 // makeAuthorityKeys creates, in parallel, each authority's v3 keys
 // (tor-gencert, RSA-3072: seconds on a loaded 2-core box) and relay identity
 // (tor --list-fingerprint). With a cache dir it reuses keys from an earlier
-// run for the same port block (the certificate names the DirPort).
+// run.
 func makeAuthorityKeys(ctx context.Context, cfg *config, auths []authority) error {
 	var cacheDir string
 	if cfg.keyCache != "" {
-		cacheDir = filepath.Join(cfg.keyCache, strconv.Itoa(cfg.ports.base))
+		// Not keyed by port: the certificate carries no dir-address (no
+		// -a below; DirAuthority lines say where each authority is), so
+		// one set of keys serves every port block and concurrent networks.
+		cacheDir = filepath.Join(cfg.keyCache, "v1")
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(auths))
@@ -73,7 +75,6 @@ func makeOneAuthority(ctx context.Context, cfg *config, a *authority, cacheDir s
 		}
 	}
 	gencert := exec.CommandContext(ctx, "tor-gencert", "--create-identity-key", "-m", "12",
-		"-a", fmt.Sprintf("127.0.0.1:%d", a.dirPort),
 		"-i", "authority_identity_key", "-s", "authority_signing_key", "-c", "authority_certificate",
 		"--passphrase-fd", "0")
 	gencert.Dir = keys
@@ -103,8 +104,15 @@ func makeOneAuthority(ctx context.Context, cfg *config, a *authority, cacheDir s
 	}
 	if cached != "" {
 		// Best effort: a failed cache write only costs the next run time.
-		if os.MkdirAll(cached, 0o700) == nil {
-			exec.Command("cp", "-a", keys, filepath.Join(dir, "fingerprint"), cached+"/").Run()
+		// Written to a temp dir and renamed into place, so concurrent
+		// networks filling a cold cache never mix two key sets.
+		if err := os.MkdirAll(cacheDir, 0o700); err == nil {
+			if tmp, err := os.MkdirTemp(cacheDir, a.name+".tmp-"); err == nil {
+				err := exec.Command("cp", "-a", keys, filepath.Join(dir, "fingerprint"), tmp+"/").Run()
+				if err != nil || os.Rename(tmp, cached) != nil { // rename fails if another run won
+					os.RemoveAll(tmp)
+				}
+			}
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -109,14 +110,9 @@ func waitFingerprint(ctx context.Context, dataDir string) (string, error) {
 // three, because exits and clients may ask any of them (dir-spec §3.4.1
 // "s" lines).
 func (n *Network) waitConsensus(ctx context.Context) error {
-	want := map[string]bool{} // nickname -> needs Exit flag
-	for _, a := range n.cfg.auths {
-		want[a.name] = false
-	}
-	for _, e := range n.cfg.exits {
-		want[e.Nickname] = true
-	}
+	want := n.consensusWant()
 	hc := &http.Client{Timeout: 2 * time.Second}
+	var lastMissing string // logged when it changes: shows which vote missed whom
 	for _, a := range n.cfg.auths {
 		url := fmt.Sprintf("http://%s/tor/status-vote/current/consensus-microdesc", addr(a.dirPort))
 		err := n.poll(ctx, "consensus from "+a.name, func(ctx context.Context) (bool, error) {
@@ -134,6 +130,13 @@ func (n *Network) waitConsensus(ctx context.Context) error {
 				return false, fmt.Errorf("%s: %v", resp.Status, err)
 			}
 			missing := consensusMissing(body, want)
+			sort.Strings(missing)
+			if m := fmt.Sprint(missing); m != lastMissing {
+				lastMissing = m
+				if len(missing) > 0 {
+					n.logf("%s serves a consensus lacking %v", a.name, missing)
+				}
+			}
 			if len(missing) > 0 {
 				return false, fmt.Errorf("consensus lacks %v", missing)
 			}
@@ -144,6 +147,18 @@ func (n *Network) waitConsensus(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// consensusWant maps every relay's nickname to whether it needs the Exit flag.
+func (n *Network) consensusWant() map[string]bool {
+	want := map[string]bool{}
+	for _, a := range n.cfg.auths {
+		want[a.name] = false
+	}
+	for _, e := range n.cfg.exits {
+		want[e.Nickname] = true
+	}
+	return want
 }
 
 // consensusMissing returns the relays of want that the consensus does not
@@ -180,15 +195,26 @@ func consensusMissing(body []byte, want map[string]bool) []string {
 	return missing
 }
 
-// waitExitsBootstrapped gives the exits (SIGHUPed) a bounded moment to
-// fetch the consensus before the client asks them for microdescriptors. Not
-// fatal: at worst the client loses one 10 s retry.
-func (n *Network) waitExitsBootstrapped(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// waitExitsHaveConsensus waits (bounded, not fatal) until every exit's
+// own cached consensus lists all relays. Exits are directory caches; one
+// still holding an earlier, incomplete consensus would hand it to the
+// client, which then waits a whole voting interval for a better one (seen
+// as a 10-20 s stall before "Bootstrapped 100%" on a loaded box).
+func (n *Network) waitExitsHaveConsensus(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	want := n.consensusWant()
 	for _, e := range n.cfg.exits {
-		if err := n.waitLog(ctx, e.Nickname, "notice.log", "Bootstrapped 100%"); err != nil {
-			n.logf("%s not bootstrapped yet (%v); going on", e.Nickname, err)
+		path := filepath.Join(n.cfg.dir, e.Nickname, "cached-microdesc-consensus")
+		err := n.poll(ctx, e.Nickname+" cached consensus", func(context.Context) (bool, error) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return false, nil
+			}
+			return len(consensusMissing(b, want)) == 0, nil
+		})
+		if err != nil {
+			n.logf("%s: %v; going on", e.Nickname, err)
 			return
 		}
 	}
