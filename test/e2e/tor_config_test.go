@@ -20,6 +20,8 @@ type attachOpts struct {
 	NoExtended     bool   // [socks] extended_errors = false
 	Isolation      string // lines for [isolation]
 	CircuitTimeout string // [tor] socks_timeout (default 60s)
+	NoAttach       bool   // [tor] attach_streams = false
+	TorExtra       string // more lines for [tor] (circuit_lifetime = ...)
 }
 
 // attachConfig is a startSocksd template that makes socksd the controller
@@ -43,8 +45,9 @@ control = %q
 cookie_file = %q
 socks = %q
 launch = "never"
-attach_streams = true
+attach_streams = %t
 socks_timeout = %q
+%s
 
 [log]
 level = "debug"
@@ -56,7 +59,7 @@ listen = "{{.Metrics}}"
 
 [isolation]
 %s
-`, !o.NoExtended, c.Control, c.Cookie, o.SOCKS, timeout, o.Isolation)
+`, !o.NoExtended, c.Control, c.Cookie, o.SOCKS, !o.NoAttach, timeout, o.TorExtra, o.Isolation)
 }
 
 // torWaitController polls until some controller has set

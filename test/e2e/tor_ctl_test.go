@@ -363,39 +363,41 @@ func (o *torObserver) dump(mark int) string {
 	return b.String()
 }
 
-// wantSocksdCircuit fails unless circuit id is one socksd built: Tor
-// reports it with PURPOSE=CONTROLLER. Tor never gives that purpose to a
-// circuit of its own; only a controller does (EXTENDCIRCUIT, then
-// SETCIRCUITPURPOSE, control-spec §3.10-3.11), and socksd is the only
-// controller of this tor that builds circuits (the observer never does).
-// The purpose comes from the CIRC events when the observer saw the
-// circuit launched, else from GETINFO circuit-status (a circuit socksd
-// built before the observer connected).
-func (o *torObserver) wantSocksdCircuit(t *testing.T, id string) torCircEv {
+// circInfo returns what Tor says about circuit id: its CIRC events when
+// the observer saw it launched, else its GETINFO circuit-status line (a
+// circuit built before the observer connected).
+func (o *torObserver) circInfo(t *testing.T, id string) (torCircEv, bool) {
 	t.Helper()
 	var c torCircEv
 	if o.waitFor(2*time.Second, func() bool {
 		c = o.circs[id]
-		return c.Purposes["CONTROLLER"] && c.Path != ""
+		return c.Path != "" && c.KV["PURPOSE"] != ""
 	}) {
-		return c
+		return c, true
 	}
 	status, err := o.info("circuit-status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for line := range strings.Lines(status) {
-		f := strings.Fields(line)
-		if len(f) < 3 || f[0] != id {
-			continue
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == id {
+			kv := torParseKV(line)
+			return torCircEv{ID: id, Status: f[1], Path: f[2], KV: kv, Purposes: map[string]bool{kv["PURPOSE"]: true}}, true
 		}
-		kv := torParseKV(line)
-		c = torCircEv{ID: id, Status: f[1], Path: f[2], KV: kv, Purposes: map[string]bool{kv["PURPOSE"]: true}}
-		if kv["PURPOSE"] == "CONTROLLER" {
-			return c
-		}
-		t.Fatalf("circuit %s: %q; want PURPOSE=CONTROLLER (built by socksd)", id, strings.TrimSpace(line))
 	}
-	t.Fatalf("circuit %s: events %+v, not in circuit-status; want one socksd built (PURPOSE=CONTROLLER)", id, c)
+	return c, false
+}
+
+// wantSocksdCircuit fails unless circuit id is one socksd built: Tor
+// reports it with PURPOSE=CONTROLLER. Tor never gives that purpose to a
+// circuit of its own; only a controller does (EXTENDCIRCUIT, then
+// SETCIRCUITPURPOSE, control-spec §3.10-3.11), and socksd is the only
+// controller of this tor that builds circuits (the observer never does).
+func (o *torObserver) wantSocksdCircuit(t *testing.T, id string) torCircEv {
+	t.Helper()
+	c, ok := o.circInfo(t, id)
+	if !ok || !c.Purposes["CONTROLLER"] {
+		t.Fatalf("circuit %s: %+v (known %v); want one socksd built (PURPOSE=CONTROLLER)", id, c, ok)
+	}
 	return c
 }

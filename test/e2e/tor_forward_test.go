@@ -304,7 +304,7 @@ func TestTorOptimisticData(t *testing.T) {
 	// Warm up: socksd's circuit for this key, tor's own circuit.
 	ttfb(s.Addr)
 	ttfb(plain.SOCKS)
-	const samples = 25
+	const samples = 21
 	var viaSocksd, direct []time.Duration
 	for i := range samples {
 		if i%2 == 0 {
