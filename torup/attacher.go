@@ -72,9 +72,10 @@ type attacher struct {
 	early     map[string]circEvent
 	extending int
 
-	// attachedHook, if set (benchmarks), sees each accepted ATTACHSTREAM,
-	// under a.mu.
-	attachedHook func(streamID string)
+	// attachedHook, if set before the first stream (benchmarks, latency
+	// tests), sees each accepted ATTACHSTREAM with the time the command
+	// was handed to torctl, under a.mu.
+	attachedHook func(streamID string, sent time.Time)
 }
 
 type attacherConfig struct {
@@ -530,15 +531,19 @@ func (a *attacher) attach(s *stream, c *circuit) {
 	s.gen = a.gen
 	id, cid, born, existing := s.id, c.id, s.born, s.existing
 	if !a.goCmd(func(ctx context.Context, ctl control, gen uint64) {
-		err := ctl.AttachStream(ctx, id, cid)
-		label := "new"
-		if existing {
-			label = "existing"
+		var sent time.Time
+		if a.attachedHook != nil {
+			sent = time.Now()
 		}
-		a.m.attachLatency.WithLabelValues(label).Observe(time.Since(born).Seconds())
+		err := ctl.AttachStream(ctx, id, cid)
+		lat := a.m.latNew
+		if existing {
+			lat = a.m.latExisting
+		}
+		lat.Observe(time.Since(born).Seconds())
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		a.attachReply(id, cid, err, gen)
+		a.attachReply(id, cid, err, gen, sent)
 	}) {
 		s.busy = false
 		delete(c.streams, s.id)
@@ -549,23 +554,23 @@ func (a *attacher) attach(s *stream, c *circuit) {
 // attachReply handles ATTACHSTREAM's answer (control-spec §3.13: 552 the
 // stream or circuit is unknown, 555 the stream is not waiting for the
 // controller, 551 anything else; a 551 may have killed the stream).
-func (a *attacher) attachReply(id, cid string, err error, gen uint64) {
+func (a *attacher) attachReply(id, cid string, err error, gen uint64, sent time.Time) {
 	s := a.streams[id]
 	if s == nil {
 		return // ended meanwhile
 	}
 	s.busy = false
 	if err == nil {
-		a.m.attached.WithLabelValues(outAttached).Inc()
+		a.m.outcome(outAttached).Inc()
 		if a.attachedHook != nil {
-			a.attachedHook(id)
+			a.attachedHook(id, sent)
 		}
 		return
 	}
 	var ce *controlError
 	if !errors.As(err, &ce) || gen != a.gen {
 		// The connection failed; the resync after reconnecting decides.
-		a.m.attached.WithLabelValues(outError).Inc()
+		a.m.outcome(outError).Inc()
 		a.unlink(s)
 		return
 	}
@@ -574,9 +579,9 @@ func (a *attacher) attachReply(id, cid string, err error, gen uint64) {
 	case 555:
 		// Not waiting for us (Tor attached it itself, or it is open):
 		// nothing to do; keep the link so keep_alive sees it.
-		a.m.attached.WithLabelValues(outNotWaiting).Inc()
+		a.m.outcome(outNotWaiting).Inc()
 	default: // 551, 552
-		a.m.attached.WithLabelValues(outRejected).Inc()
+		a.m.outcome(outRejected).Inc()
 		a.unlink(s)
 		if c := a.circs[cid]; c != nil {
 			// The circuit is unusable for attaching: never offer it again.
@@ -592,7 +597,7 @@ func (a *attacher) retry(s *stream) {
 		a.handBack(s.id, outHandback)
 		return
 	}
-	a.m.attached.WithLabelValues(outRetry).Inc()
+	a.m.outcome(outRetry).Inc()
 	s.existing = false
 	a.place(s)
 }
@@ -613,7 +618,7 @@ func (a *attacher) handBack(id, outcome string) {
 		if err != nil {
 			a.log.Debug("hand back", zap.String("stream", id), zap.Error(err))
 		}
-		a.m.attached.WithLabelValues(outcome).Inc()
+		a.m.outcome(outcome).Inc()
 	})
 }
 

@@ -13,11 +13,20 @@ import (
 // onStreamEvent feeds one STREAM event (control-spec §4.1.2) to the
 // attacher. Events arrive in Tor's order from one goroutine.
 func (a *attacher) onStreamEvent(ev streamEvent) {
-	var route string
-	if ev.Status == "NEW" || ev.Status == "NEWRESOLVE" || ev.Status == "CONTROLLER_WAIT" {
-		// Before taking a.mu: the virtual lookup takes the DNS bridge's
-		// lock.
-		route = a.route(ev.TargetHost)
+	// Work that needs no attacher state is done before taking a.mu: the
+	// registry has its own lock, and the virtual lookup takes the DNS
+	// bridge's.
+	var id identity
+	switch ev.Status {
+	case "NEW", "NEWRESOLVE":
+		id.key, id.reg, id.ours = a.reg.lookup(ev.SourceAddr, ev.Username, ev.Password)
+		if id.ours {
+			id.route = a.route(ev.TargetHost)
+		}
+	case "CONTROLLER_WAIT":
+		if ev.Username == torS0X0 { // the only case that can use it
+			id.route = a.route(ev.TargetHost)
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -26,9 +35,9 @@ func (a *attacher) onStreamEvent(ev streamEvent) {
 	}
 	switch ev.Status {
 	case "NEW", "NEWRESOLVE":
-		a.onNew(ev, route)
+		a.onNew(ev, id)
 	case "CONTROLLER_WAIT":
-		a.onControllerWait(ev, route)
+		a.onControllerWait(ev, id.route)
 	case "SENTCONNECT", "SENTRESOLVE":
 		a.foreignHandled(ev.ID)
 		a.checkForeignOnOurs(ev)
@@ -42,12 +51,18 @@ func (a *attacher) onStreamEvent(ev streamEvent) {
 			}
 		}
 	case "DETACHED":
-		a.log.Debug("stream detached", zap.String("id", ev.ID), zap.String("circ", ev.CircID), zap.String("reason", ev.Reason), zap.String("remote_reason", ev.RemoteReason))
+		if ce := a.log.Check(zap.DebugLevel, "stream detached"); ce != nil {
+			ce.Write(zap.String("id", ev.ID), zap.String("circ", ev.CircID), zap.String("reason", ev.Reason), zap.String("remote_reason", ev.RemoteReason))
+		}
 		a.onDetached(ev)
 	case "FAILED", "CLOSED":
 		a.foreignHandled(ev.ID)
 		if s := a.streams[ev.ID]; s != nil {
-			a.log.Debug("stream ended", zap.String("id", ev.ID), zap.String("status", ev.Status), zap.String("reason", ev.Reason), zap.String("remote_reason", ev.RemoteReason))
+			// Check first: building the fields of a disabled Debug call
+			// still allocates, once per stream.
+			if ce := a.log.Check(zap.DebugLevel, "stream ended"); ce != nil {
+				ce.Write(zap.String("id", ev.ID), zap.String("status", ev.Status), zap.String("reason", ev.Reason), zap.String("remote_reason", ev.RemoteReason))
+			}
 			a.endStream(s, ev.Status, ev.Reason, ev.RemoteReason)
 		}
 	}
@@ -95,12 +110,23 @@ func (a *attacher) setVirtualLookup(f VirtualLookup) {
 	a.virtual.Store(&f)
 }
 
-func (a *attacher) onNew(ev streamEvent, route string) {
+// identity is what onStreamEvent found out about a new stream before
+// taking a.mu.
+type identity struct {
+	key   isolation.Key
+	reg   *registration
+	ours  bool
+	route string // see route
+}
+
+func (a *attacher) onNew(ev streamEvent, id identity) {
 	if a.streams[ev.ID] != nil {
 		return
 	}
-	key, reg, ours := a.reg.lookup(ev.SourceAddr, ev.Username, ev.Password)
-	a.log.Debug("stream", zap.String("id", ev.ID), zap.String("status", ev.Status), zap.Bool("ours", ours), zap.String("purpose", ev.Purpose))
+	key, reg, ours, route := id.key, id.reg, id.ours, id.route
+	if ce := a.log.Check(zap.DebugLevel, "stream"); ce != nil {
+		ce.Write(zap.String("id", ev.ID), zap.String("status", ev.Status), zap.Bool("ours", ours), zap.String("purpose", ev.Purpose))
+	}
 	if !ours {
 		if !internalPurpose(ev.Purpose) && !a.cfg.Passive && a.foreign[ev.ID] == nil {
 			// Hand back once Tor says it waits for us (CONTROLLER_WAIT
@@ -238,7 +264,7 @@ func (a *attacher) checkForeignOnOurs(ev streamEvent) {
 	}
 	if !c.retired {
 		a.log.Warn("a stream socksd did not attach uses a socksd circuit; retiring it", zap.String("circ", c.id), zap.String("stream", ev.ID))
-		a.m.attached.WithLabelValues(outTainted).Inc()
+		a.m.outcome(outTainted).Inc()
 		a.retire(c)
 	}
 }
@@ -299,7 +325,9 @@ func (a *attacher) onCircEvent(ev circEvent) {
 func (a *attacher) onCirc(ev circEvent) {
 	c := a.circs[ev.ID]
 	if c != nil || a.extending > 0 {
-		a.log.Debug("circ", zap.String("id", ev.ID), zap.String("status", ev.Status), zap.Bool("ours", c != nil), zap.String("reason", ev.Reason))
+		if ce := a.log.Check(zap.DebugLevel, "circ"); ce != nil {
+			ce.Write(zap.String("id", ev.ID), zap.String("status", ev.Status), zap.Bool("ours", c != nil), zap.String("reason", ev.Reason))
+		}
 	}
 	if c == nil {
 		if a.extending > 0 {

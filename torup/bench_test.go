@@ -29,7 +29,7 @@ func BenchmarkAttachExisting(b *testing.B) {
 		b.Fatal(err)
 	}
 	attached := make(chan string, 1)
-	tor.att.attachedHook = func(id string) { attached <- id }
+	tor.att.attachedHook = func(id string, _ time.Time) { attached <- id }
 	// AttachStreams off for the controller only: no start-up resync, which
 	// would race the first NEW (the attacher itself is active).
 	ctl := newController(ControllerConfig{Addr: "pipe"}, tor.att, tor.m, tor.log)

@@ -7,16 +7,20 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	attached      *prometheus.CounterVec   // outcome
 	attachLatency *prometheus.HistogramVec // circuit: existing | new
-	circBuilt     prometheus.Counter
-	circFailed    prometheus.Counter
-	circInUse     prometheus.Gauge
-	circLaunched  prometheus.Counter
-	ctlConnected  prometheus.Gauge
-	ctlReconnects prometheus.Counter
-	ctlHung       prometheus.Counter
-	bootstrap     prometheus.Gauge
-	timeouts      prometheus.Counter
-	refused       prometheus.Counter
+	// Children resolved once: WithLabelValues hashes and locks per call,
+	// and these are on the attach path.
+	outcomes            map[string]prometheus.Counter
+	latNew, latExisting prometheus.Observer
+	circBuilt           prometheus.Counter
+	circFailed          prometheus.Counter
+	circInUse           prometheus.Gauge
+	circLaunched        prometheus.Counter
+	ctlConnected        prometheus.Gauge
+	ctlReconnects       prometheus.Counter
+	ctlHung             prometheus.Counter
+	bootstrap           prometheus.Gauge
+	timeouts            prometheus.Counter
+	refused             prometheus.Counter
 }
 
 // Outcomes of attach decisions (label "outcome" of
@@ -86,9 +90,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Opens refused because the control connection was down.",
 		}),
 	}
+	m.outcomes = make(map[string]prometheus.Counter)
+	for _, o := range []string{outAttached, outOnion, outExit, outForeign, outHandback, outRetry, outRejected, outNotWaiting, outError, outTainted} {
+		m.outcomes[o] = m.attached.WithLabelValues(o)
+	}
+	m.latNew = m.attachLatency.WithLabelValues("new")
+	m.latExisting = m.attachLatency.WithLabelValues("existing")
 	if reg != nil {
 		reg.MustRegister(m.attached, m.attachLatency, m.circBuilt, m.circFailed, m.circLaunched,
 			m.circInUse, m.ctlConnected, m.ctlReconnects, m.ctlHung, m.bootstrap, m.timeouts, m.refused)
 	}
 	return m
+}
+
+// outcome is the attach-decision counter for o.
+func (m *metrics) outcome(o string) prometheus.Counter {
+	if c := m.outcomes[o]; c != nil {
+		return c
+	}
+	return m.attached.WithLabelValues(o)
 }
