@@ -28,7 +28,7 @@ func TestRealAttachLatencyExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	lat := make(chan time.Duration, n+8)
-	inner := make(chan time.Duration, n+8) // born -> ATTACHSTREAM handed to torctl
+	inner := make(chan time.Duration, n+8)                   // born -> ATTACHSTREAM handed to torctl
 	tor.att.attachedHook = func(id string, sent time.Time) { // under a.mu
 		if s := tor.att.streams[id]; s != nil && s.existing {
 			lat <- tor.att.now().Sub(s.born)
