@@ -35,7 +35,8 @@ func TestIsolationLifetime(t *testing.T) {
 	ct := startClientTor(t, "iso-life")
 	obs := ct.observer(t)
 	rig := func(t *testing.T, isolation string) *isoRig {
-		s := startSocksd(t, attachConfig(ct, attachOpts{SOCKS: ct.SOCKSExt, Isolation: isolation,
+		// socks_timeout 20s: a stream left waiting fails fast (0x06).
+		s := startSocksd(t, attachConfig(ct, attachOpts{SOCKS: ct.SOCKSExt, Isolation: isolation, CircuitTimeout: "20s",
 			TorExtra: fmt.Sprintf("circuit_lifetime = %q", lifetime.String())}))
 		t.Cleanup(func() { s.Proc.Stop(10 * time.Second) }) // one controller per tor at a time
 		torWaitController(t, obs, s)
@@ -85,6 +86,29 @@ func TestIsolationLifetime(t *testing.T) {
 		// The new circuit is the key's circuit now.
 		if h := r.timed(t, "alice after the move", "alice"); h.circ != moved.circ {
 			t.Errorf("after the move alice used %s, then %s", moved.circ, h.circ)
+		}
+	})
+
+	t.Run("expired-idle", func(t *testing.T) {
+		// The common case: an identity whose circuit expired while it had
+		// no stream comes back (before the janitor's sweep closed it).
+		r := rig(t, "")
+		first := r.timed(t, "carol", "carol")
+		for deadline := time.Now().Add(lifetime + 20*time.Second); ; {
+			h := r.timed(t, "carol (idle between streams)", "carol")
+			if h.Sent.After(first.Done.Add(lifetime)) && h.circ == first.circ {
+				t.Fatalf("carol still on %s %.1fs after first use, past circuit_lifetime %v", first.circ, h.Sent.Sub(first.Done).Seconds(), lifetime)
+			}
+			if h.circ != first.circ {
+				if h.Done.Before(first.Sent.Add(lifetime)) {
+					t.Fatalf("carol moved before circuit_lifetime")
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("carol never left %s", first.circ)
+			}
+			time.Sleep(250 * time.Millisecond) // spacing of a bounded probe loop
 		}
 	})
 
