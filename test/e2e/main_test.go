@@ -72,6 +72,13 @@ func runMain(m *testing.M) int {
 		os.Exit(2)
 	}()
 	code := m.Run()
+	if code != 0 {
+		dst := filepath.Join("..", "artifacts", "tornet-logs")
+		os.RemoveAll(dst)
+		if err := n.CopyLogs(dst); err == nil {
+			log.Printf("e2e: tests failed; tor logs copied to test/artifacts/tornet-logs")
+		}
+	}
 	var total int64
 	for _, b := range n.RSS() {
 		total += b

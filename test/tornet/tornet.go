@@ -600,3 +600,32 @@ func (n *Network) Env() []string {
 func (n *Network) writeEnv() error {
 	return os.WriteFile(filepath.Join(n.Dir, "env"), []byte(strings.Join(n.Env(), "\n")+"\n"), 0o644)
 }
+
+// CopyLogs copies every node's torrc and log files (notice.log, rend.log,
+// stdout.log, ...) to dst/<node>/, for keeping as artifacts of a failed run.
+func (n *Network) CopyLogs(dst string) error {
+	ents, err := os.ReadDir(n.Dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(n.Dir, e.Name(), "*.log"))
+		files = append(files, filepath.Join(n.Dir, e.Name(), "torrc"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Join(dst, e.Name()), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dst, e.Name(), filepath.Base(f)), b, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
