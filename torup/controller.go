@@ -78,6 +78,7 @@ type Controller struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	maps   *mapBatcher
 }
 
 func newController(cfg ControllerConfig, att *attacher, m *metrics, log *zap.Logger) *Controller {
@@ -94,12 +95,14 @@ func newController(cfg ControllerConfig, att *attacher, m *metrics, log *zap.Log
 		cfg.ProbeTimeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Controller{
+	c := &Controller{
 		cfg: cfg, log: log, m: m, att: att,
 		state: State{Addr: cfg.Addr},
 		ready: make(chan struct{}),
 		ctx:   ctx, cancel: cancel,
 	}
+	c.maps = &mapBatcher{conn: c.Conn, ctx: ctx}
+	return c
 }
 
 // OnReconnect registers fn to run after every successful connection
@@ -151,13 +154,10 @@ func (c *Controller) State() State {
 
 // MapAddress sends MAPADDRESS on the current connection, or fails with
 // ErrControlDown; mappings made while down are re-pushed by the caller's
-// OnReconnect hook.
+// OnReconnect hook. Concurrent calls share commands (see mapBatcher): the
+// answer and errors are each call's own, as with torctl's MapAddress.
 func (c *Controller) MapAddress(ctx context.Context, from, to string) (string, error) {
-	conn := c.Conn()
-	if conn == nil {
-		return "", ErrControlDown
-	}
-	return conn.MapAddress(ctx, from, to)
+	return c.maps.mapAddress(ctx, from, to)
 }
 
 // Ready is closed once the first connection is configured.
@@ -184,6 +184,7 @@ func (c *Controller) start(ctx context.Context) error {
 func (c *Controller) close() {
 	c.cancel()
 	c.wg.Wait()
+	c.maps.close()
 }
 
 func (c *Controller) run(conn *torctl.Conn) {
