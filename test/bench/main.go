@@ -297,12 +297,22 @@ func (b *bench) runTarget(s spec, rep int) sample {
 		if s.idleMax > 0 && n > s.idleMax {
 			n = s.idleMax
 		}
+		base, _ := r.usage()
+		baseRSS := base.RSSKiB
 		ir := idle(r, s.proto, b.sink.echo, n, 90*time.Second, func() {
 			if s.upstream != "" {
 				b.profile(s.name, rep, "heap", "heap")
 				b.profile(s.name, rep, "goroutine", "goroutine")
 				// Text form: ends with runtime.MemStats (StackInuse, HeapInuse).
 				b.profile(s.name, rep, "heap-debug1.txt", "heap?debug=1")
+				// Diagnostic: two forced GCs (gc=1) let the runtime shrink
+				// idle goroutine stacks; how much RSS would that give back?
+				b.profile(s.name, rep, "heap-gc1.pprof", "heap?gc=1")
+				b.profile(s.name, rep, "heap-gc2.pprof", "heap?gc=1")
+				b.profile(s.name, rep, "heap-debug1-aftergc.txt", "heap?debug=1")
+				if u, err := r.usage(); err == nil {
+					b.logf("  after two forced GCs: RSS %.0f KiB (%.1f KiB/conn over the baseline)", u.RSSKiB, (u.RSSKiB-baseRSS)/float64(n))
+				}
 			}
 		})
 		if ir.Err != nil {
