@@ -384,6 +384,10 @@ func (a *attacher) place(s *stream) {
 		a.attach(s, c)
 		return
 	}
+	// choose may have retired the key's last circuit, and forgetting it
+	// drops an idle keyState from a.keys: queue on the live one, or the
+	// circuit built next would never see this stream.
+	ks = a.key(s.key)
 	if !s.queued {
 		s.queued = true
 		ks.waiting = append(ks.waiting, s)
