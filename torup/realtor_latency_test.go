@@ -29,7 +29,7 @@ func TestRealAttachLatencyExact(t *testing.T) {
 	}
 	lat := make(chan time.Duration, n+8)
 	inner := make(chan time.Duration, n+8)                   // born -> ATTACHSTREAM handed to torctl
-	stopped := false // under tor.att.mu, like the hook
+	stopped := false                                         // under tor.att.mu, like the hook
 	tor.att.attachedHook = func(id string, sent time.Time) { // under a.mu
 		if s := tor.att.streams[id]; s != nil && s.existing && !stopped {
 			lat <- tor.att.now().Sub(s.born)
