@@ -19,7 +19,10 @@
 // reconnects with backoff, re-authenticates,
 // re-subscribes, re-sets its configuration, realigns with Tor (GETINFO
 // stream-status, circuit-status) and runs the OnReconnect hooks (the DNS
-// bridge re-pushes its MAPADDRESS table there). A clean exit resets
+// bridge re-pushes its MAPADDRESS table there). Concurrent MAPADDRESS
+// calls (Controller.MapAddress) share one multi-pair command while another
+// is in flight (control-spec §3.8 answers one line per pair), since torctl
+// runs one command at a time. A clean exit resets
 // __LeaveStreamsUnattached and hands socksd's waiting streams back.
 //
 // Circuits (attacher). A stream is socksd's when STREAM NEW's SOURCE_ADDR
