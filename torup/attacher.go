@@ -71,6 +71,7 @@ type attacher struct {
 	// not been processed yet: Tor may emit LAUNCHED/BUILT before the 250.
 	early     map[string]circEvent
 	extending int
+	cmds      uint64 // commands started (goCmd)
 
 	// attachedHook, if set before the first stream (benchmarks, latency
 	// tests), sees each accepted ATTACHSTREAM with the time the command
@@ -271,6 +272,7 @@ func (a *attacher) goCmd(fn func(ctx context.Context, c control, gen uint64)) bo
 		return false
 	}
 	c, gen := a.ctl, a.gen
+	a.cmds++
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

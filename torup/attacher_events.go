@@ -12,7 +12,7 @@ import (
 
 // onStreamEvent feeds one STREAM event (control-spec §4.1.2) to the
 // attacher. Events arrive in Tor's order from one goroutine.
-func (a *attacher) onStreamEvent(ev streamEvent) {
+func (a *attacher) onStreamEvent(ev streamEvent) (sent bool) {
 	// Work that needs no attacher state is done before taking a.mu: the
 	// registry has its own lock, and the virtual lookup takes the DNS
 	// bridge's.
@@ -31,11 +31,13 @@ func (a *attacher) onStreamEvent(ev streamEvent) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
-		return
+		return false
 	}
 	switch ev.Status {
 	case "NEW", "NEWRESOLVE":
+		n := a.cmds
 		a.onNew(ev, id)
+		return a.cmds != n
 	case "CONTROLLER_WAIT":
 		a.onControllerWait(ev, id.route)
 	case "SENTCONNECT", "SENTRESOLVE":
@@ -66,6 +68,7 @@ func (a *attacher) onStreamEvent(ev streamEvent) {
 			a.endStream(s, ev.Status, ev.Reason, ev.RemoteReason)
 		}
 	}
+	return false
 }
 
 // VirtualLookup returns the name a virtual address stands for (a

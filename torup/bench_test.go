@@ -79,7 +79,8 @@ func BenchmarkAttachExisting(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		start := time.Now()
-		s.Push(newEv(id))
+		// Tor sends CONTROLLER_WAIT right behind NEW.
+		s.Push(newEv(id) + "\n650 STREAM " + strconv.Itoa(id) + " CONTROLLER_WAIT 0 127.0.0.1:80")
 		wait(strconv.Itoa(id))
 		lat = append(lat, time.Since(start))
 		b.StopTimer()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -451,7 +452,13 @@ func (c *Controller) dispatch(ev torctl.Event) {
 			c.log.Debug("bad STREAM event", zap.Error(err))
 			return
 		}
-		c.att.onStreamEvent(toStreamEvent(se))
+		if c.att.onStreamEvent(toStreamEvent(se)) {
+			// A command goroutine was just started (the ATTACHSTREAM of
+			// a new stream): let it write before this goroutine parses
+			// the events queued behind (CONTROLLER_WAIT follows every
+			// NEW), so the attach is not delayed by them.
+			runtime.Gosched()
+		}
 	case "CIRC":
 		ce, err := torctl.ParseCircEvent(ev)
 		if err != nil {
