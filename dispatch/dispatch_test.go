@@ -357,6 +357,7 @@ func TestUpstreamFailureCodes(t *testing.T) {
 		{0xF6, true, "05f60001 00000000 0000", "005b 0000 00000000"},
 		{0xF0, false, "05040001 00000000 0000", "005b 0000 00000000"},
 		{0xF7, false, "05040001 00000000 0000", "005b 0000 00000000"},
+		{0xF6, false, "05010001 00000000 0000", "005b 0000 00000000"},
 	} {
 		code := tc.upstream
 		h := newHarness(t, hopt{

@@ -32,15 +32,19 @@ func replyCode(err error) socks5.Reply {
 
 // clientCode is the code a SOCKS5 client sees. Tor's onion-service codes
 // 0xF0–0xF7 (proposal 304) go out only with extended_errors; otherwise
-// they become 0x04 host unreachable: each says the service (the "host")
-// could not be reached, and 0x04 is what a SocksPort without
-// ExtendedErrors answers for an unknown or unreachable onion
-// (shared/tornet/README). Unassigned codes become 0x01.
+// they become what a SocksPort without ExtendedErrors answers (measured
+// on tor 0.4.9.11, shared/tornet/README and test/e2e TestTorOnionReplies):
+// 0x01 general failure for a malformed onion address (F6), 0x04 host
+// unreachable for the rest, each of which says the service (the "host")
+// could not be reached. Unassigned codes become 0x01.
 func clientCode(code socks5.Reply, extended bool) socks5.Reply {
 	switch {
 	case code >= socks5.ReplyOnionDescNotFound && code <= socks5.ReplyOnionIntroTimedOut:
 		if extended {
 			return code
+		}
+		if code == socks5.ReplyOnionBadAddress {
+			return socks5.ReplyGeneralFailure
 		}
 		return socks5.ReplyHostUnreachable
 	case code <= socks5.ReplyAddressUnsupported:

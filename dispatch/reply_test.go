@@ -30,7 +30,7 @@ func TestReplyMapping(t *testing.T) {
 		{"s5 plain error", connect(ProtoSOCKS5), errors.New("boom"), true, "05010001 00000000 0000"},
 		{"s5 F2 extended", connect(ProtoSOCKS5), re(0xF2), true, "05f20001 00000000 0000"},
 		{"s5 F2 standard", connect(ProtoSOCKS5), re(0xF2), false, "05040001 00000000 0000"},
-		{"s5 F6 standard", connect(ProtoSOCKS5), re(0xF6), false, "05040001 00000000 0000"},
+		{"s5 F6 standard", connect(ProtoSOCKS5), re(0xF6), false, "05010001 00000000 0000"},
 		{"s5 unassigned", connect(ProtoSOCKS5), re(0x42), true, "05010001 00000000 0000"},
 		{"s5 resolve ok", &Request{Protocol: ProtoSOCKS5, Command: CmdResolve}, nil, true, "05000001 c0000201 0000"},
 		{"s5 resolve fail", &Request{Protocol: ProtoSOCKS5, Command: CmdResolve}, re(0x04), true, "05040000 00000000 0000"},

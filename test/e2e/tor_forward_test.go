@@ -266,15 +266,15 @@ func TestTorOnionReplies(t *testing.T) {
 	t.Run("extended_errors=false", func(t *testing.T) {
 		s := startSocksd(t, attachConfig(ct, attachOpts{SOCKS: ct.SOCKSExt, NoExtended: true}))
 		torWaitController(t, obs, s)
-		// config.example.toml: false = the F-codes become 0x04 host
-		// unreachable (what tor's plain SocksPort answers an absent onion).
+		// false = the code tor's own plain SocksPort answers, as measured
+		// above (0x04 for an absent onion, 0x01 for a malformed one).
 		for _, tc := range []struct {
 			name, host string
 			tor        byte
 		}{{"absent", absent, torPlainAbsent}, {"malformed", bad, torPlainBad}} {
 			got := torSOCKS5(t, s.Addr, "", "", torCmdConnect, tc.host, 80, nil).Code
-			if got != 0x04 {
-				t.Errorf("%s onion: %#x, want 0x04", tc.name, got)
+			if got != tc.tor {
+				t.Errorf("%s onion: %#x, want %#x as tor's plain SocksPort sends", tc.name, got, tc.tor)
 			}
 			t.Logf("%s onion, extended_errors=false: socksd %#x, tor's plain SocksPort %#x", tc.name, got, tc.tor)
 		}
