@@ -136,9 +136,6 @@ func (t *Tor) Torrc() string {
 	fmt.Fprintf(&b, "CookieAuthentication 1\nCookieAuthFile %s\n", t.cookie)
 	// ExtendedErrors: F0-F7 for onion services (proposal 304).
 	fmt.Fprintf(&b, "SocksPort 127.0.0.1:auto ExtendedErrors\n")
-	// socksd forwards an IP when the client sent one (after its own
-	// safe_socks policy): Tor's per-stream warning about it is noise here.
-	fmt.Fprintf(&b, "WarnUnsafeSocks 0\n")
 	fmt.Fprintf(&b, "Log notice stdout\nRunAsDaemon 0\n")
 	if t.cfg.OwnerPID > 0 {
 		fmt.Fprintf(&b, "__OwningControllerProcess %d\n", t.cfg.OwnerPID)
