@@ -133,6 +133,7 @@ type stream struct {
 	busy     bool   // ATTACHSTREAM in flight
 	queued   bool   // waiting for the key's circuit
 	gen      uint64 // control connection it was last placed on
+	seenOn   uint64 // control connection whose events reported it
 	answered bool   // SUCCEEDED (or ended): socks_timeout no longer applies
 	timer    *time.Timer
 }

@@ -164,7 +164,7 @@ func (a *attacher) onNew(ev streamEvent, id identity) {
 
 // newStream records one of socksd's streams and starts its socks_timeout.
 func (a *attacher) newStream(id string, key isolation.Key, reg *registration) *stream {
-	s := &stream{id: id, key: key, reg: reg, born: a.now()}
+	s := &stream{id: id, key: key, reg: reg, born: a.now(), seenOn: a.gen}
 	a.streams[id] = s
 	if reg != nil {
 		reg.setStream(id)
@@ -469,7 +469,10 @@ func (a *attacher) resync(ctx context.Context, c control, circs []statusEntry) e
 		a.place(s)
 	}
 	for id, s := range a.streams {
-		if !present[id] {
+		// A stream reported on this connection may be newer than Tor's
+		// snapshot (events flow during the resync): its own events tell
+		// its fate, as for circuits.
+		if !present[id] && s.seenOn != a.gen {
 			a.endStream(s, "CLOSED", "", "")
 		}
 	}

@@ -530,6 +530,9 @@ func TestResyncForgetsVanishedStreams(t *testing.T) {
 	r := h.open("127.0.0.1:40001", testKey("a"))
 	h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
 	h.settle()
+	// Reconnected: Tor's snapshot on the new connection lacks stream 1.
+	h.a.setControl(nil)
+	h.a.setControl(h.f)
 	if err := h.a.resync(context.Background(), h.f, nil); err != nil {
 		t.Fatal(err)
 	}

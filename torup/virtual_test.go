@@ -1,6 +1,7 @@
 package torup
 
 import (
+	"context"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -140,4 +141,25 @@ func TestSetVirtualLookupThroughControlPort(t *testing.T) {
 	if n := received(s, "ATTACHSTREAM 5 "); n != 1 {
 		t.Errorf("stream 5 attached %d times, want once (with 0)", n)
 	}
+}
+
+// Events flow while the start-up resync runs: a stream reported on the new
+// connection after Tor's stream-status snapshot is not in it, and must not
+// be forgotten for that.
+func TestResyncKeepsStreamsOfThisConnection(t *testing.T) {
+	h := newHarness(t, attacherConfig{})
+	r := h.open("127.0.0.1:40001", testKey("a"))
+	h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
+	if err := h.a.resync(context.Background(), h.f, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.done:
+		t.Fatal("a stream newer than the snapshot was ended")
+	default:
+	}
+	h.f.waitCall(t, "EXTENDCIRCUIT", 1)
+	h.settle()
+	h.built("100", "$E1")
+	h.f.waitCall(t, "ATTACHSTREAM 1 100", 1)
 }
