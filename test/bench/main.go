@@ -203,6 +203,9 @@ func runReport(args []string) error {
 	if err := json.Unmarshal(js, &rf); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
 	return writeReport(&rf, *out)
 }
 

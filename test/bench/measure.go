@@ -217,8 +217,16 @@ func idle(t *running, proto Proto, dst netip.AddrPort, n int, timeout time.Durat
 				}
 				c.SetDeadline(time.Now().Add(5 * time.Second))
 				one[0] = 'i'
-				if _, err := c.Write(one[:]); err == nil {
+				_, err = c.Write(one[:])
+				if err == nil {
 					_, err = io.ReadFull(c, one[:])
+				}
+				if err != nil || one[0] != 'i' {
+					// Not a working proxied connection: do not count it.
+					c.Close()
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("echo: %v", err))
+					continue
 				}
 				c.SetDeadline(time.Time{})
 				conns[i] = c
