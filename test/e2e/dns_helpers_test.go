@@ -84,16 +84,34 @@ func ownTorBin() string {
 	return "/usr/sbin/tor"
 }
 
+// ownFreePort returns "127.0.0.1:P" for a port in 10000-19999 that was
+// free a moment ago: below the ephemeral range, so no outgoing connection
+// (of the many tors on a busy box) takes it before tor binds it.
 func ownFreePort() (string, error) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	for range 200 {
+		a := fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(10000))
+		l, err := net.Listen("tcp4", a)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return a, nil
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", fmt.Errorf("no free port in 10000-19999")
 }
 
 func startOwnTor(n *tornet.Network) (*ownTor, error) {
+	var err error
+	for range 3 { // a port taken between the check and tor's bind: try others
+		var o *ownTor
+		if o, err = startOwnTorOnce(n); err == nil {
+			return o, nil
+		}
+	}
+	return nil, err
+}
+
+func startOwnTorOnce(n *tornet.Network) (*ownTor, error) {
 	dir := filepath.Join(n.Dir, "e2e-owntor")
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		return nil, err
@@ -111,7 +129,14 @@ func startOwnTor(n *tornet.Network) (*ownTor, error) {
 	// The harness's client lines (TestingTorNetwork, DirAuthority...) plus
 	// our own ports. SafeLogging 0 so the notice log is readable when a
 	// test fails; ShutdownWaitLength 0 so a restart is quick.
-	o.torrc = n.ClientTorrc() + fmt.Sprintf(`DataDirectory %[1]s/data
+	// A fixed circuit build timeout: on loopback tor learns a timeout of a
+	// few tens of ms (builds take ~40 ms), and when the box is loaded (the
+	// whole suite under -race) most builds then fail with TIMEOUT, which
+	// says nothing about socksd; the real network's learned timeout is
+	// seconds.
+	o.torrc = n.ClientTorrc() + fmt.Sprintf(`LearnCircuitBuildTimeout 0
+CircuitBuildTimeout 30
+DataDirectory %[1]s/data
 SocksPort %[2]s
 ControlPort %[3]s
 CookieAuthentication 1
@@ -134,7 +159,9 @@ __OwningControllerProcess %[4]d
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	if err := o.waitReady(ctx); err != nil {
-		return nil, err
+		o.proc.Stop(5 * time.Second)
+		b, _ := os.ReadFile(filepath.Join(dir, "stdout.log"))
+		return nil, fmt.Errorf("%w\n%s", err, tailStr(string(b), 2000))
 	}
 	o.Bootstrap = time.Since(t0)
 	return o, nil

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -30,7 +31,6 @@ func TestOpsMetrics(t *testing.T) {
 	}{
 		{"socksd_connections_total", nil, 10},
 		{"socksd_replies_total", []string{"code", "0x00"}, 7},
-		{"socksd_replies_total", []string{"code", "0x04"}, 1},
 		{"socksd_relayed_bytes_total", []string{"direction", "down"}, 200000},
 		{"socksd_relayed_bytes_total", []string{"direction", "up"}, 100},
 		{"socksd_handshake_duration_seconds_count", nil, 10},
@@ -64,6 +64,24 @@ func TestOpsMetrics(t *testing.T) {
 	}
 	if !moved["outcome"]["ok"] || !moved["outcome"]["failed"] {
 		t.Errorf("connection outcomes moved: %v, want ok and failed", moved["outcome"])
+	}
+	// Failure replies by code: at least the unresolvable name and the
+	// unreachable address.
+	var failCodes []string
+	var fails float64
+	for _, smp := range after {
+		if smp.Name == "socksd_replies_total" && smp.Labels["code"] != "0x00" {
+			d := smp.Value - metricSum(before, smp.Name, "protocol", smp.Labels["protocol"], "code", smp.Labels["code"])
+			if d > 0 {
+				fails += d
+				failCodes = append(failCodes, fmt.Sprintf("%s/%s+%v", smp.Labels["protocol"], smp.Labels["code"], d))
+			}
+		}
+	}
+	if fails < 2 {
+		t.Errorf("failure replies moved by %v (%v), want >= 2", fails, failCodes)
+	} else {
+		t.Logf("failure replies: %v", failCodes)
 	}
 	for _, g := range []struct {
 		name string
