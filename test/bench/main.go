@@ -7,6 +7,7 @@
 //	socksbench sink                   the sink process (started by run)
 //	socksbench run [flags]            the suite; see -h
 //	socksbench report -in FILE.json   redraw table and chart from samples
+//	socksbench tor -socks A -dest A -socksd BIN   TTFB and bulk through a real Tor
 //
 // Every load loop is bounded in count and time; every address is loopback.
 package main
@@ -40,6 +41,8 @@ func main() {
 		err = runSuite(os.Args[2:])
 	case "report":
 		err = runReport(os.Args[2:])
+	case "tor":
+		err = runTor(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
