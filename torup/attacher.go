@@ -129,13 +129,17 @@ type stream struct {
 	circ     *circuit // the circuit socksd attached it to
 	existing bool     // a built circuit was available when it arrived
 	badExits map[string]bool
-	attaches int
-	busy     bool   // ATTACHSTREAM in flight
-	queued   bool   // waiting for the key's circuit
-	gen      uint64 // control connection it was last placed on
-	seenOn   uint64 // control connection whose events reported it
-	answered bool   // SUCCEEDED (or ended): socks_timeout no longer applies
-	timer    *time.Timer
+	// exitBuilds counts the circuits socksd asked for because every one
+	// of the key's circuits ends at an exit that refused this stream:
+	// Tor picks the exit, and may never pick an untried one.
+	exitBuilds int
+	attaches   int
+	busy       bool   // ATTACHSTREAM in flight
+	queued     bool   // waiting for the key's circuit
+	gen        uint64 // control connection it was last placed on
+	seenOn     uint64 // control connection whose events reported it
+	answered   bool   // SUCCEEDED (or ended): socks_timeout no longer applies
+	timer      *time.Timer
 }
 
 type circuit struct {
@@ -311,8 +315,15 @@ func (a *attacher) usable(c *circuit, now time.Time) bool {
 	return ks != nil && ks.keepAlive
 }
 
+// maxExitBuilds bounds the new circuits built for a stream whose exit
+// refused it. After that it takes any usable circuit of its key, even one
+// ending at a refusing exit, and Tor's own retry limit (three exits, then
+// FAILED with the exit's reason) ends it: without the bound a name that
+// fails at every exit built circuits until socks_timeout.
+const maxExitBuilds = 2
+
 // choose returns the newest usable circuit of the key whose exit has not
-// refused this stream, retiring expired ones on the way.
+// refused this stream (see maxExitBuilds), retiring expired ones on the way.
 func (a *attacher) choose(ks *keyState, s *stream) *circuit {
 	now := a.now()
 	for i := len(ks.circs) - 1; i >= 0; i-- {
@@ -324,7 +335,7 @@ func (a *attacher) choose(ks *keyState, s *stream) *circuit {
 			a.retire(c)
 			continue
 		}
-		if a.usable(c, now) && !s.badExits[c.exit] {
+		if a.usable(c, now) && (!s.badExits[c.exit] || s.exitBuilds >= maxExitBuilds) {
 			return c
 		}
 	}
@@ -391,6 +402,9 @@ func (a *attacher) place(s *stream) {
 	// drops an idle keyState from a.keys: queue on the live one, or the
 	// circuit built next would never see this stream.
 	ks = a.key(s.key)
+	if len(s.badExits) > 0 {
+		s.exitBuilds++
+	}
 	if !s.queued {
 		s.queued = true
 		ks.waiting = append(ks.waiting, s)

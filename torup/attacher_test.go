@@ -378,6 +378,33 @@ func TestDetachedReattachesAvoidingExit(t *testing.T) {
 	}
 }
 
+// Tor picks the exit of every circuit socksd builds, and may keep picking
+// exits that already refused a stream: after maxExitBuilds new circuits the
+// stream takes one of its key's circuits anyway (Tor's own retry limit ends
+// it) instead of building circuits until socks_timeout.
+func TestDetachedBoundedRebuilds(t *testing.T) {
+	h := newHarness(t, attacherConfig{})
+	h.open("127.0.0.1:40001", testKey("a"))
+	h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
+	h.f.waitCall(t, "EXTENDCIRCUIT", 1)
+	h.settle()
+	h.built("100", "$E1")
+	h.f.waitCall(t, "ATTACHSTREAM 1 100", 1)
+	h.settle()
+	h.stream("1", "DETACHED", "100", "REASON", "END", "REMOTE_REASON", "RESOLVEFAILED")
+	// Every new circuit ends at the same refusing exit.
+	for i := 0; i < maxExitBuilds; i++ {
+		h.f.waitCall(t, "EXTENDCIRCUIT", 2+i)
+		h.settle()
+		h.built(fmt.Sprint(101+i), "$E1")
+		h.settle()
+	}
+	calls := h.f.waitCall(t, "ATTACHSTREAM 1 ", 2)
+	if n := count(calls, "EXTENDCIRCUIT"); n != 1+maxExitBuilds {
+		t.Errorf("%d EXTENDCIRCUITs, want %d: %q", n, 1+maxExitBuilds, calls)
+	}
+}
+
 func TestAttachRefusals(t *testing.T) {
 	for _, code := range []int{551, 552} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
