@@ -113,6 +113,7 @@ ExitPolicy accept *:*
 func (n *Network) ClientTorrc() string {
 	var b strings.Builder
 	b.WriteString("TestingTorNetwork 1\nClientUseIPv6 0\nPathsNeededToBuildCircuits 0.67\nOutboundBindAddress 127.0.0.1\n")
+	b.WriteString(clientBuildTimeout)
 	for _, a := range n.cfg.auths {
 		b.WriteString(a.dirAuthorityLine())
 		b.WriteByte('\n')
@@ -120,8 +121,14 @@ func (n *Network) ClientTorrc() string {
 	return b.String()
 }
 
+// clientBuildTimeout: on loopback a client learns a circuit build timeout
+// of tens of milliseconds, and on a loaded 2-core machine most later builds
+// then fail with TIMEOUT (or turn into MEASURE_TIMEOUT circuits), which
+// tests see as 0x01 replies. A fixed, generous timeout keeps them real.
+const clientBuildTimeout = "LearnCircuitBuildTimeout 0\nCircuitBuildTimeout 30\n"
+
 func (c *config) clientTorrc(n *Network) string {
-	return c.commonTorrc("client") + fmt.Sprintf(`SocksPort 127.0.0.1:%d
+	return c.commonTorrc("client") + clientBuildTimeout + fmt.Sprintf(`SocksPort 127.0.0.1:%d
 SocksPort 127.0.0.1:%d ExtendedErrors
 ControlPort 127.0.0.1:%d
 CookieAuthentication 1
