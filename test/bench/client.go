@@ -34,6 +34,9 @@ type dialer struct {
 	// src spreads client source addresses over 127.0.0.0/8 so the
 	// connection-rate loops do not run out of ephemeral ports.
 	src int
+	// user, if set, is sent with RFC 1929 username/password auth (password
+	// "x"): Tor isolates streams by these credentials.
+	user string
 }
 
 func (d *dialer) dial(dst netip.AddrPort, timeout time.Duration) (*net.TCPConn, error) {
@@ -56,7 +59,7 @@ func (d *dialer) dial(dst netip.AddrPort, timeout time.Duration) (*net.TCPConn, 
 		return c, nil
 	}
 	c.SetDeadline(deadline)
-	if err := handshake(c, d.proto, dst); err != nil {
+	if err := handshake(c, d.proto, dst, d.user); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -82,20 +85,37 @@ func bindNoPort(_, _ string, rc syscall.RawConn) error {
 	return serr
 }
 
-func handshake(c *net.TCPConn, p Proto, dst netip.AddrPort) error {
+func handshake(c *net.TCPConn, p Proto, dst netip.AddrPort, user string) error {
 	var buf [64]byte
 	ip := dst.Addr().As4()
 	port := dst.Port()
 	switch p {
 	case ProtoSOCKS5:
-		if _, err := c.Write([]byte{5, 1, 0}); err != nil {
+		method := byte(0)
+		if user != "" {
+			method = 2
+		}
+		if _, err := c.Write([]byte{5, 1, method}); err != nil {
 			return err
 		}
 		if _, err := io.ReadFull(c, buf[:2]); err != nil {
 			return err
 		}
-		if buf[0] != 5 || buf[1] != 0 {
+		if buf[0] != 5 || buf[1] != method {
 			return fmt.Errorf("%w: method % x", errReply, buf[:2])
+		}
+		if method == 2 {
+			auth := append([]byte{1, byte(len(user))}, user...)
+			auth = append(auth, 1, 'x')
+			if _, err := c.Write(auth); err != nil {
+				return err
+			}
+			if _, err := io.ReadFull(c, buf[:2]); err != nil {
+				return err
+			}
+			if buf[1] != 0 {
+				return fmt.Errorf("%w: auth % x", errReply, buf[:2])
+			}
 		}
 		req := append(buf[:0], 5, 1, 0, 1, ip[0], ip[1], ip[2], ip[3], byte(port>>8), byte(port))
 		if _, err := c.Write(req); err != nil {

@@ -26,6 +26,7 @@ func runTor(args []string) error {
 	socksd := fs.String("socksd", "", "socksd binary, chained to -socks")
 	socksdB := fs.String("socksd-b", "", "optional candidate socksd build, measured as socksdB>tor")
 	n := fs.Int("n", 100, "TTFB requests per target per repetition")
+	circuits := fs.Int("circuits", 4, "isolation identities (so circuits) per target per repetition: Tor's direct client gets a new SOCKS username, socksd a new client source address (a new isolation key)")
 	bulkBytes := fs.Int("bulk-bytes", 16<<20, "bytes per bulk GET (the tornet server caps at 16 MiB)")
 	bulkN := fs.Int("bulk-n", 3, "bulk GETs per target per repetition")
 	reps := fs.Int("reps", 3, "repetitions")
@@ -65,7 +66,15 @@ func runTor(args []string) error {
 		for k := range targets {
 			t := targets[(k+rep)%len(targets)]
 			d := dialer{proto: ProtoSOCKS5, proxy: t.proxy}
-			for range *n {
+			for i := range *n {
+				// A new identity every n/circuits requests, so both
+				// targets sample the same number of fresh circuits.
+				id := rep*(*circuits) + i*(*circuits) / *n
+				if t.name == "tor" {
+					d.user = fmt.Sprintf("bench-%d", id)
+				} else {
+					d.src = 1000 + id
+				}
 				el, _, err := httpGet(&d, dst, "/", 30*time.Second)
 				if err != nil {
 					errs[t.name]++
@@ -86,7 +95,7 @@ func runTor(args []string) error {
 		}
 	}
 	var md strings.Builder
-	fmt.Fprintf(&md, "# Through a private Tor network (cmd/tornet)\n\nLoad %s. %d repetitions × %d GET / and %d GET of %d MiB per target, alternating.\n\n", loadAvg(), *reps, *n, *bulkN, *bulkBytes>>20)
+	fmt.Fprintf(&md, "# Through a private Tor network (cmd/tornet)\n\nLoad %s. %d repetitions × %d GET / (over %d isolation identities) and %d GET of %d MiB per target, alternating.\n\n", loadAvg(), *reps, *n, *circuits, *bulkN, *bulkBytes>>20)
 	md.WriteString("| target | TTFB p50 (ms) | TTFB p99 (ms) | bulk median (MB/s) | errors |\n|---|---|---|---|---|\n")
 	p := func(v []time.Duration, q int) float64 {
 		if len(v) == 0 {
