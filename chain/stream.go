@@ -116,3 +116,10 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 	}
 	return n + m, err
 }
+
+// Rest returns and forgets the upstream bytes that arrived with the reply.
+func (s *Stream) Rest() []byte { r := s.rest; s.rest = nil; return r }
+
+// Conn returns the upstream socket (*net.TCPConn or *net.UnixConn), for
+// callers that splice themselves; call Rest first.
+func (s *Stream) Conn() net.Conn { return s.conn }

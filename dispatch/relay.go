@@ -24,7 +24,12 @@ import (
 func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings, release func()) {
 	c := ss.client
 	ctx, cancel := context.WithTimeout(context.Background(), st.UpstreamTimeout)
-	defer cancel()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			cancel()
+		}
+	}()
 	t0 := time.Now()
 	up, err := s.opt.Upstream.Open(ctx, req, early)
 	nEarly := len(early)
@@ -39,11 +44,15 @@ func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings, 
 		up.Close()
 		return
 	}
-	defer up.Close()
+	defer func() {
+		if !handedOff {
+			up.Close()
+		}
+	}()
 
 	upDone := make(chan int64, 1)
 	go func() {
-		n, err := io.Copy(up, c)
+		n, err := copyUp(up, c)
 		if err != nil && !isEOF(err) {
 			// The client is gone (reset): abort both directions.
 			up.Close()
@@ -74,8 +83,16 @@ func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings, 
 		return
 	}
 	s.metrics.Connections.WithLabelValues(req.Protocol.String(), outcomeOK).Inc()
+	cancel() // the upstream answered: no timer for the rest of the stream
+	handedOff = true
+	ss.relay = func() {
+		defer up.Close()
+		s.relayDown(c, up, upDone, nEarly)
+	}
+}
 
-	down, err := io.Copy(c, up)
+func (s *Server) relayDown(c net.Conn, up Stream, upDone chan int64, nEarly int) {
+	down, err := copyDown(c, up)
 	if err != nil && !isEOF(err) {
 		up.Close()
 		c.Close()

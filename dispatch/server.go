@@ -347,7 +347,7 @@ func (s *Server) acceptLoop(l *listener) {
 		s.mu.Unlock()
 		s.metrics.Active.Inc()
 		go func() {
-			defer func() {
+			cleanup := func() {
 				c.Close()
 				s.mu.Lock()
 				delete(s.sessions, ss)
@@ -355,8 +355,16 @@ func (s *Server) acceptLoop(l *listener) {
 				s.metrics.Active.Dec()
 				s.active.Add(-1)
 				s.connWG.Done()
-			}()
+			}
 			s.serveConn(ss, l.cfg.Load(), st, l.shown)
+			if h := ss.relay; h != nil {
+				// The handshake goroutine's stack grew deep; relay on a
+				// fresh, shallow goroutine and let this one go.
+				ss.relay = nil
+				go func() { defer cleanup(); h() }()
+				return
+			}
+			cleanup()
 		}()
 	}
 }
@@ -364,6 +372,7 @@ func (s *Server) acceptLoop(l *listener) {
 // session is one client connection and, once opened, its upstream
 // stream; Shutdown force-closes both.
 type session struct {
+	relay  func() // set by connect: the rest of the connection's life
 	client net.Conn
 	mu     sync.Mutex
 	up     Stream

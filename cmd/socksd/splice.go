@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 
 	"socksd/dispatch"
 )
@@ -30,3 +31,29 @@ func (s *trackedStream) ReadFrom(r io.Reader) (int64, error) { return readFrom(s
 func (s *trackedStream) WriteTo(w io.Writer) (int64, error)  { return writeTo(s.Stream, w) }
 func (s *pinnedStream) ReadFrom(r io.Reader) (int64, error)  { return readFrom(s.Stream, r) }
 func (s *pinnedStream) WriteTo(w io.Writer) (int64, error)   { return writeTo(s.Stream, w) }
+
+// rawStream is what the dispatcher's relay looks for to splice by itself
+// without holding a pipe while idle (dispatch/relay_linux.go).
+type rawStream interface {
+	Conn() net.Conn
+	Rest() []byte
+}
+
+func rawConn(s dispatch.Stream) net.Conn {
+	if r, ok := s.(rawStream); ok {
+		return r.Conn()
+	}
+	return nil
+}
+
+func rawRest(s dispatch.Stream) []byte {
+	if r, ok := s.(rawStream); ok {
+		return r.Rest()
+	}
+	return nil
+}
+
+func (s *trackedStream) Conn() net.Conn { return rawConn(s.Stream) }
+func (s *trackedStream) Rest() []byte   { return rawRest(s.Stream) }
+func (s *pinnedStream) Conn() net.Conn  { return rawConn(s.Stream) }
+func (s *pinnedStream) Rest() []byte    { return rawRest(s.Stream) }
