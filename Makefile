@@ -5,6 +5,10 @@
 #   make run      run socksd with config.example.toml
 #   make tornet   bring up a private Tor network by hand (Ctrl-C tears it down;
 #                 TORNET_DIR=dir keeps it there, default a temp dir)
+#   make bench    the issue-8 benchmark suite (test/bench/run.sh; `quick` mode
+#                 with BENCH_MODE=quick), report in results/
+#   make install  install socksd as a systemd service (deploy/install.sh);
+#                 make uninstall removes it
 #
 # The e2e suite (test/...) needs SOCKSD_TORNET=1; without it those tests skip.
 
@@ -21,7 +25,7 @@ TORNET_KEYCACHE ?= $(HOME)/.cache/socksd/tornet-keys
 export TORNET_KEYCACHE
 E2E_TIMEOUT ?= 15m
 
-.PHONY: test deps check fmt vet staticcheck unit e2e run tornet
+.PHONY: test deps check fmt vet staticcheck unit e2e run tornet bench install uninstall
 
 test: deps check unit e2e
 
@@ -58,3 +62,13 @@ run: deps
 
 tornet:
 	$(GO) run ./cmd/tornet up $(TORNET_DIR)
+
+BENCH_MODE ?=
+bench:
+	bash test/bench/run.sh $(BENCH_MODE)
+
+install:
+	deploy/install.sh
+
+uninstall:
+	deploy/install.sh --uninstall
