@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -291,5 +292,32 @@ func TestHostileUpstream(t *testing.T) {
 				t.Fatalf("got %v, want code %#x", err, tc.code)
 			}
 		})
+	}
+}
+
+// The upstream is on this host: no TCP keep-alive on its sockets.
+func TestUpstreamSocketHasNoKeepAlive(t *testing.T) {
+	fake := startFake(t, &sockstest.Server{})
+	echo := echoServer(t)
+	u := New(fake.Addr(), nil)
+	req := &dispatch.Request{Command: dispatch.CmdConnect, IP: echo.Addr(), Port: echo.Port(), Key: testKey()}
+	st, err := u.Open(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rc, err := st.(*Stream).TCPConn().SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		on, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+	}); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	if on != 0 {
+		t.Errorf("SO_KEEPALIVE = %d on the upstream socket, want 0", on)
 	}
 }
