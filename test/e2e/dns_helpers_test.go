@@ -87,18 +87,7 @@ func ownTorBin() string {
 // ownFreePort returns "127.0.0.1:P" for a port in 10000-19999 that was
 // free a moment ago: below the ephemeral range, so no outgoing connection
 // (of the many tors on a busy box) takes it before tor binds it.
-func ownFreePort() (string, error) {
-	for range 200 {
-		a := fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(10000))
-		l, err := net.Listen("tcp4", a)
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return a, nil
-	}
-	return "", fmt.Errorf("no free port in 10000-19999")
-}
+func ownFreePort() (string, error) { return reservePort(false) }
 
 func startOwnTor(n *tornet.Network) (*ownTor, error) {
 	var err error

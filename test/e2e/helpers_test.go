@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"text/template"
@@ -178,8 +179,34 @@ func freeTCPUDP(t *testing.T) string {
 
 func pickPort(t *testing.T, udp bool) string {
 	t.Helper()
+	a, err := reservePort(udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// handedOut holds every port reservePort returned in this process: a port
+// is free only until its user binds it, so two picks made before either
+// binds (a socksd's SOCKS and metrics listeners, parallel tests) must never
+// get the same one (seen: both listeners on one port, socksd exit 1).
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// reservePort returns "127.0.0.1:P", P in testPortMin-testPortMax, free for
+// TCP (and UDP) a moment ago and never returned before in this process.
+func reservePort(udp bool) (string, error) {
 	for range 200 {
-		a := net.JoinHostPort("127.0.0.1", strconv.Itoa(testPortMin+rand.IntN(testPortMax-testPortMin+1)))
+		p := testPortMin + rand.IntN(testPortMax-testPortMin+1)
+		handedOut.Lock()
+		taken := handedOut.ports[p]
+		handedOut.Unlock()
+		if taken {
+			continue
+		}
+		a := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 		l, err := net.Listen("tcp4", a)
 		if err != nil {
 			continue
@@ -192,10 +219,19 @@ func pickPort(t *testing.T, udp bool) string {
 			}
 			pc.Close()
 		}
-		return a
+		handedOut.Lock()
+		if handedOut.ports[p] {
+			handedOut.Unlock()
+			continue
+		}
+		if handedOut.ports == nil {
+			handedOut.ports = make(map[int]bool)
+		}
+		handedOut.ports[p] = true
+		handedOut.Unlock()
+		return a, nil
 	}
-	t.Fatal("no free port in 10000-19999")
-	return ""
+	return "", fmt.Errorf("no free port in %d-%d", testPortMin, testPortMax)
 }
 
 // cmdResult is a finished client command.
