@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -317,6 +318,7 @@ func (o *torObserver) circ(id string) (torCircEv, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	c, ok := o.circs[id]
+	c.Purposes = maps.Clone(c.Purposes) // the reader adds to it under o.mu
 	return c, ok
 }
 
@@ -371,10 +373,21 @@ func (o *torObserver) circInfo(t *testing.T, id string) (torCircEv, bool) {
 	var c torCircEv
 	if o.waitFor(2*time.Second, func() bool {
 		c = o.circs[id]
+		// The reader keeps adding to this map under o.mu: hand out a copy.
+		c.Purposes = maps.Clone(c.Purposes)
 		return c.Path != "" && c.KV["PURPOSE"] != ""
 	}) {
 		return c, true
 	}
+	if now, found := o.circStatus(t, id); found {
+		return now, true
+	}
+	return c, false
+}
+
+// circStatus returns circuit id's line of GETINFO circuit-status.
+func (o *torObserver) circStatus(t *testing.T, id string) (torCircEv, bool) {
+	t.Helper()
 	status, err := o.info("circuit-status")
 	if err != nil {
 		t.Fatal(err)
@@ -385,7 +398,7 @@ func (o *torObserver) circInfo(t *testing.T, id string) (torCircEv, bool) {
 			return torCircEv{ID: id, Status: f[1], Path: f[2], KV: kv, Purposes: map[string]bool{kv["PURPOSE"]: true}}, true
 		}
 	}
-	return c, false
+	return torCircEv{}, false
 }
 
 // wantSocksdCircuit fails unless circuit id is one socksd built: Tor
@@ -396,6 +409,14 @@ func (o *torObserver) circInfo(t *testing.T, id string) (torCircEv, bool) {
 func (o *torObserver) wantSocksdCircuit(t *testing.T, id string) torCircEv {
 	t.Helper()
 	c, ok := o.circInfo(t, id)
+	if ok && !c.Purposes["CONTROLLER"] {
+		// socksd sets the purpose right after EXTENDCIRCUIT answers; on a
+		// loaded box BUILT can come first, and the change itself raises
+		// only a CIRC_MINOR event: ask Tor for the circuit's purpose now.
+		if now, found := o.circStatus(t, id); found {
+			c = now
+		}
+	}
 	if !ok || !c.Purposes["CONTROLLER"] {
 		t.Fatalf("circuit %s: %+v (known %v); want one socksd built (PURPOSE=CONTROLLER)", id, c, ok)
 	}

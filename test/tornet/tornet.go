@@ -319,6 +319,13 @@ func (n *Network) start(ctx context.Context, opt Options, t0 time.Time) error {
 	// authorities by then, or the next consensus comes a whole voting
 	// interval later.
 	cfg.voteOffset = int((time.Now().Unix() + 1 + firstVoteLead) % initialVotingInterval)
+	var fps []string
+	for _, a := range cfg.auths {
+		fps = append(fps, a.fp)
+	}
+	if err := cfg.writeBandwidths(fps); err != nil {
+		return err
+	}
 	for i, a := range cfg.auths {
 		if err := n.startTor(a.name, cfg.authorityTorrc(i)); err != nil {
 			return err
@@ -342,6 +349,10 @@ func (n *Network) start(ctx context.Context, opt Options, t0 time.Time) error {
 			return err
 		}
 		cfg.exits[i].Fingerprint = fp
+		fps = append(fps, fp)
+	}
+	if err := cfg.writeBandwidths(fps); err != nil {
+		return err
 	}
 	n.Exits = append([]Exit(nil), cfg.exits...)
 	for _, a := range cfg.auths {

@@ -2,8 +2,10 @@ package tornet
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Torrc knobs, most measured in ../shared/tornet (README "Torrc knobs that
@@ -89,7 +91,31 @@ V3AuthVotingInterval %d
 V3AuthVoteDelay 2
 V3AuthDistDelay 2
 TestingV3AuthVotingStartOffset %d
-`, a.dirPort, initialVotingInterval, c.votingInterval, c.voteOffset)
+V3BandwidthsFile %s
+`, a.dirPort, initialVotingInterval, c.votingInterval, c.voteOffset, c.bandwidthsFile())
+}
+
+// bandwidthsFile is the authorities' V3BandwidthsFile: every relay gets the
+// same measured bandwidth. Without it consensus weights follow the
+// bandwidth each relay observed, and the exit that carried the most test
+// traffic soon takes nearly every circuit (40 isolated identities all
+// left through one exit), which hides isolation from the destination.
+func (c *config) bandwidthsFile() string { return filepath.Join(c.dir, "bandwidths") }
+
+// writeBandwidths writes the file (bandwidth-file-spec 1.0.0: a timestamp
+// line, then node_id=$FP bw=N lines) atomically; authorities read it at
+// every vote.
+func (c *config) writeBandwidths(fps []string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d\n", time.Now().Unix())
+	for _, fp := range fps {
+		fmt.Fprintf(&b, "node_id=$%s bw=1000\n", fp)
+	}
+	tmp := c.bandwidthsFile() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, c.bandwidthsFile())
 }
 
 func (c *config) exitTorrc(e Exit) string {
