@@ -73,6 +73,14 @@ type Socksd struct {
 // checks that it exited cleanly (exit 0, no race report).
 func startSocksd(t *testing.T, tmpl string) *Socksd {
 	t.Helper()
+	return launchSocksd(t, tmpl, func(s *Socksd) { s.stop(t) })
+}
+
+// launchSocksd renders tmpl, starts socksd, registers cleanup(s) and waits
+// until the listener accepts; startSocksd and torStartSocksdKillable differ
+// only in their cleanup.
+func launchSocksd(t *testing.T, tmpl string, cleanup func(*Socksd)) *Socksd {
+	t.Helper()
 	n := needTornet(t)
 	dir := t.TempDir()
 	v := SocksdVars{
@@ -103,7 +111,7 @@ func startSocksd(t *testing.T, tmpl string) *Socksd {
 		t.Fatal(err)
 	}
 	s.Proc = p
-	t.Cleanup(func() { s.stop(t) })
+	t.Cleanup(func() { cleanup(s) })
 	if err := waitAccepting(p, s.Addr, 30*time.Second); err != nil {
 		t.Fatalf("socksd did not come up: %v\n%s", err, s.Log())
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 )
 
@@ -102,43 +101,14 @@ func torLeaveUnattached(t *testing.T, o *torObserver) string {
 // (no exit-status check; a SIGKILLed socksd exits -1 by design).
 func torStartSocksdKillable(t *testing.T, tmpl string) *Socksd {
 	t.Helper()
-	n := needTornet(t)
-	dir := t.TempDir()
-	v := SocksdVars{
-		Listen: freeTCP(t), Metrics: freeTCP(t), DNS: freeTCPUDP(t),
-		StateDir: filepath.Join(dir, "state"),
-		TorSOCKS: n.SOCKSAddrExt(), TorSOCKSPlain: n.SOCKSAddr(),
-		TorControl: n.ControlAddr(), Cookie: n.CookiePath,
-	}
-	if err := os.MkdirAll(v.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	var cfg bytes.Buffer
-	if err := template.Must(template.New("socksd.toml").Option("missingkey=error").Parse(tmpl)).Execute(&cfg, v); err != nil {
-		t.Fatal(err)
-	}
-	s := &Socksd{SocksdVars: v, Addr: v.Listen, Dir: dir,
-		ConfigPath: filepath.Join(dir, "socksd.toml"), LogPath: filepath.Join(dir, "socksd.log")}
-	if err := os.WriteFile(s.ConfigPath, cfg.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, err := n.Spawn("socksd", s.LogPath, socksdBin, "-config", s.ConfigPath, "-shutdown-grace", "2s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Proc = p
-	t.Cleanup(func() {
-		p.Stop(5 * time.Second)
+	return launchSocksd(t, tmpl, func(s *Socksd) {
+		s.Proc.Stop(5 * time.Second)
 		if t.Failed() {
 			d := artifactDir(t, "killed-socksd")
 			copyFile(s.LogPath, filepath.Join(d, "socksd.log"))
 			copyFile(s.ConfigPath, filepath.Join(d, "socksd.toml"))
 		}
 	})
-	if err := waitAccepting(p, s.Addr, 30*time.Second); err != nil {
-		t.Fatalf("socksd did not come up: %v\n%s", err, s.Log())
-	}
-	return s
 }
 
 // torAdminPost sends POST path to socksd's metrics/admin listener and
