@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -409,5 +411,49 @@ func TestLeaveUnattachedReasserted(t *testing.T) {
 	tor.Close()
 	if n := received(s, "SETCONF __LeaveStreamsUnattached="); n != 2 {
 		t.Errorf("SETCONF sent %d times, want 2", n)
+	}
+}
+
+func TestDiscoverSocksPrefers(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "socks")
+	if err := os.WriteFile(sock, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "absent", "socks")
+	for _, c := range []struct {
+		name      string
+		listeners string // GETINFO value
+		conf      string // GETCONF SocksPort lines
+		want      string
+	}{
+		{"debian defaults: unix over tcp", `"unix:` + sock + `" "127.0.0.1:9050"`,
+			"250-SocksPort=unix:" + sock + " WorldWritable\n250 SocksPort=127.0.0.1:9050", "unix:" + sock},
+		{"unix order does not matter", `"127.0.0.1:9050" "unix:` + sock + `"`,
+			"250-SocksPort=127.0.0.1:9050\n250 SocksPort=unix:" + sock, "unix:" + sock},
+		{"extended errors beat unix", `"unix:` + sock + `" "127.0.0.1:9150"`,
+			"250-SocksPort=unix:" + sock + "\n250 SocksPort=9150 ExtendedErrors", "127.0.0.1:9150"},
+		{"extended unix beats extended tcp", `"127.0.0.1:9150" "unix:` + sock + `"`,
+			"250-SocksPort=9150 ExtendedErrors\n250 SocksPort=unix:" + sock + " GroupWritable ExtendedErrors", "unix:" + sock},
+		{"unreachable unix passed over", `"unix:` + missing + `" "127.0.0.1:9050"`,
+			"250-SocksPort=unix:" + missing + " ExtendedErrors\n250 SocksPort=127.0.0.1:9050", "127.0.0.1:9050"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := torctltest.New(t)
+			s.AcceptNullAuth()
+			s.Expect("GETINFO net/listeners/socks", `250-net/listeners/socks=`+c.listeners+"\n250 OK")
+			s.Expect("GETCONF SocksPort", c.conf)
+			ctl, err := torctl.Dial(context.Background(), s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ctl.Close()
+			if err := ctl.Authenticate(context.Background(), torctl.AuthOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := discoverSocks(context.Background(), ctl)
+			if err != nil || got != c.want {
+				t.Errorf("discoverSocks = %q, %v; want %q", got, err, c.want)
+			}
+		})
 	}
 }

@@ -5,7 +5,8 @@
 // (package chain), carrying the stream's isolation key as SOCKS5
 // credentials (<torS0X>0 / key digest) pipelined with the request and the
 // client's optimistic data. The SocksPort is discovered with GETINFO
-// net/listeners/socks (the ExtendedErrors one preferred) unless configured,
+// net/listeners/socks (the ExtendedErrors one preferred, then a Unix socket
+// this process may open: no loopback TCP hop) unless configured,
 // and rediscovered after every reconnect (a managed tor's port changes).
 //
 // Control path (Controller). socksd authenticates, subscribes to STREAM,
@@ -84,7 +85,8 @@
 // Managed tor (package launch): with no control port configured or found,
 // no [tor] socks and launch = "auto" (or launch = "always"), socksd starts
 // tor with its own DataDirectory, a Unix-socket control port with cookie
-// authentication, SocksPort 127.0.0.1:auto ExtendedErrors, an empty
+// authentication, a Unix-socket SocksPort with ExtendedErrors (TCP
+// 127.0.0.1:auto when the path is too long), an empty
 // defaults torrc, __OwningControllerProcess plus TAKEOWNERSHIP, and
 // [tor] torrc_extra appended; it restarts tor when it dies and stops it on
 // Close.

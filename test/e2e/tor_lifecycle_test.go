@@ -98,6 +98,12 @@ func TestTorManaged(t *testing.T) {
 	if got := obs.getInfo(t, "process/pid"); got != fmt.Sprint(pid) {
 		t.Fatalf("the control socket in %s belongs to tor %s, want socksd's child %d", dataDir, got, pid)
 	}
+	// Its only SocksPort is a Unix socket (no TCP hop): the stream above
+	// reached the exit through it, on socksd's circuit, so the attacher
+	// told socksd's streams apart without a source address.
+	if got, want := obs.getInfo(t, "net/listeners/socks"), `"unix:`+filepath.Join(dataDir, "socks")+`"`; got != want {
+		t.Fatalf("managed tor's SocksPorts %s, want %s", got, want)
+	}
 
 	// kill -9 the managed tor: socksd starts a new one and serves again.
 	t1 := time.Now()

@@ -1,6 +1,7 @@
 // Package launch runs socksd's managed tor (issue 3 item 6): a tor process
 // with its own DataDirectory, a control port on a Unix socket with cookie
-// authentication, one SocksPort on 127.0.0.1:auto with ExtendedErrors, and
+// authentication, one SocksPort with ExtendedErrors (a Unix socket next to
+// the control socket, else 127.0.0.1:auto), and
 // __OwningControllerProcess set to socksd's PID (control-spec §3.23), so
 // the tor dies with socksd even after a kill -9. It restarts tor when it
 // dies and stops it on Stop.
@@ -134,8 +135,14 @@ func (t *Tor) Torrc() string {
 		fmt.Fprintf(&b, "ControlPort 127.0.0.1:auto\nControlPortWriteToFile %s\n", filepath.Join(dir, "control.port"))
 	}
 	fmt.Fprintf(&b, "CookieAuthentication 1\nCookieAuthFile %s\n", t.cookie)
-	// ExtendedErrors: F0-F7 for onion services (proposal 304).
-	fmt.Fprintf(&b, "SocksPort 127.0.0.1:auto ExtendedErrors\n")
+	// ExtendedErrors: F0-F7 for onion services (proposal 304). A Unix
+	// SocksPort spares every stream a loopback TCP hop (docs/performance.md);
+	// it goes where the control socket fits, in the private data dir.
+	if t.unix {
+		fmt.Fprintf(&b, "SocksPort unix:%s ExtendedErrors\n", filepath.Join(dir, "socks"))
+	} else {
+		fmt.Fprintf(&b, "SocksPort 127.0.0.1:auto ExtendedErrors\n")
+	}
 	fmt.Fprintf(&b, "Log notice stdout\nRunAsDaemon 0\n")
 	if t.cfg.OwnerPID > 0 {
 		fmt.Fprintf(&b, "__OwningControllerProcess %d\n", t.cfg.OwnerPID)

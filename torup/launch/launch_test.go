@@ -22,7 +22,7 @@ func TestTorrc(t *testing.T) {
 		"DataDirectory " + dir + "\n",
 		"ControlPort unix:" + filepath.Join(dir, "control") + "\n",
 		"CookieAuthentication 1\n",
-		"SocksPort 127.0.0.1:auto ExtendedErrors\n",
+		"SocksPort unix:" + filepath.Join(dir, "socks") + " ExtendedErrors\n",
 		"__OwningControllerProcess 4242\n",
 		"TestingTorNetwork 1\nDirAuthority x\n",
 	} {
@@ -41,7 +41,8 @@ func TestTorrcLongPath(t *testing.T) {
 	dir := "/tmp/" + strings.Repeat("d", 120)
 	tor := New(Config{DataDir: dir})
 	rc := tor.Torrc()
-	if !strings.Contains(rc, "ControlPort 127.0.0.1:auto\nControlPortWriteToFile "+dir+"/control.port\n") {
+	if !strings.Contains(rc, "ControlPort 127.0.0.1:auto\nControlPortWriteToFile "+dir+"/control.port\n") ||
+		!strings.Contains(rc, "SocksPort 127.0.0.1:auto ExtendedErrors\n") {
 		t.Errorf("torrc:\n%s", rc)
 	}
 	if tor.ControlAddr() != "" {
