@@ -7,7 +7,8 @@
 //	socksbench sink                   the sink process (started by run)
 //	socksbench run [flags]            the suite; see -h
 //	socksbench report -in FILE.json   redraw table and chart from samples
-//	socksbench tor -socks A -dest A -socksd BIN   TTFB and bulk through a real Tor
+//	socksbench tor -socksd BIN        through a real Tor (own private network):
+//	                                  TTFB, bulk, attach latency, DNS bridge
 //
 // Every load loop is bounded in count and time; every address is loopback.
 package main

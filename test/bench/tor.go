@@ -2,134 +2,202 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
+
+	"socksd/test/tornet"
 )
 
-// runTor is issue 8 item 3 (part): time to first byte and bulk throughput
-// through a real Tor (the private network of cmd/tornet), Tor's SocksPort
-// directly against socksd chained to that SocksPort, alternating, same
-// destination (the network's HTTP server, reached through its exits).
+// Virtual address ranges of the two DNS servers measured: Tor's own
+// automapping (VirtualAddrNetworkIPv4 in the client torrc) and socksd's
+// bridge. They must not overlap: both map into the same tor, and each
+// answer is checked to lie in its server's range.
+var (
+	torVirtualNet    = netip.MustParsePrefix("10.192.0.0/10")
+	bridgeVirtualNet = netip.MustParsePrefix("127.192.0.0/10")
+)
+
+// torKind is how a target reaches Tor.
+type torKind int
+
+const (
+	kindTor     torKind = iota // Tor's SocksPort (and DNSPort) directly
+	kindProduct                // socksd with the control port: attacher, DNS bridge
+	kindPlain                  // socksd chained to the SocksPort, control = "none"
+)
+
+type torTarget struct {
+	name string
+	kind torKind
+	bin  string
+	tag  string // short name for DNS query names
+}
+
+// torEnv is the Tor side of a run: the private network or one given by
+// flags.
+type torEnv struct {
+	socks, control, cookie, dnsPort string
+	dest                            netip.AddrPort
+}
+
+// runTor is issue 8 item 3: through a real Tor (a private network on
+// loopback, test/tornet), alternating, same destination (the network's
+// HTTP server, reached through its exits):
 //
-//	socksbench tor -socks 127.0.0.1:SOCKS_PORT -dest 127.0.0.1:HTTP_PORT -socksd BIN
+//   - time to first byte and bulk throughput, Tor's SocksPort directly
+//     against socksd in its product configuration (control port, a circuit
+//     per isolation key, DNS bridge) chained to that SocksPort;
+//
+//   - stream-attach latency, from socksd's own histogram and from outside
+//     (STREAM NEW → SENTCONNECT on a control connection of our own);
+//
+//   - DNS: socksd's bridge against Tor's DNSPort with AutomapHostsOnResolve,
+//     mapped and new names, C = 1 and 16.
+//
+//     socksbench tor -socksd BIN                  brings up its own network
+//     socksbench tor -socks A -dest A -control A -cookie F -tor-dns A -socksd BIN
 func runTor(args []string) error {
 	fs := flag.NewFlagSet("tor", flag.ExitOnError)
-	torSocks := fs.String("socks", "", "Tor's SocksPort (loopback)")
-	dest := fs.String("dest", "", "HTTP server ip:port the exits can reach (cmd/tornet's HTTP_PORT on 127.0.0.1)")
-	socksd := fs.String("socksd", "", "socksd binary, chained to -socks")
-	socksdB := fs.String("socksd-b", "", "optional candidate socksd build, measured as socksdB>tor")
+	torSocks := fs.String("socks", "", "Tor's SocksPort (loopback); empty: start a private network (test/tornet)")
+	dest := fs.String("dest", "", "with -socks: HTTP server ip:port the exits can reach")
+	control := fs.String("control", "", "with -socks: the client tor's ControlPort (cookie auth)")
+	cookie := fs.String("cookie", "", "with -socks: its control_auth_cookie")
+	torDNS := fs.String("tor-dns", "", "with -socks: its DNSPort (AutomapHostsOnResolve 1, AutomapHostsSuffixes ., VirtualAddrNetworkIPv4 "+torVirtualNet.String()+")")
+	socksd := fs.String("socksd", "", "socksd binary")
+	socksdB := fs.String("socksd-b", "", "optional candidate socksd build, measured as socksdB>tor (product configuration)")
+	plain := fs.Bool("plain", false, "also measure socksd with control = \"none\" (plain chaining) as socksd-plain>tor")
 	n := fs.Int("n", 100, "TTFB requests per target per repetition")
 	circuits := fs.Int("circuits", 4, "isolation identities (so circuits) per target per repetition: Tor's direct client gets a new SOCKS username, socksd a new client source address (a new isolation key)")
 	bulkBytes := fs.Int("bulk-bytes", 16<<20, "bytes per bulk GET (the tornet server caps at 16 MiB)")
 	bulkN := fs.Int("bulk-n", 3, "bulk GETs per target per repetition")
+	dnsNames := fs.Int("dns-names", 200, "mapped names (queried over and over after a warm-up pass)")
+	dnsTime := fs.Duration("dns-time", 3*time.Second, "duration bound of each DNS run")
+	dnsMax := fs.Int("dns-max", 200000, "query bound of each mapped-name DNS run")
+	dnsNew := fs.Int("dns-new", 20000, "query bound (so unique names) of each new-name DNS run")
 	reps := fs.Int("reps", 3, "repetitions")
 	out := fs.String("out", "results", "output directory (tor.md)")
 	fs.Parse(args)
-	dst, err := netip.ParseAddrPort(*dest)
-	if err != nil || *torSocks == "" || *socksd == "" {
-		return fmt.Errorf("need -socks, -dest ip:port and -socksd")
+	if *socksd == "" {
+		return fmt.Errorf("need -socksd")
 	}
-	b := &bench{socksd: *socksd, logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }}
-	targets := []struct{ name, proxy string }{{"tor", *torSocks}}
-	for _, bin := range []struct{ name, path string }{{"socksd>tor", *socksd}, {"socksdB>tor", *socksdB}} {
-		if bin.path == "" {
-			continue
-		}
-		// socksd chained to Tor's SocksPort, no control port.
-		sd, err := b.startProc("socksd", func(addr, dir string) ([]string, error) {
-			conf := filepath.Join(dir, "socksd.toml")
-			if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(conf, []byte(socksdConf(addr, *torSocks, dir)), 0o644); err != nil {
-				return nil, err
-			}
-			return []string{bin.path, "-config", conf}, nil
-		})
+	logf := func(f string, a ...any) {
+		fmt.Fprintf(os.Stderr, "%s "+f+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, a...)...)
+	}
+	loadStart := loadAvg()
+	env, closeNet, err := torNetwork(*torSocks, *dest, *control, *cookie, *torDNS, logf)
+	if err != nil {
+		return err
+	}
+	defer closeNet()
+
+	targets := []torTarget{{name: "tor", kind: kindTor, tag: "tor"}, {name: "socksd>tor", kind: kindProduct, bin: *socksd, tag: "sd"}}
+	if *socksdB != "" {
+		targets = append(targets, torTarget{name: "socksdB>tor", kind: kindProduct, bin: *socksdB, tag: "sdb"})
+	}
+	if *plain {
+		targets = append(targets, torTarget{name: "socksd-plain>tor", kind: kindPlain, bin: *socksd})
+	}
+	b := &bench{logf: logf}
+	res := newTorResults()
+	var obs *streamObserver
+	if env.control != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		obs, err = observeStreams(ctx, env.control, env.cookie, env.dest.Port())
+		cancel()
 		if err != nil {
-			return err
+			return fmt.Errorf("stream observer: %w", err)
 		}
-		defer sd.stop()
-		targets = append(targets, struct{ name, proxy string }{bin.name, sd.addr})
 	}
-	ttfb := map[string][]time.Duration{}
-	rate := map[string][]float64{}
-	errs := map[string]int{}
 	for rep := range *reps {
 		for k := range targets {
+			// Alternate: each repetition starts one target later.
 			t := targets[(k+rep)%len(targets)]
-			d := dialer{proto: ProtoSOCKS5, proxy: t.proxy}
-			for i := range *n {
-				// A new identity every n/circuits requests, so both
-				// targets sample the same number of fresh circuits.
-				id := rep*(*circuits) + i*(*circuits) / *n
-				if t.name == "tor" {
-					d.user = fmt.Sprintf("bench-%d", id)
-				} else {
-					d.src = 1000 + id
-				}
-				el, _, err := httpGet(&d, dst, "/", 30*time.Second)
-				if err != nil {
-					errs[t.name]++
-					continue
-				}
-				ttfb[t.name] = append(ttfb[t.name], el)
+			if err := torTurn(b, env, t, rep, obs, res, turnSettings{
+				n: *n, circuits: *circuits, bulkBytes: *bulkBytes, bulkN: *bulkN,
+				dnsNames: *dnsNames, dnsTime: *dnsTime, dnsMax: *dnsMax, dnsNew: *dnsNew,
+			}); err != nil {
+				res.notes = append(res.notes, fmt.Sprintf("rep %d %s: %v", rep+1, t.name, err))
+				logf("rep %d %s: %v", rep+1, t.name, err)
 			}
-			for range *bulkN {
-				start := time.Now()
-				_, got, err := httpGet(&d, dst, fmt.Sprintf("/bytes?n=%d", *bulkBytes), 120*time.Second)
-				if err != nil || got < int64(*bulkBytes) {
-					errs[t.name]++
-					continue
-				}
-				rate[t.name] = append(rate[t.name], float64(got)/time.Since(start).Seconds()/1e6)
-			}
-			b.logf("rep %d %s: %d TTFB samples, %d bulk, %d errors", rep+1, t.name, len(ttfb[t.name]), len(rate[t.name]), errs[t.name])
 		}
 	}
-	var md strings.Builder
-	fmt.Fprintf(&md, "# Through a private Tor network (cmd/tornet)\n\nLoad %s. %d repetitions × %d GET / (over %d isolation identities) and %d GET of %d MiB per target, alternating.\n\n", loadAvg(), *reps, *n, *circuits, *bulkN, *bulkBytes>>20)
-	md.WriteString("| target | TTFB p50 (ms) | TTFB p99 (ms) | bulk median (MB/s) | errors |\n|---|---|---|---|---|\n")
-	p := func(v []time.Duration, q int) float64 {
-		if len(v) == 0 {
-			return 0
-		}
-		s := slices.Clone(v)
-		slices.Sort(s)
-		return s[min(len(s)-1, len(s)*q/100)].Seconds() * 1e3
+	if obs != nil {
+		res.observed = obs.close()
 	}
-	med := func(v []float64) float64 {
-		if len(v) == 0 {
-			return 0
-		}
-		s := slices.Clone(v)
-		slices.Sort(s)
-		return s[len(s)/2]
-	}
-	for _, t := range targets {
-		fmt.Fprintf(&md, "| %s | %.2f | %.2f | %.1f | %d |\n", t.name, p(ttfb[t.name], 50), p(ttfb[t.name], 99), med(rate[t.name]), errs[t.name])
-	}
-	md.WriteString("\n")
-	for _, t := range targets[1:] {
-		if a, c := p(ttfb["tor"], 50), p(ttfb[t.name], 50); a > 0 {
-			fmt.Fprintf(&md, "%s: TTFB ratio to Tor at the median %.3f (goal ≤ 1.05)", t.name, c/a)
-		}
-		if a, c := med(rate["tor"]), med(rate[t.name]); a > 0 {
-			fmt.Fprintf(&md, ", bulk ratio %.3f (goal ≥ 0.95).\n", c/a)
-		}
-	}
-	os.Stdout.WriteString(md.String())
+	md := torReport(res, targets, torReportInfo{
+		loadStart: loadStart, loadEnd: loadAvg(), reps: *reps, n: *n, circuits: *circuits,
+		bulkN: *bulkN, bulkBytes: *bulkBytes, dnsNames: *dnsNames, dnsTime: *dnsTime, dnsNew: *dnsNew,
+		ownNetwork: *torSocks == "",
+	})
+	os.Stdout.WriteString(md)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(*out, "tor.md"), []byte(md.String()), 0o644)
+	return os.WriteFile(filepath.Join(*out, "tor.md"), []byte(md), 0o644)
+}
+
+// torNetwork returns the Tor side: the one given by flags, or a private
+// network it starts (2 exits, no onion, a DNSPort automapping every name)
+// and the func that stops it.
+func torNetwork(socks, dest, control, cookie, torDNS string, logf func(string, ...any)) (torEnv, func(), error) {
+	if socks != "" {
+		d, err := netip.ParseAddrPort(dest)
+		if err != nil {
+			return torEnv{}, nil, fmt.Errorf("with -socks, -dest must be ip:port: %w", err)
+		}
+		if (control == "") != (cookie == "") {
+			return torEnv{}, nil, fmt.Errorf("-control and -cookie go together")
+		}
+		return torEnv{socks: socks, control: control, cookie: cookie, dnsPort: torDNS, dest: d}, func() {}, nil
+	}
+	dnsPort, err := freeUDP()
+	if err != nil {
+		return torEnv{}, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	// The client tor answers every A query on its DNSPort with a virtual
+	// address (tor-manual: AutomapHostsOnResolve, AutomapHostsSuffixes "."
+	// = all names) from a range apart from socksd's bridge.
+	nw, err := tornet.Start(ctx, tornet.Options{
+		Exits: 2, NoOnion: true, Logf: logf,
+		ExtraClientTorrc: fmt.Sprintf("DNSPort %s\nAutomapHostsOnResolve 1\nAutomapHostsSuffixes .\nVirtualAddrNetworkIPv4 %s\n", dnsPort, torVirtualNet),
+	})
+	if err != nil {
+		return torEnv{}, nil, fmt.Errorf("tornet: %w", err)
+	}
+	logf("private Tor network up in %s (%s)", time.Since(t0).Round(time.Second), nw.Dir)
+	d, _ := netip.ParseAddrPort(nw.HTTPAddr())
+	env := torEnv{socks: nw.SOCKSAddr(), control: nw.ControlAddr(), cookie: nw.CookiePath, dnsPort: dnsPort, dest: d}
+	return env, func() { nw.Close() }, nil
+}
+
+// freeUDP returns a 127.0.0.1 address whose UDP and TCP ports were both
+// free a moment ago (socksd's DNS bridge serves both on its address).
+func freeUDP() (string, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		c, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			c.Close()
+			return addr, nil
+		}
+	}
+	return "", fmt.Errorf("no port free for both TCP and UDP on 127.0.0.1")
 }
 
 // httpGet fetches path over a SOCKS5 connection to dst (HTTP/1.0, so the
@@ -162,4 +230,15 @@ func httpGet(d *dialer, dst netip.AddrPort, path string, timeout time.Duration) 
 	}
 	n, err := io.Copy(io.Discard, br)
 	return ttfb, n, err
+}
+
+// hasConf reports whether GETCONF reply lines ("key=value") set key to
+// value.
+func hasConf(lines []string, key, value string) bool {
+	for _, l := range lines {
+		if k, v, ok := strings.Cut(l, "="); ok && k == key {
+			return v == value
+		}
+	}
+	return false
 }
