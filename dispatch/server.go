@@ -224,11 +224,38 @@ func listen(addr string) (net.Listener, error) {
 		}
 		return ln, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	var lc net.ListenConfig
+	if isLoopback(addr) {
+		// Go enables TCP keep-alive on every accepted socket by default:
+		// four setsockopt calls per connection (SO_KEEPALIVE, TCP_KEEPIDLE,
+		// TCP_KEEPINTVL, TCP_KEEPCNT), 4 of the 6 socksd made per proxied
+		// connection (strace, test/bench). A loopback client cannot vanish
+		// silently: when its process dies the kernel closes its end and
+		// the relay sees EOF or a reset, so the probes find nothing.
+		// Listeners on other addresses keep the probes (a LAN client can
+		// disappear without a FIN). Not to be confused with the config's
+		// isolation keep_alive (Tor's KeepAliveIsolateSOCKSAuth).
+		lc.KeepAlive = -1
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: %w", err)
 	}
 	return ln, nil
+}
+
+// isLoopback reports whether a "host:port" listen address binds only
+// loopback interfaces.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func (s *Server) closeListener(l *listener) {

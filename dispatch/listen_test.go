@@ -1,0 +1,70 @@
+//go:build linux
+
+package dispatch
+
+import (
+	"net"
+	"syscall"
+	"testing"
+)
+
+func TestIsLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.1:1080", true},
+		{"127.5.6.7:0", true},
+		{"[::1]:9050", true},
+		{"localhost:1080", true},
+		{"0.0.0.0:1080", false},
+		{"[::]:1080", false},
+		{":1080", false},
+		{"192.168.1.2:1080", false},
+		{"[::ffff:127.0.0.1]:1080", true},
+		{"example.com:1080", false},
+		{"garbage", false},
+	} {
+		if got := isLoopback(tc.addr); got != tc.want {
+			t.Errorf("isLoopback(%q) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// A socket accepted on a loopback listener has no TCP keep-alive (the
+// probes cost four setsockopt calls per connection and find nothing a
+// loopback peer's close does not report).
+func TestLoopbackListenerNoKeepAlive(t *testing.T) {
+	ln, err := listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	rc, err := sc.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		on, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	if on != 0 {
+		t.Errorf("SO_KEEPALIVE = %d on a socket accepted on 127.0.0.1, want 0", on)
+	}
+}
