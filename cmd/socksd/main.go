@@ -95,6 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	defer log.Sync()
+	startPprof(log)
 	socks, err := systemd.Sockets()
 	if err != nil {
 		log.Error("socket activation", zap.Error(err))
