@@ -5,16 +5,24 @@
 # 3 alternating repetitions, 2 GiB bulk runs, 8000 idle connections.
 # Writes results/bench.md, results/bench.png, results/samples.json and
 # results/run.log. Loopback only; every load loop is bounded.
+# Then, unless BENCH_TOR=0, the through-Tor phase (socksbench tor): a private
+# Tor network on loopback (test/tornet), Tor's SocksPort/DNSPort against
+# socksd in its product configuration; it writes results/tor.md and appends
+# it to results/bench.md. Extra flags for it: BENCH_TOR_FLAGS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-full}
 [ $# -gt 0 ] && shift
-case $mode in quick) limit=600 ;; full) limit=1800 ;; *) echo "mode must be quick or full" >&2; exit 2 ;; esac
+case $mode in quick) limit=600 torlimit=600 ;; full) limit=1800 torlimit=1800 ;; *) echo "mode must be quick or full" >&2; exit 2 ;; esac
 
 # Peers from Debian (installed when missing; needs root, as dante does).
 missing=()
 command -v microsocks >/dev/null || missing+=(microsocks)
 [ -x /usr/sbin/danted ] || missing+=(dante-server)
+# tor and tor-gencert (both in Debian's tor) for the private network.
+if [ "${BENCH_TOR:-1}" != 0 ] && { ! command -v tor-gencert >/dev/null || ! { command -v tor || [ -x /usr/sbin/tor ]; } >/dev/null; }; then
+	missing+=(tor)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing ${missing[*]}" >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2 ||
@@ -39,3 +47,25 @@ mkdir -p results
 timeout --signal=TERM --kill-after=30 "$limit" \
 	"$bin/socksbench" run -mode "$mode" -out results -peers "$bin" "${socksd[@]}" "$@"
 echo "wrote results/bench.md and results/bench.png" >&2
+
+[ "${BENCH_TOR:-1}" = 0 ] && exit 0
+if [ ${#socksd[@]} -eq 0 ]; then
+	echo "warning: no socksd build; skipping the through-Tor phase" >&2
+	exit 1
+fi
+case $mode in
+quick) torflags=(-reps 3 -n 40 -circuits 4 -bulk-n 1 -bulk-bytes $((8 << 20)) -dns-time 1s -dns-new 5000) ;;
+full) torflags=(-reps 3 -plain) ;;
+esac
+export TORNET_KEYCACHE=${TORNET_KEYCACHE-$HOME/.cache/socksd/tornet-keys}
+rm -f results/tor.md
+# shellcheck disable=SC2086 # BENCH_TOR_FLAGS is a list of flags
+if timeout --signal=TERM --kill-after=30 "$torlimit" \
+	"$bin/socksbench" tor "${socksd[@]}" -out results "${torflags[@]}" ${BENCH_TOR_FLAGS:-} \
+	>/dev/null 2> >(tee results/tor.log >&2); then
+	{ echo; cat results/tor.md; } >>results/bench.md
+	echo "wrote results/tor.md (appended to results/bench.md)" >&2
+else
+	echo "the through-Tor phase failed; results/bench.md has the loopback half only" >&2
+	exit 1
+fi

@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"socksd/test/tornet"
@@ -92,10 +94,34 @@ func runTor(args []string) error {
 		fmt.Fprintf(os.Stderr, "%s "+f+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, a...)...)
 	}
 	loadStart := loadAvg()
-	env, closeNet, err := torNetwork(*torSocks, *dest, *control, *cookie, *torDNS, logf)
+	// On SIGTERM (run.sh's timeout) or SIGINT: while the network starts,
+	// cancel its start (Start then stops what it started); later, stop the
+	// turn's socksd and the network (neither is in this process's group).
+	live := &liveProc{}
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigc)
+	startCtx, cancelStart := context.WithCancel(context.Background())
+	defer cancelStart()
+	up := make(chan func(), 1) // the network's closer, once it is up
+	go func() {
+		sig := <-sigc
+		logf("%v: stopping socksd and the network", sig)
+		cancelStart()
+		closeNet, ok := <-up
+		if !ok {
+			return // start failed: runTor returns its error
+		}
+		live.stop()
+		closeNet()
+		os.Exit(1)
+	}()
+	env, closeNet, err := torNetwork(startCtx, *torSocks, *dest, *control, *cookie, *torDNS, logf)
 	if err != nil {
+		close(up)
 		return err
 	}
+	up <- closeNet
 	defer closeNet()
 
 	targets := []torTarget{{name: "tor", kind: kindTor, tag: "tor"}, {name: "socksd>tor", kind: kindProduct, bin: *socksd, tag: "sd"}}
@@ -123,7 +149,7 @@ func runTor(args []string) error {
 			if err := torTurn(b, env, t, rep, obs, res, turnSettings{
 				n: *n, circuits: *circuits, bulkBytes: *bulkBytes, bulkN: *bulkN,
 				dnsNames: *dnsNames, dnsTime: *dnsTime, dnsMax: *dnsMax, dnsNew: *dnsNew,
-			}); err != nil {
+			}, live); err != nil {
 				res.notes = append(res.notes, fmt.Sprintf("rep %d %s: %v", rep+1, t.name, err))
 				logf("rep %d %s: %v", rep+1, t.name, err)
 			}
@@ -147,7 +173,7 @@ func runTor(args []string) error {
 // torNetwork returns the Tor side: the one given by flags, or a private
 // network it starts (2 exits, no onion, a DNSPort automapping every name)
 // and the func that stops it.
-func torNetwork(socks, dest, control, cookie, torDNS string, logf func(string, ...any)) (torEnv, func(), error) {
+func torNetwork(ctx context.Context, socks, dest, control, cookie, torDNS string, logf func(string, ...any)) (torEnv, func(), error) {
 	if socks != "" {
 		d, err := netip.ParseAddrPort(dest)
 		if err != nil {
@@ -162,7 +188,7 @@ func torNetwork(socks, dest, control, cookie, torDNS string, logf func(string, .
 	if err != nil {
 		return torEnv{}, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
 	// The client tor answers every A query on its DNSPort with a virtual

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"socksd/test/tornet"
@@ -34,6 +35,31 @@ func newTorResults() *torResults {
 	}
 }
 
+// liveProc is the socksd of the current turn, so a signal (run.sh's
+// timeout) can stop it before the bench exits: it runs in its own process
+// group and would outlive the bench otherwise.
+type liveProc struct {
+	mu  sync.Mutex
+	cur *running
+}
+
+func (l *liveProc) set(r *running) {
+	l.mu.Lock()
+	l.cur = r
+	l.mu.Unlock()
+}
+
+// stop stops the current process, if any, once.
+func (l *liveProc) stop() {
+	l.mu.Lock()
+	r := l.cur
+	l.cur = nil
+	l.mu.Unlock()
+	if r != nil {
+		r.stop()
+	}
+}
+
 // attachMetric is torup's histogram of STREAM NEW → ATTACHSTREAM answered.
 const attachMetric = "socksd_tor_attach_latency_seconds"
 
@@ -41,7 +67,7 @@ const attachMetric = "socksd_tor_attach_latency_seconds"
 // stopped (SIGTERM) after it, because with the control port socksd sets
 // __LeaveStreamsUnattached and would otherwise also see (and hand back)
 // the direct-Tor target's streams; on a clean exit it resets that option.
-func torTurn(b *bench, env torEnv, t torTarget, rep int, obs *streamObserver, res *torResults, s turnSettings) error {
+func torTurn(b *bench, env torEnv, t torTarget, rep int, obs *streamObserver, res *torResults, s turnSettings, live *liveProc) error {
 	proxy, dnsServer, metricsAddr := env.socks, env.dnsPort, ""
 	vnet := torVirtualNet
 	if t.kind == kindTor && env.control != "" {
@@ -78,7 +104,8 @@ func torTurn(b *bench, env torEnv, t torTarget, rep int, obs *streamObserver, re
 		if err != nil {
 			return err
 		}
-		defer sd.stop()
+		live.set(sd)
+		defer live.stop()
 		if metricsAddr != "" {
 			if err := waitHealthy(metricsAddr, 60*time.Second); err != nil {
 				return err
