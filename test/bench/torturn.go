@@ -116,6 +116,7 @@ func torTurn(b *bench, env torEnv, t torTarget, rep int, obs *streamObserver, re
 
 	// TTFB: a new identity every n/circuits requests, so both targets
 	// sample the same number of fresh circuits.
+	nT, nR, nE := len(res.ttfb[t.name]), len(res.rate[t.name]), res.errs[t.name]
 	d := dialer{proto: ProtoSOCKS5, proxy: proxy}
 	prevID := -1
 	for i := range s.n {
@@ -159,7 +160,8 @@ func torTurn(b *bench, env torEnv, t torTarget, rep int, obs *streamObserver, re
 			res.notes = append(res.notes, fmt.Sprintf("rep %d %s: metrics: %v", rep+1, t.name, err))
 		}
 	}
-	b.logf("rep %d %s: %d TTFB samples, %d bulk, %d errors", rep+1, t.name, len(res.ttfb[t.name]), len(res.rate[t.name]), res.errs[t.name])
+	b.logf("rep %d %s: %d TTFB samples (p50 %s ms), %d bulk, %d errors", rep+1, t.name, len(res.ttfb[t.name])-nT,
+		fmtMS(durPct(res.ttfb[t.name][nT:], 50)), len(res.rate[t.name])-nR, res.errs[t.name]-nE)
 
 	if dnsServer == "" {
 		return nil
