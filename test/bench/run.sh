@@ -9,6 +9,7 @@
 # Tor network on loopback (test/tornet), Tor's SocksPort/DNSPort against
 # socksd in its product configuration; it writes results/tor.md and appends
 # it to results/bench.md. Extra flags for it: BENCH_TOR_FLAGS.
+# BENCH_OUT=DIR writes to DIR instead of results (runs in parallel).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-full}
@@ -43,10 +44,11 @@ else
 	echo "warning: cmd/socksd does not build; measuring peers only:" >&2
 	cat "$bin/socksd-build.log" >&2
 fi
-mkdir -p results
+out=${BENCH_OUT:-results}
+mkdir -p "$out"
 timeout --signal=TERM --kill-after=30 "$limit" \
-	"$bin/socksbench" run -mode "$mode" -out results -peers "$bin" "${socksd[@]}" "$@"
-echo "wrote results/bench.md and results/bench.png" >&2
+	"$bin/socksbench" run -mode "$mode" -out "$out" -peers "$bin" "${socksd[@]}" "$@"
+echo "wrote $out/bench.md and $out/bench.png" >&2
 
 [ "${BENCH_TOR:-1}" = 0 ] && exit 0
 if [ ${#socksd[@]} -eq 0 ]; then
@@ -58,14 +60,14 @@ quick) torflags=(-reps 3 -n 40 -circuits 4 -bulk-n 1 -bulk-bytes $((8 << 20)) -d
 full) torflags=(-reps 3 -plain) ;;
 esac
 export TORNET_KEYCACHE=${TORNET_KEYCACHE-$HOME/.cache/socksd/tornet-keys}
-rm -f results/tor.md
+rm -f "$out/tor.md"
 # shellcheck disable=SC2086 # BENCH_TOR_FLAGS is a list of flags
 if timeout --signal=TERM --kill-after=30 "$torlimit" \
-	"$bin/socksbench" tor "${socksd[@]}" -out results "${torflags[@]}" ${BENCH_TOR_FLAGS:-} \
-	>/dev/null 2> >(tee results/tor.log >&2); then
-	{ echo; cat results/tor.md; } >>results/bench.md
-	echo "wrote results/tor.md (appended to results/bench.md)" >&2
+	"$bin/socksbench" tor "${socksd[@]}" -out "$out" "${torflags[@]}" ${BENCH_TOR_FLAGS:-} \
+	>/dev/null 2> >(tee "$out/tor.log" >&2); then
+	{ echo; cat "$out/tor.md"; } >>"$out/bench.md"
+	echo "wrote $out/tor.md (appended to $out/bench.md)" >&2
 else
-	echo "the through-Tor phase failed; results/bench.md has the loopback half only" >&2
+	echo "the through-Tor phase failed; $out/bench.md has the loopback half only" >&2
 	exit 1
 fi
