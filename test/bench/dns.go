@@ -59,7 +59,7 @@ func dnsLoad(server string, name func(i int) string, workers int, dur time.Durat
 				fail(err.Error())
 				return
 			}
-			defer conn.Close()
+			defer func() { conn.Close() }() // conn is replaced after a lost answer
 			lat := make([]time.Duration, 0, 1024)
 			ok := 0
 			m := new(dns.Msg)
