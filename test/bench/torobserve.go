@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -146,7 +147,14 @@ func scrapeHistogram(addr, metric string, into map[string]*histogram) error {
 	if resp.StatusCode != 200 {
 		return fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
-	sc := bufio.NewScanner(resp.Body)
+	return parseHistogram(resp.Body, metric, into)
+}
+
+// parseHistogram reads the Prometheus text format (only the _bucket and
+// _count lines of metric matter) and adds them into into, keyed by the
+// value of the label circuit.
+func parseHistogram(r io.Reader, metric string, into map[string]*histogram) error {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<20)
 	found := false
 	for sc.Scan() {
