@@ -114,7 +114,9 @@ func torReport(r *torResults, targets []torTarget, in torReportInfo) string {
 	fmt.Fprintf(&md, "\n## DNS: socksd's bridge against Tor's DNSPort\n\nUDP A queries (miekg/dns), one in flight per worker, each run bounded by %s "+
 		"(mapped) / %d queries (new). mapped = %d names queried over and over after one warm-up pass; new = a unique name per query. "+
 		"An answer counts only if it is an A record in the server's virtual range (Tor %s, bridge %s). "+
-		"q/s: median of the repetitions (min–max); p50/p99 over every query of every repetition.\n\n"+
+		"q/s: median of the repetitions (min–max); p50/p99 over every query of every repetition. "+
+		"A new name costs the bridge a MAPADDRESS round trip to Tor and a journal write (resolve/), Tor's automap only its own table. "+
+		"Client and servers share the machine: at C=16 the p99 includes the client's own scheduling.\n\n"+
 		"| target | names | C | q/s | min–max | p50 (ms) | p99 (ms) | errors |\n|---|---|---|---|---|---|---|---|\n",
 		in.dnsTime, in.dnsNew, in.dnsNames, torVirtualNet, bridgeVirtualNet)
 	dnsQPS := map[string]map[dnsCase]float64{}
