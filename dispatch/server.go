@@ -78,12 +78,20 @@ type Server struct {
 
 	renewals renewals // per-username and per-application epochs
 
-	mu        sync.Mutex
+	mu        sync.Mutex // guards listeners and closing
 	listeners map[string]*listener
-	sessions  map[*session]struct{}
 	closing   bool
 	acceptWG  sync.WaitGroup
 	connWG    sync.WaitGroup
+
+	// sessions holds every live connection (*session → struct{}) for
+	// Shutdown's force-close. A sync.Map, not a mutex-guarded map: each
+	// connection registers from its own goroutine, so the accept loop
+	// takes no lock and connections do not serialise on one (issue 8).
+	sessions sync.Map
+	// forced is set when Shutdown's grace period is over; a connection
+	// registering after that closes itself (see serve).
+	forced atomic.Bool
 }
 
 type listener struct {
@@ -115,7 +123,6 @@ func New(o Options) (*Server, error) {
 		log:       log.Named("dispatch"),
 		metrics:   m,
 		listeners: map[string]*listener{},
-		sessions:  map[*session]struct{}{},
 		warnings:  newClientWarnings(clientWarnInterval, nil),
 	}
 	s.settings.Store(&Settings{HandshakeTimeout: 30 * time.Second, MaxConnections: 4096, HTTPConnect: true, RejectInternal: true, SafeLogging: true})
@@ -302,12 +309,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	s.mu.Lock()
-	n := len(s.sessions)
-	for ss := range s.sessions {
-		ss.forceClose()
-	}
-	s.mu.Unlock()
+	// A session registers before it checks forced; Shutdown sets forced
+	// before it walks the sessions: either the walk finds a session or
+	// the session sees forced and closes itself.
+	s.forced.Store(true)
+	n := 0
+	s.sessions.Range(func(k, _ any) bool {
+		k.(*session).forceClose()
+		n++
+		return true
+	})
 	s.log.Warn("grace period over: closing live connections", zap.Int("connections", n))
 	<-drained
 	return ctx.Err()
@@ -367,34 +378,37 @@ func (s *Server) acceptLoop(l *listener) {
 			c.Close()
 			continue
 		}
-		ss := &session{client: c}
-		s.mu.Lock()
-		s.sessions[ss] = struct{}{}
 		s.connWG.Add(1)
-		s.mu.Unlock()
 		s.metrics.Active.Inc()
-		go func() {
-			cleanup := func() {
-				c.Close()
-				s.mu.Lock()
-				delete(s.sessions, ss)
-				s.mu.Unlock()
-				s.metrics.Active.Dec()
-				s.active.Add(-1)
-				s.connWG.Done()
-			}
-			growStack()
-			s.serveConn(ss, l.cfg.Load(), st, l.shown)
-			if h := ss.relay; h != nil {
-				// The handshake goroutine's stack grew deep; relay on a
-				// fresh, shallow goroutine and let this one go.
-				ss.relay = nil
-				go func() { defer cleanup(); h() }()
-				return
-			}
-			cleanup()
-		}()
+		go s.serve(&session{client: c}, l, st)
 	}
+}
+
+// serve runs one accepted connection: the handshake on this goroutine,
+// the relay on a fresh one.
+func (s *Server) serve(ss *session, l *listener, st *Settings) {
+	growStack()
+	s.sessions.Store(ss, struct{}{})
+	if s.forced.Load() {
+		ss.forceClose()
+	}
+	s.serveConn(ss, l.cfg.Load(), st, l.shown)
+	if h := ss.relay; h != nil {
+		// The handshake goroutine's stack grew deep; relay on a
+		// fresh, shallow goroutine and let this one go.
+		ss.relay = nil
+		go func() { defer s.endSession(ss); h() }()
+		return
+	}
+	s.endSession(ss)
+}
+
+func (s *Server) endSession(ss *session) {
+	ss.client.Close()
+	s.sessions.Delete(ss)
+	s.metrics.Active.Dec()
+	s.active.Add(-1)
+	s.connWG.Done()
 }
 
 // session is one client connection and, once opened, its upstream
