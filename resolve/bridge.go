@@ -288,6 +288,28 @@ func (b *Bridge) mapName(ctx context.Context, f *family, name string) (addr neti
 	return netip.Addr{}, false, errGone
 }
 
+// cachedAddr is the table hit: name's address when its mapping exists, Tor
+// has it since its last (re)connect, and it is on disk — nothing to wait
+// for. It does an answer's bookkeeping (lastAnswer, LRU) under one lock;
+// false changes nothing, and mapName does the rest.
+func (b *Bridge) cachedAddr(f *family, name string) (netip.Addr, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := f.byName[name]
+	if m == nil || m.removed || m.pushedEpoch != b.epoch {
+		return netip.Addr{}, false
+	}
+	// Lock order: b.mu before saver.mu (the saver never holds both).
+	if b.saver != nil && !b.saver.isSaved(m.gen) {
+		return netip.Addr{}, false
+	}
+	now := b.now()
+	m.lastAnswer = now // from here on no reclaim for TTL
+	f.touch(m, now)
+	b.used = true
+	return m.addr, true
+}
+
 // lookupOrCreate finds name in f or allocates an address for it.
 func (b *Bridge) lookupOrCreate(f *family, name string) (m *mapping, created bool, err error) {
 	b.mu.Lock()

@@ -35,7 +35,7 @@ func (b *Bridge) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	start := time.Now()
 	src := remoteAddr(w.RemoteAddr())
 	ctx := newQueryCtx(b.ctx, b.cfg.QueryTimeout)
-	resp, out := b.answer(ctx, src, r)
+	resp, out, _ := b.answer(ctx, src, r, false)
 	ctx.release()
 	if resp == nil {
 		return
@@ -75,8 +75,18 @@ func reply(r *dns.Msg, rcode int) *dns.Msg {
 }
 
 // answer decides the response to r from a client at src; nil means send
-// nothing.
-func (b *Bridge) answer(ctx context.Context, src netip.Addr, r *dns.Msg) (*dns.Msg, outcome) {
+// nothing. inline: the caller is a UDP worker that must not block — when
+// the answer needs Tor or the disk, answer returns wait true before
+// changing anything, and the query is asked again with inline false.
+func (b *Bridge) answer(ctx context.Context, src netip.Addr, r *dns.Msg, inline bool) (m *dns.Msg, out outcome, wait bool) {
+	m, out = b.decide(ctx, src, r, inline)
+	return m, out, m == nil && out.result == resultWait
+}
+
+// resultWait marks the outcome of an inline answer that would block.
+const resultWait = "wait"
+
+func (b *Bridge) decide(ctx context.Context, src netip.Addr, r *dns.Msg, inline bool) (*dns.Msg, outcome) {
 	out := outcome{qtype: "none", source: "local"}
 	if r.Response {
 		return nil, out // never answer an answer: no loops, no reflection
@@ -114,11 +124,11 @@ func (b *Bridge) answer(ctx context.Context, src netip.Addr, r *dns.Msg) (*dns.M
 	}
 	switch q.Qtype {
 	case dns.TypeA, dns.TypeANY: // ANY: the one answer we can give, like Tor's dnsserv
-		return b.answerAddr(ctx, r, q, false, out)
+		return b.answerAddr(ctx, r, q, false, inline, out)
 	case dns.TypeAAAA:
-		return b.answerAddr(ctx, r, q, true, out)
+		return b.answerAddr(ctx, r, q, true, inline, out)
 	case dns.TypePTR:
-		return b.answerPTR(ctx, r, q, out)
+		return b.answerPTR(ctx, r, q, inline, out)
 	}
 	// MX, TXT, SRV, HTTPS...: we could only make them up or forward them.
 	out.result = "notimp"
@@ -182,7 +192,7 @@ func noAnswer(err error) bool {
 }
 
 // answerAddr answers A (want6 false) or AAAA.
-func (b *Bridge) answerAddr(ctx context.Context, r *dns.Msg, q dns.Question, want6 bool, out outcome) (*dns.Msg, outcome) {
+func (b *Bridge) answerAddr(ctx context.Context, r *dns.Msg, q dns.Question, want6, inline bool, out outcome) (*dns.Msg, outcome) {
 	name, err := normalizeName(q.Name)
 	if err != nil {
 		return formErr(r, out)
@@ -200,7 +210,19 @@ func (b *Bridge) answerAddr(ctx context.Context, r *dns.Msg, q dns.Question, wan
 			out.result = "nodata"
 			return reply(r, dns.RcodeSuccess), out
 		}
-		addr, created, err := b.mapName(ctx, f, name)
+		var (
+			addr    netip.Addr
+			created bool
+			err     error
+			ok      bool
+		)
+		if addr, ok = b.cachedAddr(f, name); !ok {
+			if inline {
+				out.result = resultWait
+				return nil, out
+			}
+			addr, created, err = b.mapName(ctx, f, name)
+		}
 		if err != nil {
 			return b.fail(r, err, out)
 		}
@@ -213,6 +235,10 @@ func (b *Bridge) answerAddr(ctx context.Context, r *dns.Msg, q dns.Question, wan
 		m.Answer = []dns.RR{b.addrRR(q, addr)}
 		out.result = "noerror"
 		return m, out
+	}
+	if inline {
+		out.result = resultWait
+		return nil, out
 	}
 	ans, err := b.torResolve(ctx, name, false)
 	if err != nil {
@@ -237,7 +263,7 @@ func (b *Bridge) answerAddr(ctx context.Context, r *dns.Msg, q dns.Question, wan
 
 // answerPTR answers a reverse query: our own virtual addresses from the
 // table, public addresses through Tor, everything else NXDOMAIN.
-func (b *Bridge) answerPTR(ctx context.Context, r *dns.Msg, q dns.Question, out outcome) (*dns.Msg, outcome) {
+func (b *Bridge) answerPTR(ctx context.Context, r *dns.Msg, q dns.Question, inline bool, out outcome) (*dns.Msg, outcome) {
 	qname, err := normalizeName(q.Name)
 	if err != nil {
 		return formErr(r, out)
@@ -268,6 +294,10 @@ func (b *Bridge) answerPTR(ctx context.Context, r *dns.Msg, q dns.Question, out 
 		if !publicAddr(addr) {
 			out.result = "nxdomain"
 			return reply(r, dns.RcodeNameError), out
+		}
+		if inline {
+			out.result = resultWait
+			return nil, out
 		}
 		ans, err := b.torResolve(ctx, addr.Unmap().String(), true)
 		if err != nil {

@@ -18,9 +18,12 @@ const (
 	shutdownWait = 5 * time.Second
 )
 
-// server is one listen address: a UDP and a TCP miekg server.
+// server is one listen address: a UDP server (our fast path, udp.go, or
+// miekg's on a wildcard address) and a TCP miekg server.
 type server struct {
+	fast     *udpServer // nil: udp serves
 	udp, tcp *dns.Server
+	udpConn  net.PacketConn
 	udpAddr  net.Addr
 	tcpAddr  net.Addr
 }
@@ -39,7 +42,7 @@ func (b *Bridge) Start() error {
 	var servers []*server
 	cleanup := func() {
 		for _, s := range servers {
-			s.udp.PacketConn.Close()
+			s.udpConn.Close()
 			s.tcp.Listener.Close()
 		}
 	}
@@ -55,15 +58,24 @@ func (b *Bridge) Start() error {
 			cleanup()
 			return fmt.Errorf("resolve: listen tcp %s: %w", addr, err)
 		}
-		servers = append(servers, &server{
-			udp: b.newDNSServer(&dns.Server{PacketConn: pc}), udpAddr: pc.LocalAddr(),
+		s := &server{
+			udpConn: pc, udpAddr: pc.LocalAddr(),
 			tcp: b.newDNSServer(&dns.Server{Listener: ln}), tcpAddr: ln.Addr(),
-		})
+		}
+		if c, ok := fastUDP(pc); ok {
+			s.fast = newUDPServer(b, c)
+		} else {
+			s.udp = b.newDNSServer(&dns.Server{PacketConn: pc})
+		}
+		servers = append(servers, s)
 	}
 	b.started = true
 	b.servers = servers
 	for _, s := range servers {
-		for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		if s.fast != nil {
+			s.fast.start()
+		}
+		for _, srv := range s.miekg() {
 			// Wait until miekg marks the server started: a Shutdown before
 			// that fails ("server not started") and would leave it serving.
 			up := make(chan struct{})
@@ -85,6 +97,14 @@ func (b *Bridge) Start() error {
 		b.log.Info("dns bridge listening", zap.Stringer("udp", s.udpAddr), zap.Stringer("tcp", s.tcpAddr))
 	}
 	return nil
+}
+
+// miekg returns the miekg servers of s.
+func (s *server) miekg() []*dns.Server {
+	if s.udp == nil {
+		return []*dns.Server{s.tcp}
+	}
+	return []*dns.Server{s.udp, s.tcp}
 }
 
 func (b *Bridge) newDNSServer(s *dns.Server) *dns.Server {
@@ -149,7 +169,12 @@ func (b *Bridge) Close() error {
 	defer cancel()
 	var firstErr error
 	for _, s := range servers {
-		for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		if s.fast != nil {
+			if err := s.fast.stop(); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+		for _, srv := range s.miekg() {
 			if err := srv.ShutdownContext(ctx); err != nil && firstErr == nil {
 				firstErr = err
 			}

@@ -330,6 +330,14 @@ func (s *saver) kick() {
 	}
 }
 
+// isSaved reports whether generation gen was written (or attempted: as in
+// wait, a failed write does not hold answers back).
+func (s *saver) isSaved(gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saved >= gen
+}
+
 // wait blocks until generation gen is on disk.
 func (s *saver) wait(ctx context.Context, b *Bridge, gen uint64) error {
 	for {
