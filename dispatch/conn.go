@@ -95,7 +95,7 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	proto := "unknown"
 	req, early, err := s.handshake(r, shown, st, &proto)
 	if err != nil {
-		s.metrics.Connections.WithLabelValues(proto, handshakeOutcome(err)).Inc()
+		s.metrics.connection(proto, handshakeOutcome(err)).Inc()
 		if errors.Is(err, errWarningPage) {
 			s.warnings.warn(s.log, &s.warnings.httpOnSOCKS,
 				"a client sent a plain HTTP request to the SOCKS port and got the warning page: configure it to use this port as a SOCKS proxy (or an HTTP CONNECT proxy), not as a web proxy",
@@ -105,7 +105,7 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 		}
 		return
 	}
-	s.metrics.HandshakeSeconds.WithLabelValues(proto).Observe(time.Since(start).Seconds())
+	s.metrics.handshake(proto).Observe(time.Since(start).Seconds())
 	c.SetDeadline(time.Time{})
 	req.ClientAddr = c.RemoteAddr()
 	req.Listener = lc.Addr
@@ -320,8 +320,16 @@ func (s *Server) fillKey(req *Request, lc *ListenerConfig, c net.Conn) {
 		Epoch:    s.currentEpoch(),
 	}
 
-	if ap, err := netip.ParseAddrPort(req.ClientAddr.String()); err == nil {
-		in.ClientAddr = ap.Addr().Unmap()
+	switch a := req.ClientAddr.(type) {
+	case *net.TCPAddr:
+		// Not via String and ParseAddrPort: an allocation and a parse
+		// per connection for the same result.
+		in.ClientAddr = a.AddrPort().Addr().Unmap()
+	case nil:
+	default:
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			in.ClientAddr = ap.Addr().Unmap()
+		}
 	}
 	if lc.AppLookup != nil && lc.Policy.Fields&isolation.ClientApp != 0 {
 		app, err := lc.AppLookup(c)
@@ -376,11 +384,11 @@ func (s *Server) finish(c net.Conn, req *Request, st *Settings, err error, addr 
 	c.SetWriteDeadline(time.Now().Add(st.HandshakeTimeout))
 	c.Write(out)
 	s.countReply(req.Protocol.String(), byte(code))
-	s.metrics.Connections.WithLabelValues(req.Protocol.String(), outcome).Inc()
+	s.metrics.connection(req.Protocol.String(), outcome).Inc()
 }
 
 func (s *Server) countReply(proto string, code byte) {
-	s.metrics.Replies.WithLabelValues(proto, codeLabel(code)).Inc()
+	s.metrics.reply(proto, code).Inc()
 }
 
 // logRequest logs a request's destination at debug level only, scrubbed

@@ -1,6 +1,8 @@
 package dispatch
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -19,6 +21,8 @@ type Metrics struct {
 	// "unknown" when the owning process could not be identified and the
 	// stream fell back to the shared unknown-application identity.
 	AppLookups *prometheus.CounterVec // result
+
+	cache children
 }
 
 // Connection outcomes (label values).
@@ -95,3 +99,68 @@ var codeLabels = func() (l [256]string) {
 
 // codeLabel renders a reply code as "0x04"; 256 possible values at most.
 func codeLabel(code byte) string { return codeLabels[code] }
+
+// protoLabels are the values of the protocol label (Protocol.String and
+// the sniffed "http" / "unknown").
+var protoLabels = [...]string{"unknown", "socks4", "socks4a", "socks5", "http", "http-connect"}
+
+// outcomeLabels are the values of the outcome label.
+var outcomeLabels = [...]string{outcomeOK, outcomeFailed, outcomeRejected, outcomeHandshakeError, outcomeTimeout,
+	outcomeOverLimit, outcomeUnknownProtocol, outcomeWarningPage, outcomeClosed}
+
+func labelIndex(labels []string, v string) int {
+	for i, l := range labels {
+		if l == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// children caches the label children counted for every connection
+// (WithLabelValues hashes the values and looks them up in the vector each
+// time). A child is created on first use, as WithLabelValues would, so no
+// series appears before its first event.
+type children struct {
+	connections [len(protoLabels)][len(outcomeLabels)]atomic.Pointer[prometheus.Counter]
+	replies     [len(protoLabels)][256]atomic.Pointer[prometheus.Counter]
+	handshake   [len(protoLabels)]atomic.Pointer[prometheus.Observer]
+}
+
+// child returns *slot, filling it with make() the first time. Two
+// goroutines may both call make: WithLabelValues returns the same child.
+func child[T any](slot *atomic.Pointer[T], make func() T) T {
+	if p := slot.Load(); p != nil {
+		return *p
+	}
+	v := make()
+	slot.Store(&v)
+	return v
+}
+
+// connection is Connections.WithLabelValues(proto, outcome).
+func (m *Metrics) connection(proto, outcome string) prometheus.Counter {
+	p, o := labelIndex(protoLabels[:], proto), labelIndex(outcomeLabels[:], outcome)
+	if p < 0 || o < 0 {
+		return m.Connections.WithLabelValues(proto, outcome)
+	}
+	return child(&m.cache.connections[p][o], func() prometheus.Counter { return m.Connections.WithLabelValues(proto, outcome) })
+}
+
+// reply is Replies.WithLabelValues(proto, codeLabel(code)).
+func (m *Metrics) reply(proto string, code byte) prometheus.Counter {
+	p := labelIndex(protoLabels[:], proto)
+	if p < 0 {
+		return m.Replies.WithLabelValues(proto, codeLabel(code))
+	}
+	return child(&m.cache.replies[p][code], func() prometheus.Counter { return m.Replies.WithLabelValues(proto, codeLabel(code)) })
+}
+
+// handshake is HandshakeSeconds.WithLabelValues(proto).
+func (m *Metrics) handshake(proto string) prometheus.Observer {
+	p := labelIndex(protoLabels[:], proto)
+	if p < 0 {
+		return m.HandshakeSeconds.WithLabelValues(proto)
+	}
+	return child(&m.cache.handshake[p], func() prometheus.Observer { return m.HandshakeSeconds.WithLabelValues(proto) })
+}
