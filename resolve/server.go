@@ -42,29 +42,27 @@ func (b *Bridge) Start() error {
 	var servers []*server
 	cleanup := func() {
 		for _, s := range servers {
-			s.udpConn.Close()
+			closeUDP(s.udpConn, s.fast)
 			s.tcp.Listener.Close()
 		}
 	}
 	for _, addr := range b.cfg.Listen {
-		pc, err := net.ListenPacket("udp", addr)
+		pc, fast, err := listenUDP(addr)
 		if err != nil {
 			cleanup()
 			return fmt.Errorf("resolve: listen udp %s: %w", addr, err)
 		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			pc.Close()
+			closeUDP(pc, fast)
 			cleanup()
 			return fmt.Errorf("resolve: listen tcp %s: %w", addr, err)
 		}
 		s := &server{
-			udpConn: pc, udpAddr: pc.LocalAddr(),
+			fast: fast, udpConn: pc, udpAddr: pc.LocalAddr(),
 			tcp: b.newDNSServer(&dns.Server{Listener: ln}), tcpAddr: ln.Addr(),
 		}
-		if c, ok := fastUDP(pc); ok {
-			s.fast = newUDPServer(b, c)
-		} else {
+		if fast == nil {
 			s.udp = b.newDNSServer(&dns.Server{PacketConn: pc})
 		}
 		servers = append(servers, s)
@@ -73,7 +71,7 @@ func (b *Bridge) Start() error {
 	b.servers = servers
 	for _, s := range servers {
 		if s.fast != nil {
-			s.fast.start()
+			s.fast.start(b)
 		}
 		for _, srv := range s.miekg() {
 			// Wait until miekg marks the server started: a Shutdown before
@@ -97,6 +95,14 @@ func (b *Bridge) Start() error {
 		b.log.Info("dns bridge listening", zap.Stringer("udp", s.udpAddr), zap.Stringer("tcp", s.tcpAddr))
 	}
 	return nil
+}
+
+func closeUDP(pc net.PacketConn, fast *udpServer) {
+	if fast != nil {
+		fast.close() // pc is its first socket
+		return
+	}
+	pc.Close()
 }
 
 // miekg returns the miekg servers of s.

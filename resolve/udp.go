@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -18,7 +19,7 @@ import (
 // a read deadline per read and sends every answer with sendmsg plus a
 // control message: under load the profile of the bridge was a third
 // sendmsg/recvmsg, a sixth goroutine start, stack growth and scheduling, and
-// only a tenth answering. Here a few long-lived workers (GOMAXPROCS) read
+// only a tenth answering. Here long-lived workers (one per socket) read
 // up to udpBatch datagrams per recvmmsg, answer table hits in place with a
 // reused Msg and buffers, and send the answers with one sendmmsg. Queries
 // that must wait on Tor (a new name, a name resolved through Tor, a mapping
@@ -27,7 +28,8 @@ import (
 //
 // Only sockets bound to one address take this path: on a wildcard address
 // the answer must leave from the address the query came to, which miekg's
-// server does with IP_PKTINFO control messages; those sockets keep it.
+// server does with IP_PKTINFO control messages; those sockets keep it
+// (listenUDP).
 
 const (
 	udpBatch   = 16   // datagrams per recvmmsg/sendmmsg
@@ -42,59 +44,94 @@ type batchConn interface {
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
-// udpServer serves one UDP socket with the fast path.
+// udpServer serves one listen address with the fast path: one worker per
+// socket. Workers sharing one socket would take turns on its read lock, and
+// each hand-over wakes another thread: the profile showed those wake-ups.
 type udpServer struct {
 	b     *Bridge
-	conn  *net.UDPConn
-	batch batchConn
+	conns []*net.UDPConn
 	wg    sync.WaitGroup // workers
 }
 
-// fastUDP reports whether pc can take the fast path: a UDP socket bound to
-// one address (not 0.0.0.0 or ::).
-func fastUDP(pc net.PacketConn) (*net.UDPConn, bool) {
+// listenUDP opens addr for UDP. A literal, specific IP address gets the fast
+// path: GOMAXPROCS sockets in one SO_REUSEPORT group where the platform
+// spreads datagrams over them, one socket elsewhere. (In a reuseport group
+// Linux admits only sockets of the same user: nobody else can join it.)
+// A wildcard address or a host name gets one socket and miekg's server
+// (fast is nil) — with a host name we cannot know the address before the
+// system resolved it, and listening is no place for a lookup of ours.
+func listenUDP(addr string) (pc net.PacketConn, fast *udpServer, err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	ip, perr := netip.ParseAddr(host)
+	if perr != nil || ip.IsUnspecified() {
+		pc, err = net.ListenPacket("udp", addr)
+		return pc, nil, err
+	}
+	n := 1
+	lc := net.ListenConfig{}
+	if canReusePort && runtime.GOMAXPROCS(0) > 1 {
+		n = runtime.GOMAXPROCS(0)
+		lc.Control = setReusePort
+	}
+	ctx := context.Background()
+	if pc, err = lc.ListenPacket(ctx, "udp", addr); err != nil {
+		return nil, nil, err
+	}
 	c, ok := pc.(*net.UDPConn)
-	if !ok {
-		return nil, false
+	if !ok { // cannot happen for "udp"; serve it the plain way
+		return pc, nil, nil
 	}
-	la, ok := c.LocalAddr().(*net.UDPAddr)
-	if !ok || la.IP.IsUnspecified() {
-		return nil, false
+	fast = &udpServer{conns: []*net.UDPConn{c}}
+	for len(fast.conns) < n {
+		// The same address and the port the first socket got (port 0).
+		more, err := lc.ListenPacket(ctx, "udp", c.LocalAddr().String())
+		if err != nil {
+			fast.close()
+			return nil, nil, err
+		}
+		fast.conns = append(fast.conns, more.(*net.UDPConn))
 	}
-	return c, true
+	return pc, fast, nil
 }
 
-func newUDPServer(b *Bridge, c *net.UDPConn) *udpServer {
-	u := &udpServer{b: b, conn: c}
-	if c.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
-		u.batch = ipv4.NewPacketConn(c)
-	} else {
-		u.batch = ipv6.NewPacketConn(c)
-	}
-	return u
-}
-
-// start runs the workers; stop closes the socket and waits for them.
-func (u *udpServer) start() {
-	n := max(runtime.GOMAXPROCS(0), 2)
-	for i := 0; i < n; i++ {
+// start runs the workers; stop closes the sockets and waits for them.
+func (u *udpServer) start(b *Bridge) {
+	u.b = b
+	for _, c := range u.conns {
+		var bc batchConn = ipv6.NewPacketConn(c)
+		if c.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
+			bc = ipv4.NewPacketConn(c)
+		}
 		u.wg.Add(1)
 		go func() {
 			defer u.wg.Done()
-			u.serve()
+			u.serve(c, bc)
 		}()
 	}
 }
 
+func (u *udpServer) close() error {
+	var first error
+	for _, c := range u.conns {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 func (u *udpServer) stop() error {
-	err := u.conn.Close()
+	err := u.close()
 	u.wg.Wait()
 	return err
 }
 
 // serve is one worker: read a batch, answer what the table can answer,
 // hand the rest to goroutines, write the batch of answers.
-func (u *udpServer) serve() {
+func (u *udpServer) serve(conn *net.UDPConn, bc batchConn) {
 	in := make([]ipv4.Message, udpBatch)
 	out := make([]ipv4.Message, udpBatch)
 	packBufs := make([][]byte, udpBatch)
@@ -105,7 +142,7 @@ func (u *udpServer) serve() {
 	}
 	req := new(dns.Msg)
 	for {
-		n, err := u.batch.ReadBatch(in, 0)
+		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -128,7 +165,7 @@ func (u *udpServer) serve() {
 			ap := ua.AddrPort()
 			resp, slow := u.b.handlePacket(in[i].Buffers[0][:in[i].N], ap.Addr().Unmap(), req, packBufs[k])
 			if slow {
-				u.b.serveSlow(u.conn, ap, req)
+				u.b.serveSlow(conn, ap, req)
 				req = new(dns.Msg) // the goroutine owns the old one
 				continue
 			}
@@ -139,15 +176,15 @@ func (u *udpServer) serve() {
 			out[k].Addr = ua
 			k++
 		}
-		u.writeAll(out[:k])
+		u.writeAll(bc, out[:k])
 	}
 }
 
 // writeAll sends the answers; a failed datagram is dropped (the client
 // retries), as miekg does.
-func (u *udpServer) writeAll(ms []ipv4.Message) {
+func (u *udpServer) writeAll(bc batchConn, ms []ipv4.Message) {
 	for len(ms) > 0 {
-		n, err := u.batch.WriteBatch(ms, 0)
+		n, err := bc.WriteBatch(ms, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
