@@ -321,3 +321,54 @@ func TestUpstreamSocketHasNoKeepAlive(t *testing.T) {
 		t.Errorf("SO_KEEPALIVE = %d on the upstream socket, want 0", on)
 	}
 }
+
+// backloggedListener is a loopback TCP socket that listens with a
+// backlog of 0 and never accepts: once its queue is full the kernel drops
+// SYNs and a connect hangs.
+func backloggedListener(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*syscall.SockaddrInet4).Port)).String()
+}
+
+// DialTimeout bounds a connect that hangs even when the caller's context
+// allows much longer (the dial deadline is enforced by the socket, not by
+// a context timer), and the stream fails closed with general failure.
+func TestDialTimeoutBoundsAHungConnect(t *testing.T) {
+	u := New(backloggedListener(t), nil)
+	u.DialTimeout = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req := &dispatch.Request{Command: dispatch.CmdConnect, IP: netip.MustParseAddr("127.0.0.1"), Port: 80, Key: testKey()}
+	for i := 0; i < 16; i++ {
+		start := time.Now()
+		st, err := u.Open(ctx, req, nil)
+		if err == nil {
+			defer st.Close() // queued, never accepted: fills the backlog
+			continue
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("dial failed after %v, want about DialTimeout (300ms)", d)
+		}
+		var re *socks5.ReplyError
+		if !errors.As(err, &re) || re.Code != socks5.ReplyGeneralFailure || !errors.Is(err, ErrDial) {
+			t.Fatalf("err = %v, want general failure wrapping ErrDial", err)
+		}
+		return
+	}
+	t.Skip("the kernel kept accepting connections into the backlog; no hung connect to test")
+}

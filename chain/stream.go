@@ -35,12 +35,15 @@ func (s *Stream) Await(ctx context.Context) error {
 		stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
 		var buf [600]byte
 		_, rest, err := readReply(s.conn, socks5.CmdConnect, buf[:0])
-		if !stop() && err == nil {
-			// ctx ended while the reply arrived: the deadline may be set
-			// under our feet, so the stream fails as timed out.
-			err = ctx.Err()
+		if !stop() {
+			// ctx ended: the deadline may be set under our feet, so the
+			// stream fails as timed out. (When stop wins, no deadline
+			// was set and there is nothing to clear.)
+			s.conn.SetReadDeadline(time.Time{})
+			if err == nil {
+				err = ctx.Err()
+			}
 		}
-		s.conn.SetReadDeadline(time.Time{})
 		if err != nil {
 			s.awaitErr = ctxErr(ctx, err)
 			return
