@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
+	"strconv"
 
 	"go.uber.org/zap"
 )
@@ -19,6 +21,11 @@ func startPprof(log *zap.Logger) {
 	a := os.Getenv("SOCKSD_PPROF")
 	if a == "" {
 		return
+	}
+	// SOCKSD_MEMPROFILERATE=1 records every allocation: what each idle
+	// connection retains, exactly (the default samples one per 512 KiB).
+	if r, err := strconv.Atoi(os.Getenv("SOCKSD_MEMPROFILERATE")); err == nil && r > 0 {
+		runtime.MemProfileRate = r
 	}
 	l, err := net.Listen("tcp", a)
 	if err != nil {
