@@ -160,8 +160,8 @@ func torTurn(b *bench, env torEnv, t torTarget, rep int, obs *streamObserver, re
 			res.notes = append(res.notes, fmt.Sprintf("rep %d %s: metrics: %v", rep+1, t.name, err))
 		}
 	}
-	b.logf("rep %d %s: %d TTFB samples (p50 %s ms), %d bulk, %d errors", rep+1, t.name, len(res.ttfb[t.name])-nT,
-		fmtMS(durPct(res.ttfb[t.name][nT:], 50)), len(res.rate[t.name])-nR, res.errs[t.name]-nE)
+	b.logf("rep %d %s: %d TTFB samples (p50 %s ms), %d bulk (%s MB/s), %d errors", rep+1, t.name, len(res.ttfb[t.name])-nT,
+		fmtMS(durPct(res.ttfb[t.name][nT:], 50)), len(res.rate[t.name])-nR, fmt.Sprintf("%.1f", res.rate[t.name][nR:]), res.errs[t.name]-nE)
 
 	if dnsServer == "" {
 		return nil
