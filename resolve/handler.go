@@ -43,8 +43,8 @@ func (b *Bridge) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if err := w.WriteMsg(resp); err != nil {
 		b.log.Debug("writing answer", zap.Error(err))
 	}
-	b.metrics.queries.WithLabelValues(out.qtype, out.result).Inc()
-	b.metrics.duration.WithLabelValues(out.source).Observe(time.Since(start).Seconds())
+	b.metrics.query(out.qtype, out.result).Inc()
+	b.metrics.took(out.source).Observe(time.Since(start).Seconds())
 }
 
 func remoteAddr(a net.Addr) netip.Addr {
@@ -230,7 +230,7 @@ func (b *Bridge) answerAddr(ctx context.Context, r *dns.Msg, q dns.Question, wan
 		if created {
 			out.source = "new"
 		}
-		b.metrics.answers.WithLabelValues(out.source).Inc()
+		b.metrics.answer(out.source).Inc()
 		m := reply(r, dns.RcodeSuccess)
 		m.Answer = []dns.RR{b.addrRR(q, addr)}
 		out.result = "noerror"
@@ -254,7 +254,7 @@ func (b *Bridge) answerAddr(ctx context.Context, r *dns.Msg, q dns.Question, wan
 		out.result = "nodata"
 		return reply(r, dns.RcodeSuccess), out
 	}
-	b.metrics.answers.WithLabelValues(out.source).Inc()
+	b.metrics.answer(out.source).Inc()
 	m := reply(r, dns.RcodeSuccess)
 	m.Answer = []dns.RR{b.addrRR(q, a)}
 	out.result = "noerror"
@@ -308,7 +308,7 @@ func (b *Bridge) answerPTR(ctx context.Context, r *dns.Msg, q dns.Question, inli
 		}
 		out.source = "tor"
 	}
-	b.metrics.answers.WithLabelValues(out.source).Inc()
+	b.metrics.answer(out.source).Inc()
 	m := reply(r, dns.RcodeSuccess)
 	m.Answer = []dns.RR{&dns.PTR{Hdr: b.hdr(q, dns.TypePTR), Ptr: dns.Fqdn(name)}}
 	out.result = "noerror"

@@ -1,6 +1,8 @@
 package resolve
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -17,6 +19,8 @@ type metrics struct {
 	torCalls *prometheus.CounterVec   // call: map | unmap | resolve; result: ok | error
 	repushes prometheus.Counter
 	saves    *prometheus.CounterVec // result
+
+	hot hotMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -73,4 +77,66 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// Label values the hot path uses, in a fixed order: the children for them
+// are looked up once and kept (WithLabelValues hashes the values and takes
+// the vector's lock on every call — a measurable share of a table hit).
+var (
+	qtypeLabels  = [...]string{"A", "AAAA", "PTR", "ANY", "other", "none"}
+	resultLabels = [...]string{"noerror", "nodata", "nxdomain", "formerr", "notimp", "refused", "servfail", "badvers"}
+	sourceLabels = [...]string{"cache", "new", "tor", "local"}
+)
+
+// hotMetrics caches children of the per-query vectors, filled lazily so
+// only series that happened are exported (as with WithLabelValues).
+type hotMetrics struct {
+	queries  [len(qtypeLabels)][len(resultLabels)]atomic.Pointer[prometheus.Counter]
+	answers  [len(sourceLabels)]atomic.Pointer[prometheus.Counter]
+	duration [len(sourceLabels)]atomic.Pointer[prometheus.Observer]
+}
+
+func labelIndex(labels []string, v string) int {
+	for i, l := range labels {
+		if l == v {
+			return i
+		}
+	}
+	return -1
+}
+
+func cached[T any](p *atomic.Pointer[T], newChild func() T) T {
+	if c := p.Load(); c != nil {
+		return *c
+	}
+	c := newChild()
+	p.Store(&c) // a race stores the same child twice: harmless
+	return c
+}
+
+// query is queries.WithLabelValues(qtype, result), cached.
+func (m *metrics) query(qtype, result string) prometheus.Counter {
+	i, j := labelIndex(qtypeLabels[:], qtype), labelIndex(resultLabels[:], result)
+	if i < 0 || j < 0 {
+		return m.queries.WithLabelValues(qtype, result)
+	}
+	return cached(&m.hot.queries[i][j], func() prometheus.Counter { return m.queries.WithLabelValues(qtype, result) })
+}
+
+// answer is answers.WithLabelValues(source), cached.
+func (m *metrics) answer(source string) prometheus.Counter {
+	i := labelIndex(sourceLabels[:], source)
+	if i < 0 {
+		return m.answers.WithLabelValues(source)
+	}
+	return cached(&m.hot.answers[i], func() prometheus.Counter { return m.answers.WithLabelValues(source) })
+}
+
+// took is duration.WithLabelValues(source), cached.
+func (m *metrics) took(source string) prometheus.Observer {
+	i := labelIndex(sourceLabels[:], source)
+	if i < 0 {
+		return m.duration.WithLabelValues(source)
+	}
+	return cached(&m.hot.duration[i], func() prometheus.Observer { return m.duration.WithLabelValues(source) })
 }

@@ -218,7 +218,7 @@ func (r allowReader) ReadUDP(conn *net.UDPConn, timeout time.Duration) ([]byte, 
 			return m, s, err
 		}
 		if resp := refusedHeader(m); resp != nil {
-			r.b.metrics.queries.WithLabelValues("none", "refused").Inc()
+			r.b.metrics.query("none", "refused").Inc()
 			_, _ = dns.WriteToSessionUDP(conn, resp, s)
 		}
 	}
@@ -231,7 +231,7 @@ func (r allowReader) ReadTCP(conn net.Conn, timeout time.Duration) ([]byte, erro
 			return m, err
 		}
 		if resp := refusedHeader(m); resp != nil {
-			r.b.metrics.queries.WithLabelValues("none", "refused").Inc()
+			r.b.metrics.query("none", "refused").Inc()
 			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			framed := append([]byte{0, byte(len(resp))}, resp...)
 			if _, err := conn.Write(framed); err != nil {

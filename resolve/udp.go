@@ -206,7 +206,7 @@ func (b *Bridge) handlePacket(pkt []byte, src netip.Addr, req *dns.Msg, buf []by
 	}
 	if !b.cfg.allowed(src) {
 		// As allowReader: a bare header, before anything is parsed.
-		b.metrics.queries.WithLabelValues("none", "refused").Inc()
+		b.metrics.query("none", "refused").Inc()
 		return append(buf[:0], refusedHeader(pkt)...), false
 	}
 	if !b.enter() {
@@ -230,8 +230,8 @@ func (b *Bridge) handlePacket(pkt []byte, src netip.Addr, req *dns.Msg, buf []by
 		return nil, false
 	}
 	resp = b.pack(m, buf)
-	b.metrics.queries.WithLabelValues(out.qtype, out.result).Inc()
-	b.metrics.duration.WithLabelValues(out.source).Observe(time.Since(start).Seconds())
+	b.metrics.query(out.qtype, out.result).Inc()
+	b.metrics.took(out.source).Observe(time.Since(start).Seconds())
 	return resp, false
 }
 
