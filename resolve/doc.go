@@ -16,6 +16,8 @@
 //	table.go    the mapping table: LRU, pins, expiry, Tor push epochs
 //	handler.go  ServeDNS: one query in, one answer out
 //	server.go   UDP/TCP listeners (miekg/dns), source allow-list
+//	udp.go      the UDP fast path: a worker per SO_REUSEPORT socket,
+//	            recvmmsg/sendmmsg, table hits answered in place
 //	state.go    the table on disk: snapshot (atomic rename) + fsynced journal
 //	bridge.go   Bridge: construction, mapping, Pin/Touch/Lookup, RepushAll, Expire
 //	ctx.go      a lazily-timed per-query context
