@@ -80,7 +80,9 @@ func torReport(r *torResults, targets []torTarget, in torReportInfo) string {
 	for _, t := range targets[1:] {
 		a, c := pctF(ttfbMS("tor"), 50), pctF(ttfbMS(t.name), 50)
 		x, y := medianF(r.rate["tor"]), medianF(r.rate[t.name])
-		fmt.Fprintf(&md, "%s against Tor: TTFB ratio at the median %.3f, bulk ratio %.3f.\n", t.name, c/a, y/x)
+		pt, pb := pairedRatios(r, t.name)
+		fmt.Fprintf(&md, "%s against Tor: TTFB ratio at the median %.3f, bulk ratio %.3f; paired within each repetition: TTFB %s, bulk %s.\n",
+			t.name, c/a, y/x, fmtRatios(pt), fmtRatios(pb))
 	}
 	md.WriteString("\n## Stream attach latency\n\nsocksd's own histogram `" + attachMetric + "` (STREAM NEW → ATTACHSTREAM answered), " +
 		"summed over its turns; quantiles are bucket upper bounds (≤).\n\n| target | circuit | count | p50 ≤ (ms) | p99 ≤ (ms) |\n|---|---|---|---|---|\n")
@@ -158,6 +160,12 @@ func torReport(r *torResults, targets []torTarget, in torReportInfo) string {
 	if a, c := medianF(r.rate["tor"]), medianF(r.rate[sd]); a > 0 && c > 0 {
 		row("bulk socksd/Tor ≥ 0.95 (median)", fmt.Sprintf("%.3f (%.1f / %.1f MB/s)", c/a, c, a), c/a >= 0.95)
 	}
+	if pt, pb := pairedRatios(r, sd); len(pt) > 0 {
+		row("TTFB socksd/Tor ≤ 1.05, paired per repetition", fmtRatios(pt), medianF(pt) <= 1.05)
+		if len(pb) > 0 {
+			row("bulk socksd/Tor ≥ 0.95, paired per repetition", fmtRatios(pb), medianF(pb) >= 0.95)
+		}
+	}
 	if h := r.hist[sd]["existing"]; h != nil && h.count > 0 {
 		p := h.quantile(.99) * 1e3
 		row("attach p99 ≤ 2 ms (histogram, circuit=existing)", "≤ "+fmtMS(p)+" ms", p <= 2)
@@ -189,6 +197,33 @@ func torReport(r *torResults, targets []torTarget, in torReportInfo) string {
 		}
 	}
 	return md.String()
+}
+
+// pairedRatios are target/Tor per repetition: TTFB medians and bulk
+// medians of the two turns of the same repetition.
+func pairedRatios(r *torResults, target string) (ttfb, bulk []float64) {
+	for rep, f := range r.turns[target] {
+		g, ok := r.turns["tor"][rep]
+		if !ok {
+			continue
+		}
+		if f.ttfbMS > 0 && g.ttfbMS > 0 {
+			ttfb = append(ttfb, f.ttfbMS/g.ttfbMS)
+		}
+		if f.bulkMBps > 0 && g.bulkMBps > 0 {
+			bulk = append(bulk, f.bulkMBps/g.bulkMBps)
+		}
+	}
+	return ttfb, bulk
+}
+
+// fmtRatios prints the median and range of ratios.
+func fmtRatios(v []float64) string {
+	if len(v) == 0 {
+		return "–"
+	}
+	lo, hi := minMaxF(v)
+	return fmt.Sprintf("median %.3f (%.2f–%.2f over %d)", medianF(v), lo, hi, len(v))
 }
 
 func fmtRate(v float64) string {

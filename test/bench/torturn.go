@@ -22,6 +22,7 @@ type torResults struct {
 	ttfb     map[string][]time.Duration
 	rate     map[string][]float64 // bulk MB/s
 	errs     map[string]int
+	turns    map[string]map[int]turnFigures     // target → repetition → that turn's figures
 	hist     map[string]map[string]*histogram   // target → circuit label → attach latency
 	dns      map[string]map[dnsCase][]dnsResult // target → case → one per repetition
 	observed map[obsLabel][]float64             // NEW→SENTCONNECT ms
@@ -30,7 +31,7 @@ type torResults struct {
 
 func newTorResults() *torResults {
 	return &torResults{
-		ttfb: map[string][]time.Duration{}, rate: map[string][]float64{}, errs: map[string]int{},
+		ttfb: map[string][]time.Duration{}, rate: map[string][]float64{}, errs: map[string]int{}, turns: map[string]map[int]turnFigures{},
 		hist: map[string]map[string]*histogram{}, dns: map[string]map[dnsCase][]dnsResult{},
 	}
 }
@@ -58,6 +59,13 @@ func (l *liveProc) stop() {
 	if r != nil {
 		r.stop()
 	}
+}
+
+// turnFigures are one turn's medians, for ratios paired within a
+// repetition (targets of one repetition ran minutes apart, so a load
+// change on the shared machine moves both).
+type turnFigures struct {
+	ttfbMS, bulkMBps float64
 }
 
 // attachMetric is torup's histogram of STREAM NEW → ATTACHSTREAM answered.
@@ -152,6 +160,10 @@ func torTurn(b *bench, env torEnv, t torTarget, rep int, obs *streamObserver, re
 	if obs != nil {
 		obs.setLabel(obsLabel{target: "other"})
 	}
+	if res.turns[t.name] == nil {
+		res.turns[t.name] = map[int]turnFigures{}
+	}
+	res.turns[t.name][rep] = turnFigures{ttfbMS: durPct(res.ttfb[t.name][nT:], 50), bulkMBps: medianF(res.rate[t.name][nR:])}
 	if metricsAddr != "" {
 		if res.hist[t.name] == nil {
 			res.hist[t.name] = map[string]*histogram{}
