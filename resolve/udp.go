@@ -55,8 +55,11 @@ type udpServer struct {
 
 // listenUDP opens addr for UDP. A literal, specific IP address gets the fast
 // path: GOMAXPROCS sockets in one SO_REUSEPORT group where the platform
-// spreads datagrams over them, one socket elsewhere. (In a reuseport group
-// Linux admits only sockets of the same user: nobody else can join it.)
+// spreads datagrams over them, one socket elsewhere. In a reuseport group
+// Linux admits only sockets of the same user. A second socksd on the same
+// address would join it, but Start then fails on the TCP listener (bound
+// without SO_REUSEPORT) and closes the UDP sockets again: as before, the
+// second instance does not start (TestSecondBridgeSameAddress).
 // A wildcard address or a host name gets one socket and miekg's server
 // (fast is nil) — with a host name we cannot know the address before the
 // system resolved it, and listening is no place for a lookup of ours.

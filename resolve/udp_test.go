@@ -307,3 +307,90 @@ func FuzzHandlePacket(f *testing.F) {
 		}
 	})
 }
+
+// A second bridge on the same address joins the first one's reuseport group
+// for a moment, but its TCP listener fails, so it does not start and leaves
+// no socket behind: every query still reaches the first bridge.
+func TestSecondBridgeSameAddress(t *testing.T) {
+	before := runtime.NumGoroutine()
+	b, _, tcp := startBridge(t, testConfig(newClock()), newFakeTor())
+	defer b.Close()
+	_, tport, _ := net.SplitHostPort(tcp)
+	cfg := testConfig(newClock())
+	cfg.Listen = []string{tcp} // TCP is taken by b
+	b2, err := New(cfg, newFakeTor(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.Start(); err == nil {
+		t.Fatal("second bridge started on a taken address")
+	}
+	b2.Close()
+
+	// Same with both ports taken: the first bridge's own address.
+	b.Close()
+	waitGoroutines(t, before)
+	addr := "127.0.0.1:" + tport
+	cfg.Listen = []string{addr}
+	first, err := New(cfg, newFakeTor(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(); err != nil {
+		t.Skipf("port %s taken meanwhile: %v", tport, err)
+	}
+	defer first.Close()
+	second, err := New(cfg, newFakeTor(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Start(); err == nil {
+		t.Fatal("second bridge started on the same address")
+	}
+	second.Close()
+	c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+	for i := 0; i < 16; i++ { // new source ports: any socket of the group
+		q := new(dns.Msg)
+		q.SetQuestion("example.test.", dns.TypeA)
+		m, _, err := c.Exchange(q, addr)
+		if err != nil {
+			t.Fatalf("query %d after the second bridge gave up: %v", i, err)
+		}
+		onlyAddr(t, m)
+	}
+}
+
+// IPv6 loopback takes the fast path too (ipv6.PacketConn batches).
+func TestUDPFastPathIPv6(t *testing.T) {
+	probe, err := net.ListenPacket("udp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	probe.Close()
+	cfg := testConfig(newClock())
+	cfg.Listen = []string{"[::1]:0"}
+	b := newTestBridge(t, cfg, newFakeTor())
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if b.servers[0].fast == nil {
+		t.Fatal("::1 not on the fast path")
+	}
+	udp, _ := b.Addrs()
+	c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+	var first netip.Addr
+	for i := 0; i < 4; i++ { // new, then table hits
+		q := new(dns.Msg)
+		q.SetQuestion("example.test.", dns.TypeAAAA)
+		m, _, err := c.Exchange(q, udp[0].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := onlyAddr(t, m)
+		if i == 0 {
+			first = a
+		} else if a != first {
+			t.Fatalf("answer %d: %v, want %v", i, a, first)
+		}
+	}
+}
