@@ -122,6 +122,7 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	}
 	literalHost(req)
 	s.fillKey(req, lc, c)
+	growStack() // before the deep upstream calls, see handshakeStack
 	switch req.Command {
 	case CmdResolve, CmdResolvePTR:
 		s.resolve(c, req, st)

@@ -387,7 +387,6 @@ func (s *Server) acceptLoop(l *listener) {
 // serve runs one accepted connection: the handshake on this goroutine,
 // the relay on a fresh one.
 func (s *Server) serve(ss *session, l *listener, st *Settings) {
-	growStack()
 	s.sessions.Store(ss, struct{}{})
 	if s.forced.Load() {
 		ss.forceClose()
@@ -442,15 +441,17 @@ func (ss *session) forceClose() {
 	}
 }
 
-// handshakeStack is what the handshake goroutine's stack is grown to
-// before it starts. Its deepest point, dialling the upstream inside
-// Upstream.Open, is about 40 frames down (serveConn → connect → the
-// upstream wrappers → net.Dialer → connect(2)); growing the stack there
-// costs a copy that walks and adjusts every frame (runtime.copystack was
-// 7 % of socksd's CPU at C=64 in test/bench's profile, nearly all of it
-// under the dial). Growing it first, with two frames on it, copies
-// almost nothing. The goroutine ends when the relay starts on a fresh
-// one, so an idle connection does not keep the larger stack.
+// handshakeStack is what the connection goroutine's stack is grown to
+// once the client's request is complete. Its deepest point, dialling the
+// upstream inside Upstream.Open, is about 40 frames down (serveConn →
+// connect → the upstream wrappers → net.Dialer → connect(2)); growing
+// the stack there costs a copy that walks and adjusts every frame
+// (runtime.copystack was 7 % of socksd's CPU at C=64 in test/bench's
+// profile, nearly all of it under the dial). Growing it first, with
+// three frames on it, copies almost nothing. Not earlier: a client that
+// has not sent its request yet keeps a small stack; and the goroutine
+// ends when the relay starts on a fresh one, so an idle relayed
+// connection does not keep the larger stack either.
 const handshakeStack = 8 << 10
 
 // growStack makes the calling goroutine's stack at least handshakeStack
