@@ -35,6 +35,8 @@ const (
 	udpBatch   = 16   // datagrams per recvmmsg/sendmmsg
 	udpReadBuf = 4096 // a query never needs more; a longer datagram is cut and fails to unpack (FORMERR)
 	udpPackBuf = 4096 // our answers are one record: far below ednsSize
+
+	maxUDPSockets = 8 // per listen address
 )
 
 // batchConn is what ipv4.PacketConn and ipv6.PacketConn share (their
@@ -54,7 +56,7 @@ type udpServer struct {
 }
 
 // listenUDP opens addr for UDP. A literal, specific IP address gets the fast
-// path: GOMAXPROCS sockets in one SO_REUSEPORT group where the platform
+// path: GOMAXPROCS sockets (at most maxUDPSockets) in one SO_REUSEPORT group where the platform
 // spreads datagrams over them, one socket elsewhere. In a reuseport group
 // Linux admits only sockets of the same user. A second socksd on the same
 // address would join it, but Start then fails on the TCP listener (bound
@@ -76,7 +78,9 @@ func listenUDP(addr string) (pc net.PacketConn, fast *udpServer, err error) {
 	n := 1
 	lc := net.ListenConfig{}
 	if canReusePort && runtime.GOMAXPROCS(0) > 1 {
-		n = runtime.GOMAXPROCS(0)
+		// A few sockets carry any local app's load; each worker holds
+		// about 128 KiB of buffers.
+		n = min(runtime.GOMAXPROCS(0), maxUDPSockets)
 		lc.Control = setReusePort
 	}
 	ctx := context.Background()
