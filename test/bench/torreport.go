@@ -85,20 +85,20 @@ func torReport(r *torResults, targets []torTarget, in torReportInfo) string {
 			t.name, c/a, y/x, fmtRatios(pt), fmtRatios(pb))
 	}
 	md.WriteString("\n## Stream attach latency\n\nsocksd's own histogram `" + attachMetric + "` (STREAM NEW → ATTACHSTREAM answered), " +
-		"summed over its turns; quantiles are bucket upper bounds (≤).\n\n| target | circuit | count | p50 ≤ (ms) | p99 ≤ (ms) |\n|---|---|---|---|---|\n")
+		"summed over its turns; quantiles are bucket upper bounds (≤).\n\n| target | circuit | count | p50 ≤ (ms) | p90 ≤ (ms) | p99 ≤ (ms) |\n|---|---|---|---|---|---|\n")
 	for _, t := range targets {
 		for _, c := range []string{"existing", "new"} {
 			h := r.hist[t.name][c]
 			if h == nil {
 				continue
 			}
-			fmt.Fprintf(&md, "| %s | %s | %.0f | %s | %s |\n", t.name, c, h.count, fmtMS(h.quantile(.5)*1e3), fmtMS(h.quantile(.99)*1e3))
+			fmt.Fprintf(&md, "| %s | %s | %.0f | %s | %s | %s |\n", t.name, c, h.count, fmtMS(h.quantile(.5)*1e3), fmtMS(h.quantile(.9)*1e3), fmtMS(h.quantile(.99)*1e3))
 		}
 	}
 	md.WriteString("\nFrom outside: a control connection of the bench's own (SETEVENTS STREAM), STREAM NEW → SENTCONNECT as read, exact per stream. " +
 		"For socksd this includes its ATTACHSTREAM and Tor acting on it; for Tor alone it is Tor attaching by itself. " +
 		"\"first\" = the first stream of an isolation identity (a circuit is picked or built for it), \"later\" = the rest (TTFB and bulk GETs).\n\n" +
-		"| target | streams | n | p50 (ms) | p99 (ms) |\n|---|---|---|---|---|\n")
+		"| target | streams | n | p50 (ms) | p90 (ms) | p99 (ms) |\n|---|---|---|---|---|---|\n")
 	for _, t := range targets {
 		for _, fresh := range []bool{true, false} {
 			v := r.observed[obsLabel{target: t.name, fresh: fresh}]
@@ -109,7 +109,7 @@ func torReport(r *torResults, targets []torTarget, in torReportInfo) string {
 			if fresh {
 				kind = "first"
 			}
-			fmt.Fprintf(&md, "| %s | %s | %d | %s | %s |\n", t.name, kind, len(v), fmtMS(pctF(v, 50)), fmtMS(pctF(v, 99)))
+			fmt.Fprintf(&md, "| %s | %s | %d | %s | %s | %s |\n", t.name, kind, len(v), fmtMS(pctF(v, 50)), fmtMS(pctF(v, 90)), fmtMS(pctF(v, 99)))
 		}
 	}
 
