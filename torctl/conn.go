@@ -190,7 +190,7 @@ func (c *Conn) pushEvent(lines []ReplyLine) {
 	text := lines[0].Text
 	typ, _, _ := strings.Cut(text, " ")
 	c.evMu.Lock()
-	c.evQ = append(c.evQ, Event{Type: typ, Text: text, Lines: lines})
+	c.evQ = append(c.evQ, Event{Type: typ, Text: text, Lines: lines, Received: time.Now()})
 	c.evMu.Unlock()
 	c.notifyEvents()
 }

@@ -154,11 +154,18 @@ func TestEventsInOrderAndUnbounded(t *testing.T) {
 		// One event may already sit in the delivery goroutine.
 		t.Fatalf("backlog %d, want about %d", c.EventBacklog(), n)
 	}
+	var last time.Time
 	for i := range n {
 		e := nextEvent(t, ctx, c)
 		if want := fmt.Sprintf("STREAM %d NEW", i); !strings.HasPrefix(e.Text, want) {
 			t.Fatalf("event %d = %q", i, e.Text)
 		}
+		// Received is stamped by the reader, before the queue: in order,
+		// and never after the event is handed out.
+		if e.Received.IsZero() || e.Received.Before(last) || e.Received.After(time.Now()) {
+			t.Fatalf("event %d: Received %v (previous %v)", i, e.Received, last)
+		}
+		last = e.Received
 	}
 }
 

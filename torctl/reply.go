@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 const (
@@ -50,11 +51,14 @@ func (r *Reply) err() error {
 // Event is one asynchronous 650 reply (control-spec §4.1). Type is its first
 // word ("STREAM", "CIRC", "ADDRMAP", "STATUS_CLIENT", ...); Text is the text of
 // its first line; Lines holds every line, including extra 650- lines that
-// extended events may add.
+// extended events may add. Received is when the reader had the whole
+// event: latencies measured from it include the time the event waited in
+// this process (queue, scheduling), not only its handling.
 type Event struct {
-	Type  string
-	Text  string
-	Lines []ReplyLine
+	Type     string
+	Text     string
+	Lines    []ReplyLine
+	Received time.Time
 }
 
 // lineReader reads CRLF (or LF) terminated lines of at most max bytes.

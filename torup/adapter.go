@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"socksd/torctl"
 )
@@ -117,8 +118,9 @@ func parseCircuitStatus(s string) []statusEntry {
 }
 
 // toStreamEvent converts a parsed torctl event.
-func toStreamEvent(e torctl.StreamEvent) streamEvent {
+func toStreamEvent(e torctl.StreamEvent, at time.Time) streamEvent {
 	return streamEvent{
+		At: at,
 		ID: e.ID, Status: e.Status, CircID: e.CircID, TargetHost: e.TargetHost,
 		Reason: e.Reason, RemoteReason: e.RemoteReason, SourceAddr: e.SourceAddr,
 		Purpose: e.Purpose, Username: e.SOCKSUsername, Password: e.SOCKSPassword,

@@ -141,6 +141,11 @@ func (a *attacher) onNew(ev streamEvent, id identity) {
 	}
 	now := a.now()
 	s := a.newStream(ev.ID, key, reg)
+	if !ev.At.IsZero() && ev.At.Before(s.born) {
+		// Tor's NEW waited in socksd before it got here (torctl's queue,
+		// the scheduler under load): it counts toward attach latency.
+		s.born = ev.At
+	}
 	s.torRoute = route
 	s.resolve = ev.Status == "NEWRESOLVE"
 	if a.cfg.Passive {

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"socksd/isolation"
 )
 
@@ -847,4 +850,35 @@ func TestExtendRefusedIsRetried(t *testing.T) {
 	// The third launch succeeded (fake IDs count every attempt).
 	h.built("102", "$E1")
 	h.f.waitCall(t, "ATTACHSTREAM 1 102", 1)
+}
+
+// Attach latency counts from when socksd read Tor's NEW (ev.At), so time
+// the event spent queued in socksd is not hidden from the histogram.
+func TestAttachLatencyFromEventRead(t *testing.T) {
+	h := newHarness(t, attacherConfig{Lifetime: 10 * time.Minute})
+	h.a.now = time.Now // the histogram measures with the real clock
+	k := testKey("k")
+	h.open("127.0.0.1:42001", k)
+	h.open("127.0.0.1:42002", k)
+	h.streamNew("1", "127.0.0.1", "127.0.0.1:42001")
+	h.f.waitCall(t, "EXTENDCIRCUIT", 1)
+	h.settle()
+	h.built("100", "$E1")
+	h.f.waitCall(t, "ATTACHSTREAM 1 100", 1)
+	h.settle()
+
+	const queued = 200 * time.Millisecond
+	h.a.onStreamEvent(streamEvent{ID: "2", Status: "NEW", CircID: "0", TargetHost: "127.0.0.1",
+		SourceAddr: "127.0.0.1:42002", Purpose: "USER", At: time.Now().Add(-queued)})
+	h.f.waitCall(t, "ATTACHSTREAM 2 100", 1)
+	h.settle()
+	var m dto.Metric
+	if err := h.a.m.latExisting.(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	hist := m.GetHistogram()
+	if hist.GetSampleCount() != 1 || hist.GetSampleSum() < queued.Seconds() {
+		t.Errorf("existing-circuit attach latency: %d samples, sum %.3fs; want 1 sample of at least %v",
+			hist.GetSampleCount(), hist.GetSampleSum(), queued)
+	}
 }

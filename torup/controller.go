@@ -452,7 +452,7 @@ func (c *Controller) dispatch(ev torctl.Event) {
 			c.log.Debug("bad STREAM event", zap.Error(err))
 			return
 		}
-		if c.att.onStreamEvent(toStreamEvent(se)) {
+		if c.att.onStreamEvent(toStreamEvent(se, ev.Received)) {
 			// A command goroutine was just started (the ATTACHSTREAM of
 			// a new stream): let it write before this goroutine parses
 			// the events queued behind (CONTROLLER_WAIT follows every

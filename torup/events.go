@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // streamEvent is the part of a control-spec §4.1.2 STREAM event the
@@ -20,6 +21,9 @@ type streamEvent struct {
 	Purpose      string // only on NEW / NEWRESOLVE
 	Username     string
 	Password     string
+	// At is when socksd read the event from Tor (zero in tests that feed
+	// events directly): attach latency counts from here.
+	At time.Time
 }
 
 // circEvent is the part of a control-spec §4.1.1 CIRC event the attacher

@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"outcome"}),
 		attachLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "socksd", Subsystem: "tor", Name: "attach_latency_seconds",
-			Help:    "Time from STREAM NEW to the answer of ATTACHSTREAM; circuit=existing when the key's circuit was already built.",
+			Help:    "Time from socksd reading STREAM NEW off the control connection to the answer of its ATTACHSTREAM; circuit=existing when the key's circuit was already built.",
 			Buckets: []float64{.00005, .0001, .0002, .0003, .0005, .0007, .001, .0015, .002, .003, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"circuit"}),
 		circBuilt: prometheus.NewCounter(prometheus.CounterOpts{
