@@ -40,7 +40,10 @@ func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings, 
 		s.finish(c, req, st, err, netip.Addr{}, "", outcomeFailed)
 		return
 	}
-	if !ss.setUp(up) { // Shutdown's force-close raced with Open
+	rl := newRelayConn(c, up)
+	// Shutdown's force-close closes the stream through this wrapper, which
+	// then wakes directions parked with no goroutine to notice the close.
+	if !ss.setUp(kickOnClose{up, rl}) { // Shutdown's force-close raced with Open
 		up.Close()
 		return
 	}
@@ -51,33 +54,28 @@ func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings, 
 	}()
 
 	upDone := make(chan int64, 1)
-	go func() {
-		n, err := copyUp(up, c)
+	rl.startUp(func(n int64, err error) {
 		if err != nil && !isEOF(err) {
-			// The client is gone (reset): abort both directions.
-			up.Close()
-			c.Close()
+			rl.abort() // the client is gone (reset): abort both directions
 		} else {
 			up.CloseWrite()
 		}
 		upDone <- n
-	}()
+	})
 
 	err = up.Await(ctx)
 	s.metrics.UpstreamSeconds.WithLabelValues(upstreamOutcome(err)).Observe(time.Since(t0).Seconds())
 	s.logRequest(req, st, "connect", err)
 	if err != nil {
 		s.finish(c, req, st, err, netip.Addr{}, "", outcomeFailed)
-		up.Close()
-		c.Close() // ends the client→upstream copy
+		rl.abort() // ends the client→upstream copy
 		s.metrics.Bytes.WithLabelValues("up").Add(float64(nEarly + int(<-upDone)))
 		return
 	}
 	out, code := appendReply(nil, req, nil, netip.Addr{}, "", st.ExtendedErrors)
 	s.countReply(req.Protocol.String(), byte(code))
 	if _, err := c.Write(out); err != nil {
-		up.Close()
-		c.Close()
+		rl.abort()
 		<-upDone
 		s.metrics.Connections.WithLabelValues(req.Protocol.String(), outcomeClosed).Inc()
 		return
@@ -87,24 +85,49 @@ func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings, 
 	handedOff = true
 	ss.relay = func() {
 		defer up.Close()
-		s.relayDown(c, up, upDone, nEarly)
+		s.relayDown(rl, upDone, nEarly)
 	}
 }
 
-func (s *Server) relayDown(c net.Conn, up Stream, upDone chan int64, nEarly int) {
-	down, err := copyDown(c, up)
-	if err != nil && !isEOF(err) {
-		up.Close()
-		c.Close()
-	} else {
-		closeWrite(c)
-	}
+// relayDown runs upstream→client and waits for both directions. While
+// both are parked (park_linux.go) this goroutine, blocked on channels with
+// a shallow stack, is all an idle connection keeps running.
+func (s *Server) relayDown(rl *relayConn, upDone chan int64, nEarly int) {
+	downDone := make(chan int64, 1)
+	rl.startDown(func(down int64, err error) {
+		if err != nil && !isEOF(err) {
+			rl.abort()
+		} else {
+			closeWrite(rl.c)
+		}
+		downDone <- down
+	})
+	down := <-downDone
 	n := <-upDone
 	s.metrics.Bytes.WithLabelValues("up").Add(float64(nEarly) + float64(n))
 	s.metrics.Bytes.WithLabelValues("down").Add(float64(down))
 	if ce := s.log.Check(zap.DebugLevel, "stream closed"); ce != nil {
 		ce.Write(zap.Int64("up", int64(nEarly)+n), zap.Int64("down", down))
 	}
+}
+
+// abort closes both sockets and wakes what is parked on them.
+func (r *relayConn) abort() {
+	r.up.Close()
+	r.c.Close()
+	r.kick()
+}
+
+// kickOnClose is the Stream Shutdown's force-close sees.
+type kickOnClose struct {
+	Stream
+	rl *relayConn
+}
+
+func (k kickOnClose) Close() error {
+	err := k.Stream.Close()
+	k.rl.kick()
+	return err
 }
 
 func upstreamOutcome(err error) string {

@@ -66,3 +66,50 @@ func BenchmarkRelayBulk(b *testing.B) {
 	b.StopTimer()
 	wait()
 }
+
+// The same through relayConn, as connect runs it (directions park in the
+// epoll set once idle): compare with the two above in one run.
+
+func BenchmarkRelayConnEcho(b *testing.B) {
+	r := newRelayed(b, false)
+	go func() { io.Copy(r.dest, r.dest); r.dest.(*net.TCPConn).CloseWrite() }()
+	buf := make([]byte, 1)
+	b.ResetTimer()
+	for range b.N {
+		if _, err := r.app.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(r.app, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	r.app.(*net.TCPConn).CloseWrite()
+	<-r.upDone
+	<-r.downDone
+}
+
+func BenchmarkRelayConnBulk(b *testing.B) {
+	r := newRelayed(b, false)
+	go func() { io.Copy(r.dest, r.dest); r.dest.(*net.TCPConn).CloseWrite() }()
+	chunk := make([]byte, 64<<10)
+	b.SetBytes(int64(len(chunk)))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(io.Discard, r.app, int64(b.N)*int64(len(chunk)))
+		errc <- err
+	}()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := r.app.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	r.app.(*net.TCPConn).CloseWrite()
+	<-r.upDone
+	<-r.downDone
+}

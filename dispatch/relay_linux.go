@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -17,8 +18,10 @@ import (
 // EAGAIN: 3 syscalls for a 1-byte echo, against 6 with splice). Bulk: once
 // a read fills the buffer, splice(2) the queued bytes (SIOCINQ) without
 // copying them through user space; a wake that finds less than a buffer
-// queued goes back to small. In both modes an idle direction parks in the
-// netpoller holding neither a buffer nor a splice pipe.
+// queued goes back to small. In both modes an idle direction waits
+// holding neither a buffer nor a splice pipe: relay (below) in the
+// netpoller, a relayConn's pdirs (park_linux.go) in the netpoller at first
+// and in a private epoll set, without a goroutine, once idle.
 
 // relayBufSize is the small-mode buffer: a read that fills it means bulk.
 // 16 KiB covers interactive traffic and typical TLS records (16 KiB + a
@@ -201,4 +204,86 @@ func copyDown(c net.Conn, up Stream) (int64, error) {
 		return n + m, err
 	}
 	return io.Copy(c, up)
+}
+
+// relayConn is a connection's two relay directions. Where both sockets
+// are plain (TCP client; TCP or Unix upstream under a rawStream) each
+// direction parks in the epoll set while idle (park_linux.go); otherwise
+// each direction is a goroutine copying until EOF.
+type relayConn struct {
+	c     net.Conn
+	up    Stream
+	cc    *net.TCPConn // nil: not parkable
+	rs    rawStream
+	upDir atomic.Pointer[pdir]
+	dnDir atomic.Pointer[pdir]
+}
+
+func newRelayConn(c net.Conn, up Stream) *relayConn {
+	r := &relayConn{c: c, up: up}
+	rs, ok1 := up.(rawStream)
+	cc, ok2 := c.(*net.TCPConn)
+	if ok1 && ok2 {
+		switch rs.Conn().(type) {
+		case *net.TCPConn, *net.UnixConn:
+			r.cc, r.rs = cc, rs
+		}
+	}
+	return r
+}
+
+// startUp starts client→upstream; done is called once, when it ended.
+func (r *relayConn) startUp(done func(int64, error)) {
+	if r.cc != nil {
+		var d *pdir
+		switch u := r.rs.Conn().(type) {
+		case *net.TCPConn:
+			d = startPdir(u, r.cc, u, nil, done)
+		case *net.UnixConn:
+			// No bounded splice into a Unix socket (see copyUp): once bulk,
+			// TCPConn.WriteTo moves the rest on the direction's goroutine.
+			d = startPdir(u, r.cc, nil, func() (int64, error) { return r.cc.WriteTo(u) }, done)
+		}
+		if d != nil {
+			r.upDir.Store(d)
+			go d.run()
+			return
+		}
+	}
+	go func() { done(copyUp(r.up, r.c)) }()
+}
+
+// startDown starts upstream→client, first what came with the reply;
+// done is called once, when it ended.
+func (r *relayConn) startDown(done func(int64, error)) {
+	if r.cc != nil {
+		var n int64
+		if rest := r.rs.Rest(); len(rest) > 0 {
+			m, err := r.cc.Write(rest)
+			n = int64(m)
+			if err != nil {
+				done(n, err)
+				return
+			}
+		}
+		if src, ok := r.rs.Conn().(deadlineReader); ok {
+			if d := startPdir(r.cc, src, r.cc, nil, func(m int64, err error) { done(n+m, err) }); d != nil {
+				r.dnDir.Store(d)
+				// Not on relayDown's goroutine: it waits for the end with a
+				// shallow stack, which this copy would grow.
+				go d.run()
+				return
+			}
+		}
+		go func() { m, err := io.Copy(r.cc, r.rs.Conn()); done(n+m, err) }()
+		return
+	}
+	go func() { done(copyDown(r.c, r.up)) }()
+}
+
+// kick is called after both sockets were closed: parked directions see
+// the close only when woken.
+func (r *relayConn) kick() {
+	r.upDir.Load().kick()
+	r.dnDir.Load().kick()
 }

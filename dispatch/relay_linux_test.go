@@ -41,7 +41,7 @@ func tcpPair(t testing.TB) (a, b *net.TCPConn) {
 }
 
 // unixPair returns the two ends of a Unix stream connection.
-func unixPair(t *testing.T) (a, b *net.UnixConn) {
+func unixPair(t testing.TB) (a, b *net.UnixConn) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "s")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
