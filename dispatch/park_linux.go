@@ -44,14 +44,20 @@ import (
 // gone). An event carries a token, never the descriptor; a token that no
 // longer names a parked direction is a stale event and ignored.
 
-// parkAfter is the sweep interval: a direction idle for one to two of
-// them moves to the epoll set. It is also how long the epoll goroutine
-// stays without any relay before it exits and closes the epoll set (so
-// neither outlives the traffic, and tests see no leak). 25 ms: long
-// against a loopback exchange, short against the 0.2-0.4 s the load
-// tool's idle test waits before it reads RSS; 40 wake-ups a second of
-// the epoll goroutine while relays exist.
-const parkAfter = 25 * time.Millisecond
+// parkAfter is the sweep interval while some direction waits in the
+// netpoller: a direction idle for one to two of them moves to the epoll
+// set. It is also how long the epoll goroutine stays without any relay
+// before it exits and closes the epoll set (so neither outlives the
+// traffic, and tests see no leak). 25 ms is long against a loopback
+// exchange (a request and its answer do not park in between) and short
+// against how long browsers keep idle connections open (seconds to
+// minutes). When every direction is parked or copying there is nothing
+// to sweep: the epoll goroutine then wakes once per parkIdle, not 40 times
+// a second, so a workstation with idle connections is left alone.
+const (
+	parkAfter = 25 * time.Millisecond
+	parkIdle  = time.Second
+)
 
 // aLongTimeAgo is a read deadline that has passed: it ends a wait at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -66,9 +72,10 @@ var parking struct {
 var parkTokens atomic.Uint64 // 0 is never a token
 
 type parker struct {
-	epfd  int
-	users int           // under parking.mu: pdirs not yet finished
-	gen   atomic.Uint64 // sweeps so far
+	epfd    int
+	users   int           // under parking.mu: pdirs not yet finished
+	gen     atomic.Uint64 // sweeps so far
+	waiting atomic.Int64  // pdirs waiting in the netpoller (sweep candidates)
 
 	mu   sync.Mutex
 	dirs map[uint64]*pdir // every unfinished pdir of this set, by token
@@ -93,6 +100,13 @@ func acquireParker() (*parker, error) {
 	return p, nil
 }
 
+// unused reports whether no relay uses the set (the loop then exits soon).
+func (p *parker) unused() bool {
+	parking.mu.Lock()
+	defer parking.mu.Unlock()
+	return p.users == 0
+}
+
 func (p *parker) releaseUser() {
 	parking.mu.Lock()
 	p.users--
@@ -103,10 +117,16 @@ func (p *parker) loop() {
 	events := make([]unix.EpollEvent, 128)
 	lastSweep := time.Now()
 	for {
-		n, err := unix.EpollWait(p.epfd, events, int(parkAfter/time.Millisecond))
+		timeout := parkIdle
+		if p.waiting.Load() > 0 || p.unused() {
+			timeout = parkAfter
+		}
+		n, err := unix.EpollWait(p.epfd, events, int(timeout/time.Millisecond))
 		if now := time.Now(); now.Sub(lastSweep) >= parkAfter {
 			lastSweep = now
-			p.sweep()
+			if p.waiting.Load() > 0 {
+				p.sweep()
+			}
 		}
 		if err != nil && err != unix.EINTR {
 			// Not expected (EBADF, EFAULT, EINVAL are bugs). Waking every
@@ -303,10 +323,12 @@ func (d *pdir) run() {
 func (d *pdir) step() (again, end bool, err error) {
 	d.again, d.ierr, d.wait = false, nil, true
 	d.waitGen.Store(d.p.gen.Load())
+	d.p.waiting.Add(1)
 	d.state.Store(dirWaiting)
 	if !d.bulk {
 		err := d.rc.Read(d.trySmall)
 		d.state.Store(dirRunning)
+		d.p.waiting.Add(-1)
 		if err == nil {
 			err = d.ierr
 		}
@@ -338,6 +360,7 @@ func (d *pdir) step() (again, end bool, err error) {
 	}
 	err = d.rc.Read(d.tryBulk)
 	d.state.Store(dirRunning)
+	d.p.waiting.Add(-1)
 	if err == nil {
 		err = d.ierr
 	}
