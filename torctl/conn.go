@@ -136,7 +136,7 @@ func (c *Conn) fail(err error) {
 
 func (c *Conn) readLoop() {
 	defer c.wg.Done()
-	lr := newLineReader(c.rw, MaxLineLength)
+	lr := newLineReader(ackingReader(c.rw), MaxLineLength)
 	var a assembler
 	var err error
 	for {
