@@ -41,6 +41,7 @@ type torTarget struct {
 	kind torKind
 	bin  string
 	tag  string // short name for DNS query names
+	tcp  bool   // product configuration over Tor's TCP ControlPort and SocksPort
 }
 
 // torEnv is the Tor side of a run: the private network or one given by
@@ -48,6 +49,11 @@ type torTarget struct {
 type torEnv struct {
 	socks, control, cookie, dnsPort string
 	dest                            netip.AddrPort
+	// productSocks/productControl are what socksd's product configuration
+	// uses: Unix sockets, as deploy/torrc.socksd gives the system tor (no
+	// loopback TCP hop, no Nagle/delayed-ACK stalls on the control
+	// connection), when the bench runs its own network; else socks/control.
+	productSocks, productControl string
 }
 
 // runTor is issue 8 item 3: through a real Tor (a private network on
@@ -75,6 +81,7 @@ func runTor(args []string) error {
 	torDNS := fs.String("tor-dns", "", "with -socks: its DNSPort (AutomapHostsOnResolve 1, AutomapHostsSuffixes ., VirtualAddrNetworkIPv4 "+torVirtualNet.String()+")")
 	socksd := fs.String("socksd", "", "socksd binary")
 	socksdB := fs.String("socksd-b", "", "optional candidate socksd build, measured as socksdB>tor (product configuration)")
+	tcpToo := fs.Bool("tcp-too", false, "also measure the product configuration over Tor's TCP ControlPort and SocksPort as socksd-tcp>tor (the product one uses Unix sockets when the bench starts the network)")
 	plain := fs.Bool("plain", false, "also measure socksd with control = \"none\" (plain chaining) as socksd-plain>tor")
 	n := fs.Int("n", 100, "TTFB requests per target per repetition")
 	circuits := fs.Int("circuits", 4, "isolation identities (so circuits) per target per repetition: Tor's direct client gets a new SOCKS username, socksd a new client source address (a new isolation key)")
@@ -127,6 +134,9 @@ func runTor(args []string) error {
 	targets := []torTarget{{name: "tor", kind: kindTor, tag: "tor"}, {name: "socksd>tor", kind: kindProduct, bin: *socksd, tag: "sd"}}
 	if *socksdB != "" {
 		targets = append(targets, torTarget{name: "socksdB>tor", kind: kindProduct, bin: *socksdB, tag: "sdb"})
+	}
+	if *tcpToo {
+		targets = append(targets, torTarget{name: "socksd-tcp>tor", kind: kindProduct, bin: *socksd, tag: "sdt", tcp: true})
 	}
 	if *plain {
 		targets = append(targets, torTarget{name: "socksd-plain>tor", kind: kindPlain, bin: *socksd})
@@ -182,7 +192,8 @@ func torNetwork(ctx context.Context, socks, dest, control, cookie, torDNS string
 		if (control == "") != (cookie == "") {
 			return torEnv{}, nil, fmt.Errorf("-control and -cookie go together")
 		}
-		return torEnv{socks: socks, control: control, cookie: cookie, dnsPort: torDNS, dest: d}, func() {}, nil
+		return torEnv{socks: socks, control: control, cookie: cookie, dnsPort: torDNS, dest: d,
+			productSocks: socks, productControl: control}, func() {}, nil
 	}
 	dnsPort, err := freeUDP()
 	if err != nil {
@@ -194,17 +205,26 @@ func torNetwork(ctx context.Context, socks, dest, control, cookie, torDNS string
 	// The client tor answers every A query on its DNSPort with a virtual
 	// address (tor-manual: AutomapHostsOnResolve, AutomapHostsSuffixes "."
 	// = all names) from a range apart from socksd's bridge.
+	// A short private directory for the Unix sockets (sun_path holds 108
+	// bytes; tor wants the directory private).
+	sockDir, err := os.MkdirTemp("", "sbtor")
+	if err != nil {
+		return torEnv{}, nil, err
+	}
 	nw, err := tornet.Start(ctx, tornet.Options{
 		Exits: 2, NoOnion: true, Logf: logf,
-		ExtraClientTorrc: fmt.Sprintf("DNSPort %s\nAutomapHostsOnResolve 1\nAutomapHostsSuffixes .\nVirtualAddrNetworkIPv4 %s\n", dnsPort, torVirtualNet),
+		ExtraClientTorrc: fmt.Sprintf("DNSPort %s\nAutomapHostsOnResolve 1\nAutomapHostsSuffixes .\nVirtualAddrNetworkIPv4 %s\n", dnsPort, torVirtualNet) +
+			fmt.Sprintf("ControlSocket %s\nSocksPort unix:%s ExtendedErrors\n", filepath.Join(sockDir, "control"), filepath.Join(sockDir, "socks")),
 	})
 	if err != nil {
+		os.RemoveAll(sockDir)
 		return torEnv{}, nil, fmt.Errorf("tornet: %w", err)
 	}
 	logf("private Tor network up in %s (%s)", time.Since(t0).Round(time.Second), nw.Dir)
 	d, _ := netip.ParseAddrPort(nw.HTTPAddr())
-	env := torEnv{socks: nw.SOCKSAddr(), control: nw.ControlAddr(), cookie: nw.CookiePath, dnsPort: dnsPort, dest: d}
-	return env, func() { nw.Close() }, nil
+	env := torEnv{socks: nw.SOCKSAddr(), control: nw.ControlAddr(), cookie: nw.CookiePath, dnsPort: dnsPort, dest: d,
+		productSocks: "unix:" + filepath.Join(sockDir, "socks"), productControl: "unix:" + filepath.Join(sockDir, "control")}
+	return env, func() { nw.Close(); os.RemoveAll(sockDir) }, nil
 }
 
 // freeUDP returns a 127.0.0.1 address whose UDP and TCP ports were both

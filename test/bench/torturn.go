@@ -102,7 +102,11 @@ func torTurn(b *bench, env torEnv, t torTarget, rep int, obs *streamObserver, re
 				if bridge, err = freeUDP(); err != nil {
 					return nil, err
 				}
-				text = socksdProductConf(addr, env, dir, metricsAddr, bridge)
+				e := env
+				if t.tcp {
+					e.productControl, e.productSocks = env.control, env.socks
+				}
+				text = socksdProductConf(addr, e, dir, metricsAddr, bridge)
 			}
 			if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 				return nil, err
@@ -244,5 +248,5 @@ listen = %q
 listen = [%q]
 automap = "all"
 virtual_network_ipv4 = %q
-`, filepath.Join(dir, "state"), addr, env.control, env.socks, metricsAddr, bridge, bridgeVirtualNet)
+`, filepath.Join(dir, "state"), addr, env.productControl, env.productSocks, metricsAddr, bridge, bridgeVirtualNet)
 }
