@@ -64,8 +64,10 @@ tornet:
 	$(GO) run ./cmd/tornet up $(TORNET_DIR)
 
 BENCH_MODE ?=
+# -unix-upstream: socksd also reaches U over a Unix socket, as it reaches
+# the system tor in deploy/ (torrc.socksd's SocksPort unix:...).
 bench:
-	bash test/bench/run.sh $(BENCH_MODE)
+	bash test/bench/run.sh $(BENCH_MODE) -unix-upstream
 
 install:
 	deploy/install.sh

@@ -235,6 +235,7 @@ func (b *bench) startSink() error {
 		return err
 	}
 	c := exec.Command(self, "sink")
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the load tool
 	stdin, err := c.StdinPipe()
 	if err != nil {
 		return err

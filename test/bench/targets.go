@@ -80,10 +80,12 @@ func stopCmd(c *exec.Cmd) {
 }
 
 // startCmd starts a process in its own process group (so dante's children
-// are stopped with it), stdout/stderr to a log file in dir.
+// are stopped with it), stdout/stderr to a log file in dir. It dies with
+// the load tool (Pdeathsig): run.sh's time limit kills the tool, and no
+// peer may outlive it.
 func startCmd(dir, logName string, name string, args ...string) (*exec.Cmd, error) {
 	c := exec.Command(name, args...)
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	f, err := os.Create(filepath.Join(dir, logName+".log"))
 	if err != nil {
 		return nil, err
