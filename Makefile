@@ -67,7 +67,7 @@ BENCH_MODE ?=
 # -unix-upstream: socksd also reaches U over a Unix socket, as it reaches
 # the system tor in deploy/ (torrc.socksd's SocksPort unix:...).
 bench:
-	bash test/bench/run.sh $(BENCH_MODE) -unix-upstream
+	bash test/bench/run.sh $(or $(BENCH_MODE),full) -unix-upstream
 
 install:
 	deploy/install.sh
