@@ -56,7 +56,7 @@ if [ ${#socksd[@]} -eq 0 ]; then
 	exit 1
 fi
 case $mode in
-quick) torflags=(-reps 3 -n 40 -circuits 4 -bulk-n 1 -bulk-bytes $((8 << 20)) -dns-time 1s -dns-new 5000) ;;
+quick) torflags=(-reps 3 -n 40 -circuits 4 -bulk-n 4 -bulk-bytes $((2 << 20)) -dns-time 1s -dns-new 5000) ;;
 full) torflags=(-reps 3 -plain -tcp-too) ;;
 esac
 export TORNET_KEYCACHE=${TORNET_KEYCACHE-$HOME/.cache/socksd/tornet-keys}

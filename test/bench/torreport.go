@@ -57,9 +57,10 @@ func torReport(r *torResults, targets []torTarget, in torReportInfo) string {
 	}
 	fmt.Fprintf(&md, "# Through a private Tor network\n\n`socksbench tor` on %s. Load average %s at the start, %s at the end "+
 		"(other work shared this 2-core machine: figures are relative within this run). Per repetition and target, alternating: "+
-		"%d GET / over %d isolation identities, %d GET of %d MiB, then the DNS runs; %d repetitions. "+
+		"%d GET / over %d isolation identities, %d GET of %d MiB (each on a fresh identity, after one GET / on it, so bulk samples as many circuits), then the DNS runs; %d repetitions. "+
 		"socksd>tor is socksd's product configuration: control port with cookie auth, a circuit per isolation key (attach_streams), "+
-		"DNS bridge on %s; it is started fresh for each of its turns and stopped after it.\n\n",
+		"DNS bridge on %s, over Unix sockets (as deploy/ configures it) when the bench runs its own network; "+
+		"socksd-tcp>tor the same over Tor's TCP ports; socksd-plain>tor chains to the SocksPort with control = \"none\". Each socksd is started fresh for each of its turns and stopped after it.\n\n",
 		net, in.loadStart, in.loadEnd, in.n, in.circuits, in.bulkN, in.bulkBytes>>20, in.reps, bridgeVirtualNet)
 
 	md.WriteString("## Time to first byte and bulk\n\n| target | TTFB p50 (ms) | TTFB p99 (ms) | bulk median (MB/s) | bulk min–max | errors |\n|---|---|---|---|---|---|\n")

@@ -149,10 +149,28 @@ func torTurn(b *bench, env torEnv, t torTarget, rep int, obs *streamObserver, re
 		}
 		res.ttfb[t.name] = append(res.ttfb[t.name], el)
 	}
-	if obs != nil {
-		obs.setLabel(obsLabel{target: t.name})
-	}
-	for range s.bulkN {
+	// Bulk: each GET on a fresh identity, so a turn samples bulkN circuits
+	// rather than one (throughput through this network varies several-fold
+	// between circuits, more than between targets). A small GET first
+	// builds (socksd) or picks (Tor) the circuit, so the timed GET does not
+	// include a circuit build that only one of the targets would pay.
+	for j := range s.bulkN {
+		id := 1_000_000 + rep*s.bulkN + j
+		if t.kind == kindTor {
+			d.user = fmt.Sprintf("bench-bulk-%d", id)
+		} else {
+			d.src = 20_000 + rep*s.bulkN + j // apart from the TTFB identities' 1000+
+		}
+		if obs != nil {
+			obs.setLabel(obsLabel{target: t.name, fresh: true})
+		}
+		if _, _, err := httpGet(&d, env.dest, "/", 30*time.Second); err != nil {
+			res.errs[t.name]++
+			continue
+		}
+		if obs != nil {
+			obs.setLabel(obsLabel{target: t.name})
+		}
 		start := time.Now()
 		_, got, err := httpGet(&d, env.dest, fmt.Sprintf("/bytes?n=%d", s.bulkBytes), 120*time.Second)
 		if err != nil || got < int64(s.bulkBytes) {
