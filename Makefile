@@ -5,8 +5,9 @@
 #   make run      run socksd with config.example.toml
 #   make tornet   bring up a private Tor network by hand (Ctrl-C tears it down;
 #                 TORNET_DIR=dir keeps it there, default a temp dir)
-#   make bench    the issue-8 benchmark suite (test/bench/run.sh; `quick` mode
-#                 with BENCH_MODE=quick), report in results/
+#   make bench    the issue-8 benchmark suite (test/bench/run.sh): loopback
+#                 peers, then through a private Tor network; BENCH_MODE=quick,
+#                 BENCH_TOR=0 (loopback only), BENCH_OUT=dir (default results/)
 #   make install  install socksd as a systemd service (deploy/install.sh);
 #                 make uninstall removes it
 #
