@@ -326,13 +326,7 @@ func (d *pdir) step() (again, end bool, err error) {
 	d.p.waiting.Add(1)
 	d.state.Store(dirWaiting)
 	if !d.bulk {
-		err := d.rc.Read(d.trySmall)
-		d.state.Store(dirRunning)
-		d.p.waiting.Add(-1)
-		if err == nil {
-			err = d.ierr
-		}
-		switch {
+		switch err := d.waitRead(d.trySmall); {
 		case err != nil:
 			return false, true, err
 		case d.again:
@@ -358,13 +352,7 @@ func (d *pdir) step() (again, end bool, err error) {
 		}
 		return false, false, nil
 	}
-	err = d.rc.Read(d.tryBulk)
-	d.state.Store(dirRunning)
-	d.p.waiting.Add(-1)
-	if err == nil {
-		err = d.ierr
-	}
-	switch {
+	switch err := d.waitRead(d.tryBulk); {
 	case err != nil:
 		return false, true, err
 	case d.again:
@@ -378,6 +366,18 @@ func (d *pdir) step() (again, end bool, err error) {
 	m, err := d.rf.ReadFrom(&io.LimitedReader{R: d.src, N: int64(d.avail)})
 	d.total += m
 	return false, err != nil, err
+}
+
+// waitRead runs one of the read callbacks in Go's netpoller (a sweep may
+// end the wait) and returns the socket's error or the callback's.
+func (d *pdir) waitRead(f func(fd uintptr) bool) error {
+	err := d.rc.Read(f)
+	d.state.Store(dirRunning)
+	d.p.waiting.Add(-1)
+	if err == nil {
+		err = d.ierr
+	}
+	return err
 }
 
 // park registers src for one readiness event and gives up the goroutine
