@@ -12,10 +12,11 @@ import (
 	"socksd/internal/leakcheck"
 )
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t testing.TB) (a, b *net.TCPConn) {
+// connPair returns the two ends (dialled, accepted) of one connection to
+// a listener on network/addr; both are closed when the test ends.
+func connPair(t testing.TB, network, addr string) (a, b net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,36 +29,7 @@ func tcpPair(t testing.TB) (a, b *net.TCPConn) {
 		}
 		acc <- c
 	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := <-acc
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
-
-// unixPair returns the two ends of a Unix stream connection.
-func unixPair(t testing.TB) (a, b *net.UnixConn) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "s")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	acc := make(chan *net.UnixConn, 1)
-	go func() {
-		c, err := ln.AcceptUnix()
-		if err != nil {
-			c = nil
-		}
-		acc <- c
-	}()
-	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	c, err := net.Dial(network, ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +39,20 @@ func unixPair(t testing.TB) (a, b *net.UnixConn) {
 	}
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c, s
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t testing.TB) (a, b *net.TCPConn) {
+	t.Helper()
+	c, s := connPair(t, "tcp", "127.0.0.1:0")
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// unixPair returns the two ends of a Unix stream connection.
+func unixPair(t testing.TB) (a, b *net.UnixConn) {
+	t.Helper()
+	c, s := connPair(t, "unix", filepath.Join(t.TempDir(), "s"))
+	return c.(*net.UnixConn), s.(*net.UnixConn)
 }
 
 type relayResult struct {
