@@ -15,6 +15,7 @@ import (
 
 	"socksd/dispatch"
 	"socksd/internal/leakcheck"
+	"socksd/internal/sockopttest"
 	"socksd/internal/sockstest"
 	"socksd/isolation"
 	"socksd/socks5"
@@ -306,18 +307,7 @@ func TestUpstreamSocketHasNoKeepAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rc, err := st.(*Stream).TCPConn().SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var on int
-	var gerr error
-	if err := rc.Control(func(fd uintptr) {
-		on, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
-	}); err != nil || gerr != nil {
-		t.Fatal(err, gerr)
-	}
-	if on != 0 {
+	if on := sockopttest.Int(t, st.(*Stream).TCPConn(), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); on != 0 {
 		t.Errorf("SO_KEEPALIVE = %d on the upstream socket, want 0", on)
 	}
 }

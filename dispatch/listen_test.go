@@ -6,6 +6,8 @@ import (
 	"net"
 	"syscall"
 	"testing"
+
+	"socksd/internal/sockopttest"
 )
 
 func TestIsLoopback(t *testing.T) {
@@ -50,21 +52,7 @@ func TestLoopbackListenerNoKeepAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	rc, err := sc.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var on int
-	var gerr error
-	if err := rc.Control(func(fd uintptr) {
-		on, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if gerr != nil {
-		t.Fatal(gerr)
-	}
-	if on != 0 {
+	if on := sockopttest.Int(t, sc.(*net.TCPConn), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); on != 0 {
 		t.Errorf("SO_KEEPALIVE = %d on a socket accepted on 127.0.0.1, want 0", on)
 	}
 }

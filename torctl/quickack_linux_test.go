@@ -6,20 +6,13 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"socksd/internal/sockopttest"
 )
 
 func quickAck(t *testing.T, c *net.TCPConn) int {
 	t.Helper()
-	rc, err := c.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v int
-	var gerr error
-	if err := rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK) }); err != nil || gerr != nil {
-		t.Fatal(err, gerr)
-	}
-	return v
+	return sockopttest.Int(t, c, unix.IPPROTO_TCP, unix.TCP_QUICKACK)
 }
 
 // Every read from a TCP control connection leaves it acknowledging at once
