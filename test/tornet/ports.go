@@ -25,7 +25,8 @@ const (
 	offHSControl = 29
 	offHTTP      = 30
 	offDNS       = 31 // UDP and TCP
-	offSpare     = 32 // 32-39: free for tests (a managed tor's SocksPort...)
+	offSpare     = 32 // 32-38: free for tests (a managed tor's SocksPort...)
+	offHTTPTun   = 39 // the client's HTTPTunnelPort
 	maxExits     = offSocks - offExitOR
 )
 

@@ -2,9 +2,10 @@
 // end-to-end tests, the way Tor's own chutney does: 3 directory
 // authorities, N exit relays (each sending its exit traffic from its own
 // loopback address 127.0.0.2, .3, ...), a v3 onion service, a client tor with
-// SocksPorts and a cookie-authenticated ControlPort, plus, in this process, a
-// test HTTP server (the exits' target and the onion's backend) and the exits'
-// only DNS server (a fixed zone, no upstream).
+// SocksPorts, an HTTPTunnelPort and a cookie-authenticated ControlPort,
+// plus, in this process, a test HTTP server (the exits' target and the
+// onion's backend) and the exits' only DNS server (a fixed zone, no
+// upstream).
 //
 // Everything listens on 127.0.0.1 in a block of ports reserved with a lock
 // file, so several networks (say two test packages) can run at once. Start
@@ -111,18 +112,19 @@ type Timings struct {
 
 // Network is a running private Tor network. Fields are read-only.
 type Network struct {
-	Dir           string
-	SOCKSPort     int    // client SocksPort (plain); 0 with NoClient
-	SOCKSPortExt  int    // client SocksPort with ExtendedErrors; 0 with NoClient
-	ControlPort   int    // client ControlPort; 0 with NoClient
-	CookiePath    string // client control_auth_cookie
-	HSControlPort int    // the onion service tor's ControlPort
-	HTTPPort      int    // test HTTP server on 127.0.0.1
-	DNSPort       int    // test DNS server on 127.0.0.1 (UDP+TCP)
-	OnionHost     string // "<56 chars>.onion"; "" with NoOnion
-	Exits         []Exit
-	Authorities   []Relay
-	Timings       Timings
+	Dir            string
+	SOCKSPort      int    // client SocksPort (plain); 0 with NoClient
+	SOCKSPortExt   int    // client SocksPort with ExtendedErrors; 0 with NoClient
+	HTTPTunnelPort int    // client HTTPTunnelPort (HTTP CONNECT); 0 with NoClient
+	ControlPort    int    // client ControlPort; 0 with NoClient
+	CookiePath     string // client control_auth_cookie
+	HSControlPort  int    // the onion service tor's ControlPort
+	HTTPPort       int    // test HTTP server on 127.0.0.1
+	DNSPort        int    // test DNS server on 127.0.0.1 (UDP+TCP)
+	OnionHost      string // "<56 chars>.onion"; "" with NoOnion
+	Exits          []Exit
+	Authorities    []Relay
+	Timings        Timings
 
 	cfg     *config
 	dns     *dnsServer
@@ -274,6 +276,7 @@ func (n *Network) start(ctx context.Context, opt Options, t0 time.Time) error {
 	if !opt.NoClient {
 		n.SOCKSPort = ports.port(offSocks)
 		n.SOCKSPortExt = ports.port(offSocksExt)
+		n.HTTPTunnelPort = ports.port(offHTTPTun)
 		n.ControlPort = ports.port(offControl)
 		n.CookiePath = filepath.Join(cfg.dir, "client", "control_auth_cookie")
 	}
@@ -494,6 +497,10 @@ func (n *Network) SOCKSAddr() string { return addr(n.SOCKSPort) }
 // SOCKSAddrExt is the client's SocksPort with ExtendedErrors.
 func (n *Network) SOCKSAddrExt() string { return addr(n.SOCKSPortExt) }
 
+// HTTPTunnelAddr is the client's HTTPTunnelPort, "127.0.0.1:P": tor's own
+// HTTP CONNECT, for tests that compare socksd's answers with tor's.
+func (n *Network) HTTPTunnelAddr() string { return addr(n.HTTPTunnelPort) }
+
 // ControlAddr is the client's ControlPort (cookie auth, CookiePath).
 func (n *Network) ControlAddr() string { return addr(n.ControlPort) }
 
@@ -593,6 +600,7 @@ func (n *Network) Env() []string {
 		env = append(env,
 			"SOCKS_PORT="+strconv.Itoa(n.SOCKSPort),
 			"SOCKS_PORT_EXT="+strconv.Itoa(n.SOCKSPortExt),
+			"HTTP_TUNNEL_PORT="+strconv.Itoa(n.HTTPTunnelPort),
 			"CONTROL_PORT="+strconv.Itoa(n.ControlPort),
 			"COOKIE_PATH="+n.CookiePath)
 	}

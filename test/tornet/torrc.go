@@ -156,10 +156,11 @@ const clientBuildTimeout = "LearnCircuitBuildTimeout 0\nCircuitBuildTimeout 30\n
 func (c *config) clientTorrc(n *Network) string {
 	return c.commonTorrc("client") + clientBuildTimeout + fmt.Sprintf(`SocksPort 127.0.0.1:%d
 SocksPort 127.0.0.1:%d ExtendedErrors
+HTTPTunnelPort 127.0.0.1:%d
 ControlPort 127.0.0.1:%d
 CookieAuthentication 1
 %s
-`, n.SOCKSPort, n.SOCKSPortExt, n.ControlPort, c.extraClient)
+`, n.SOCKSPort, n.SOCKSPortExt, n.HTTPTunnelPort, n.ControlPort, c.extraClient)
 }
 
 func (c *config) onionTorrc(n *Network) string {
