@@ -19,63 +19,69 @@ import (
 	"go.uber.org/zap"
 )
 
-// Status is a snapshot of the daemon for the status page. Nothing in it
-// names a destination or a username: identities are hashed key strings.
+// Status is a snapshot of the daemon for the status page and GET /status.
+// Nothing in it names a destination or a username: identities are hashed
+// key strings.
+//
+// The JSON keys are an interface (README "Status JSON"): lower-case
+// snake_case, stable across versions. A new field gets a tag of that form
+// (TestStatusJSONKeys pins the whole set); renaming or removing a key is a
+// breaking change.
 type Status struct {
-	Version    string
-	Started    time.Time
-	Tor        TorStatus
-	Listeners  []Listener
-	Streams    map[string]int // live streams by client protocol
-	Identities []Identity     // isolation identities with live streams
-	DNS        *DNSStatus     // nil: the DNS bridge is off
-	Replies    []ReplyCount   // replies sent since start, by protocol and code
-	Recent     []RecentError  // the latest failures, newest first
+	Version    string         `json:"version"`
+	Started    time.Time      `json:"started"` // RFC 3339
+	Tor        TorStatus      `json:"tor"`
+	Listeners  []Listener     `json:"listeners"`
+	Streams    map[string]int `json:"streams"`    // live streams by client protocol
+	Identities []Identity     `json:"identities"` // isolation identities with live streams
+	DNS        *DNSStatus     `json:"dns"`        // null: the DNS bridge is off
+	Replies    []ReplyCount   `json:"replies"`    // replies sent since start, by protocol and code
+	Recent     []RecentError  `json:"recent"`     // the latest failures, newest first
 }
 
 // TorStatus is the state of socksd's connection to Tor.
 type TorStatus struct {
-	Mode       string // "control port", "managed tor", "SocksPort only (no control port)"
-	Control    string // control port address, "" without one
-	SOCKS      string // SocksPort in use
-	Connected  bool   // control connection up (always false without one)
-	Bootstrap  int    // percent; -1 unknown (no control port)
-	Reconnects int
-	LastError  string
+	Mode       string `json:"mode"`       // "control port", "managed tor", "SocksPort only (no control port)"
+	Control    string `json:"control"`    // control port address, "" without one
+	SOCKS      string `json:"socks"`      // SocksPort in use
+	Connected  bool   `json:"connected"`  // control connection up (always false without one)
+	Bootstrap  int    `json:"bootstrap"`  // percent; -1 unknown (no control port)
+	Reconnects int    `json:"reconnects"` // control connections re-established since start
+	LastError  string `json:"last_error"` // why the control connection last failed, "" if never
 }
 
 // Listener is one SOCKS listener.
 type Listener struct {
-	Config string // as configured
-	Addr   string // bound address
+	Config string `json:"config"` // as configured
+	Addr   string `json:"addr"`   // bound address
 }
 
 // Identity is one isolation identity with live streams.
 type Identity struct {
-	Key      string   // isolation.Key.String(): a hash, never a credential
-	Streams  int      // live streams
-	Circuits []string // circuit IDs socksd built for it
+	Key      string   `json:"key"`      // isolation.Key.String(): a hash, never a credential
+	Streams  int      `json:"streams"`  // live streams
+	Circuits []string `json:"circuits"` // circuit IDs socksd built for it
 }
 
 // DNSStatus is the DNS bridge's table.
 type DNSStatus struct {
-	Listen   []string
-	Mappings int
-	Capacity int
+	Listen   []string `json:"listen"`
+	Mappings int      `json:"mappings"`
+	Capacity int      `json:"capacity"`
 }
 
 // ReplyCount is how often a reply code was sent.
 type ReplyCount struct {
-	Protocol string
-	Code     string
-	Count    int
+	Protocol string `json:"protocol"`
+	Code     string `json:"code"` // "0x04"
+	Count    int    `json:"count"`
 }
 
 // RecentError is one failed request (no destination).
 type RecentError struct {
-	Time     time.Time
-	Protocol string
-	Code     string // e.g. "0x04 host unreachable"
+	Time     time.Time `json:"time"`
+	Protocol string    `json:"protocol"`
+	Code     string    `json:"code"` // e.g. "0x04 host unreachable"
 }
 
 // Handler serves the admin endpoints. Nil functions disable what needs
