@@ -14,8 +14,7 @@ import (
 // Sentinel errors of this package.
 var (
 	// ErrUnknownKey marks a key the file sets that socksd does not know:
-	// a typo must not silently fall back to a default (CONVENTIONS: strict
-	// decoding).
+	// a typo must not silently fall back to a default.
 	ErrUnknownKey = errors.New("config: unknown key")
 	// ErrInvalid marks a value that decoded but failed validation.
 	ErrInvalid = errors.New("config: invalid value")

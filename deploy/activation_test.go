@@ -27,7 +27,7 @@ func socksdPkg() string {
 	return "../cmd/socksd"
 }
 
-// TestSocketActivatedSocksd is issue 7's proof for the unit's two systemd
+// TestSocketActivatedSocksd proves the unit's two systemd
 // protocols, run against the real socksd binary: it is started the way
 // systemd starts it from socksd.socket (a listening socket as fd 3,
 // LISTEN_FDS=1, LISTEN_FDNAMES=socks, LISTEN_PID = its own pid) with a

@@ -57,7 +57,7 @@ func (r *reader) more() error {
 	return err
 }
 
-// protoLabel is a Protocol's metric label and isolation.Input.Protocol.
+// String is a Protocol's metric label and isolation.Input.Protocol.
 func (p Protocol) String() string {
 	switch p {
 	case ProtoSOCKS4:
@@ -393,7 +393,8 @@ func (s *Server) countReply(proto string, code byte) {
 }
 
 // logRequest logs a request's destination at debug level only, scrubbed
-// under safe_logging (CONVENTIONS: no destination at info or above).
+// under safe_logging: a destination at info or above would be a privacy
+// leak in every shipped log.
 func (s *Server) logRequest(req *Request, st *Settings, what string, err error) {
 	if ce := s.log.Check(zap.DebugLevel, what); ce != nil {
 		dest := "[scrubbed]"

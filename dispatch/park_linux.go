@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Idle directions without goroutines (issue 8 item 5, docs/performance.md
-// "Profile findings" 3). A goroutine parked in Go's netpoller keeps its
+// Idle directions without goroutines (docs/performance.md "Profile
+// findings" 3). A goroutine parked in Go's netpoller keeps its
 // stack (2-8 KiB) for as long as the connection is idle; with thousands of
 // idle connections the stacks are most of socksd's memory. Instead, a
 // direction that finds its source empty registers the socket in one
@@ -63,7 +63,7 @@ const (
 var aLongTimeAgo = time.Unix(1, 0)
 
 // parking is the process-wide epoll set, as Go's netpoller is
-// process-wide; created on first use, gone after parkLinger without users.
+// process-wide; created on first use, gone after parkAfter without users.
 var parking struct {
 	mu sync.Mutex
 	p  *parker

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The relay of a proxied connection on Linux (issue 8 item 5; measured in
+// The relay of a proxied connection on Linux (measured in
 // docs/performance.md as socksdB).
 //
 // Two modes per direction. Small: each wake reads what is queued into a
@@ -166,7 +166,8 @@ func copyUp(up Stream, c net.Conn) (int64, error) {
 		case *net.UnixConn:
 			// *net.UnixConn has no ReadFrom to splice a bounded count
 			// into; once the stream turns bulk, TCPConn.WriteTo
-			// (spliceTo) moves the rest and holds its pipe to the end.
+			// (Go's splice from a TCP source) moves the rest and holds its
+			// pipe to the end.
 			n, bulk, err := relay(u, cc, nil)
 			if !bulk {
 				return n, err
@@ -197,7 +198,7 @@ func copyDown(c net.Conn, up Stream) (int64, error) {
 		case *net.TCPConn:
 			m, err = relayTCP(cc, u)
 		case *net.UnixConn:
-			m, err = relayTCP(cc, u) // spliceFrom takes a Unix source
+			m, err = relayTCP(cc, u) // splice(2) takes a Unix source
 		default:
 			m, err = io.Copy(c, up)
 		}

@@ -14,8 +14,8 @@ import (
 // which is never weaker than what was asked).
 const maxRenewals = 4096
 
-// renewals holds the epochs of identities renewed one by one (issue 6
-// item 5): by SOCKS username, or by client application. Entries are keyed
+// renewals holds the epochs of identities renewed one by one (the status
+// page's per-identity "new identity"): by SOCKS username, or by client application. Entries are keyed
 // by a SHA-256 of kind and value, so no username is kept in clear. n is
 // the table's size, read without the lock: with no renewals (the common
 // case) a connection pays nothing.

@@ -11,7 +11,8 @@ import (
 )
 
 // replyCode is THE mapping from any failure to socksd's canonical code
-// (CONVENTIONS: one function, errors.As, never the error's text):
+// (one function, errors.As, never the error's text: a reworded message
+// must not change what a client is told):
 //   - a *socks5.ReplyError anywhere in the chain carries its code;
 //   - a context deadline (our own timeout) is 0x06 TTL expired, what Tor
 //     answers a stream that timed out;
@@ -33,7 +34,7 @@ func replyCode(err error) socks5.Reply {
 // clientCode is the code a SOCKS5 client sees. Tor's onion-service codes
 // 0xF0–0xF7 (proposal 304) go out only with extended_errors; otherwise
 // they become what a SocksPort without ExtendedErrors answers (measured
-// on tor 0.4.9.11, shared/tornet/README and test/e2e TestTorOnionReplies):
+// on tor 0.4.9.11, test/e2e TestTorOnionReplies):
 // 0x01 general failure for a malformed onion address (F6), 0x04 host
 // unreachable for the rest, each of which says the service (the "host")
 // could not be reached. Unassigned codes become 0x01.

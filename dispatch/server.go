@@ -41,7 +41,7 @@ type ListenerConfig struct {
 	Addr   string
 	Policy isolation.Policy
 	// AppLookup, if set and Policy has isolation.ClientApp, finds the
-	// application owning a client connection (issue 6). An error means
+	// application owning a client connection. An error means
 	// "unknown application" (App.Known false), never a refusal.
 	AppLookup func(conn net.Conn) (isolation.App, error)
 	// Listener, if set, is an already-open socket to serve instead of
@@ -87,7 +87,7 @@ type Server struct {
 	// sessions holds every live connection (*session → struct{}) for
 	// Shutdown's force-close. A sync.Map, not a mutex-guarded map: each
 	// connection registers from its own goroutine, so the accept loop
-	// takes no lock and connections do not serialise on one (issue 8).
+	// takes no lock and connections do not serialise on one.
 	sessions sync.Map
 	// forced is set when Shutdown's grace period is over; a connection
 	// registering after that closes itself (see serve).

@@ -225,7 +225,8 @@ func randInput(r *rand.Rand) Input {
 }
 
 // TestKeyProperty: inputs differing in an enabled field get different keys;
-// inputs differing only in disabled fields get equal keys (issue 6 proof).
+// inputs differing only in disabled fields get equal keys: a policy's fields,
+// and only they, decide which streams may share a circuit.
 func TestKeyProperty(t *testing.T) {
 	r := rand.New(rand.NewPCG(171, 2010))
 	single := []Fields{SOCKSAuth, ClientAddr, ClientProtocol, DestPort, DestAddr, ClientApp}

@@ -168,7 +168,7 @@ func (b *Bridge) now() time.Time { return b.cfg.Now() }
 // IsVirtual reports whether a is in one of the bridge's virtual networks,
 // mapped or not. The dispatcher lets such addresses pass safe_socks and
 // reject_internal: they are names in disguise, and Tor's MAPADDRESS turns
-// them back (issue 5 item 4).
+// them back.
 func (b *Bridge) IsVirtual(a netip.Addr) bool {
 	return b.familyOf(a) != nil
 }
@@ -274,8 +274,8 @@ func (b *Bridge) mapName(ctx context.Context, f *family, name string) (addr neti
 		gen := m.gen
 		b.mu.Unlock()
 		if b.saver != nil {
-			// A restart must keep every address an app was told (issue 5
-			// item 3): the answer waits until the mapping is on disk —
+			// A restart must keep every address an app was told (an
+			// app caches it for the TTL or longer): the answer waits until the mapping is on disk —
 			// also for a query that found it made by a concurrent one.
 			// Concurrent new names share one write; a saved mapping
 			// returns at once.

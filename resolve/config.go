@@ -23,7 +23,7 @@ type Tor interface {
 	Resolve(ctx context.Context, name string, reverse bool) (answer string, err error)
 }
 
-// Mode says which names get a virtual address (issue 5 item 2).
+// Mode says which names get a virtual address.
 type Mode uint8
 
 const (

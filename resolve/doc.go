@@ -1,4 +1,4 @@
-// Package resolve is socksd's DNS-to-MAPADDRESS bridge (issue 5).
+// Package resolve is socksd's DNS-to-MAPADDRESS bridge.
 //
 // Apps that can only speak SOCKS4 or SOCKS5-with-an-IP resolve names
 // themselves. Pointed at this DNS server, they get a virtual address instead

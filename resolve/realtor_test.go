@@ -25,7 +25,8 @@ import (
 
 // Real-tor tests run only against a running tor, e.g. a tornet client:
 //
-//	TORNET_BASEPORT=18000 /work/shared/tornet/up.sh /tmp/tnG; set -a; . /tmp/tnG/env; set +a
+//	go run ./cmd/tornet up /tmp/tnG &  # wait for its env lines
+//	set -a; . /tmp/tnG/env; set +a
 //	SOCKSD_TOR_CONTROL=127.0.0.1:$CONTROL_PORT SOCKSD_TOR_COOKIE=$COOKIE_PATH \
 //	SOCKSD_TOR_SOCKS=127.0.0.1:$SOCKS_PORT SOCKSD_TOR_HTTP_PORT=$HTTP_PORT \
 //	SOCKSD_TOR_ONION=$ONION_HOST go test ./resolve -run Real -v

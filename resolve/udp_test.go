@@ -42,7 +42,7 @@ func packet(t *testing.T, b *Bridge, src netip.Addr, wire []byte) (answer []byte
 }
 
 // Every wire case gets the same rcode through the fast path as through
-// ServeDNS (TestWire).
+// ServeDNS (TestWireQueries).
 func TestHandlePacketWireCases(t *testing.T) {
 	for _, tc := range wireCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,7 +145,7 @@ func TestHandlePacket(t *testing.T) {
 }
 
 // A mapping not yet on disk is not answered in place: the answer waits for
-// the saver (issue 5 item 3).
+// the saver: a restart must keep every address an app was told.
 func TestHandlePacketWaitsForDisk(t *testing.T) {
 	cfg := testConfig(newClock())
 	cfg.StateDir = t.TempDir()

@@ -5,7 +5,8 @@ import "net/netip"
 // AppendReply appends a request reply (RFC 1928 §6) with code and BND.ADDR
 // addr, BND.PORT port. An IPv4 (or IPv4-mapped) addr is sent as ATYP 1, an
 // IPv6 one as ATYP 4, and an invalid addr as ATYP 1 0.0.0.0: what Tor sends
-// for CONNECT success ("05 00 00 01 00000000 0000", shared/tornet/README)
+// for CONNECT success ("05 00 00 01 00000000 0000", observed with tor
+// 0.4.9.11)
 // and for failures. Every code, Tor's 0xF0–0xF7 included, is encodable.
 func AppendReply(dst []byte, code Reply, addr netip.Addr, port uint16) []byte {
 	dst = append(dst, Version, byte(code), 0x00)
@@ -39,7 +40,8 @@ func AppendReplyHost(dst []byte, code Reply, host string, port uint16) []byte {
 
 // AppendResolveFailure appends C Tor's answer to a failed RESOLVE or
 // RESOLVE_PTR: ATYP 0 and six zero bytes, "05 04 00 00 00000000 0000" for
-// code 0x04 (observed with tor 0.4.9.11, shared/tornet/README). Clients of
+// code 0x04 (observed with tor 0.4.9.11, testdata/ctor-0.4.9.11-observed.txt).
+// Clients of
 // Tor's resolve commands (tor-resolve aside) expect exactly this.
 func AppendResolveFailure(dst []byte, code Reply) []byte {
 	return append(dst, Version, byte(code), 0x00, ATYPNone, 0, 0, 0, 0, 0, 0)

@@ -139,7 +139,7 @@ func TestHandshakeVectors(t *testing.T) {
 		{name: "require auth, credentials approved", requireAuth: true, in: greetBoth + "01 04 'user' 04 'good' " + connectEx, written: "05 02 01 00",
 			req: wantReq{cmd: CmdConnect, host: "example.com", port: 80, hasAuth: true, user: "user", pass: "good"}},
 
-		// Hostile inputs from issue 2, each with its exact reply or close.
+		// Hostile inputs, each with its exact reply or close.
 		{name: "05 03 99 21 10: no acceptable method", in: "05 03 99 21 10", written: "05 ff", err: ErrNoAcceptableMethod},
 		{name: "05 00: zero methods", in: "05 00", written: "05 ff", err: ErrNoAcceptableMethod},
 		{name: "auth before negotiation: closed silently", in: "01 05 'alice' 03 'pw1' 05 01 00 01 7f000001 0050", err: ErrVersion},

@@ -15,8 +15,8 @@ import (
 //  3. unknown ATYP: reply 0x08 at once (the length of the rest is unknown).
 //
 // (C Tor answers 0x01 at the CMD byte for an unknown command and at the
-// ATYP byte for an unknown address type; issue 2 asks for 0x07 and 0x08,
-// the RFC 1928 codes. testdata/ctor-0.4.9.11-observed.txt has the probe.)
+// ATYP byte for an unknown address type; socksd answers 0x07 and 0x08,
+// the RFC 1928 codes, so a client learns what it did wrong. testdata/ctor-0.4.9.11-observed.txt has the probe.)
 //
 // Then, with the whole message read (so the client's bytes are consumed
 // before we answer and close):

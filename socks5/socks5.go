@@ -30,7 +30,8 @@ const (
 	ATYPDomain = 0x03
 	ATYPIPv6   = 0x04
 	// ATYPNone is not in RFC 1928: C Tor answers a failed RESOLVE with ATYP 0
-	// and six zero bytes (observed with tor 0.4.9.11, shared/tornet/README).
+	// and six zero bytes (observed with tor 0.4.9.11,
+	// testdata/ctor-0.4.9.11-observed.txt).
 	ATYPNone = 0x00
 )
 

@@ -15,7 +15,8 @@ import (
 // Real-tor tests run only when SOCKSD_TOR_CONTROL (host:port or unix:/path)
 // and SOCKSD_TOR_COOKIE point at a running tor, e.g. a tornet client:
 //
-//	/work/shared/tornet/up.sh /tmp/tn; set -a; . /tmp/tn/env; set +a
+//	go run ./cmd/tornet up /tmp/tn &  # wait for its env lines
+//	set -a; . /tmp/tn/env; set +a
 //	SOCKSD_TOR_CONTROL=127.0.0.1:$CONTROL_PORT SOCKSD_TOR_COOKIE=$COOKIE_PATH go test ./torctl -run Real
 func realTor(t *testing.T) (addr, cookie string) {
 	t.Helper()

@@ -12,8 +12,8 @@ import (
 	"socksd/isolation"
 )
 
-// The attacher owns circuit choice for socksd's streams (issue 3 item 3,
-// control-spec §3.13). With __LeaveStreamsUnattached=1 Tor reports every
+// The attacher owns circuit choice for socksd's streams (control-spec
+// §3.13). With __LeaveStreamsUnattached=1 Tor reports every
 // new client stream (STREAM NEW / NEWRESOLVE, then CONTROLLER_WAIT) and
 // waits for ATTACHSTREAM. The attacher:
 //

@@ -58,8 +58,7 @@ type State struct {
 
 // Controller owns socksd's control connection to Tor: it connects,
 // authenticates, subscribes, configures, discovers the SocksPort, feeds the
-// attacher, and reconnects with backoff when the connection ends
-// (issue 3 item 7).
+// attacher, and reconnects with backoff when the connection ends.
 type Controller struct {
 	cfg ControllerConfig
 	log *zap.Logger

@@ -1,4 +1,4 @@
-// Package torup is socksd's Tor upstream (issue 3): data goes to Tor's
+// Package torup is socksd's Tor upstream: data goes to Tor's
 // SocksPort, decisions go over its control port.
 //
 // Data path. Every client stream gets its own connection to the SocksPort

@@ -1,7 +1,7 @@
 package torup
 
 // Real-Tor tests. They run only when a Tor client is given through the
-// environment, e.g. from a private network (/work/shared/tornet/up.sh DIR):
+// environment, e.g. from a private network (go run ./cmd/tornet up DIR):
 //
 //	set -a; . DIR/env; set +a
 //	SOCKSD_TOR_CONTROL=127.0.0.1:$CONTROL_PORT SOCKSD_TOR_COOKIE=$COOKIE_PATH \
@@ -154,7 +154,7 @@ func circuitLine(t *testing.T, c *torctl.Conn, id string) string {
 	return ""
 }
 
-// streamCircuits records, per SOURCE_ADDR... per stream, the circuit Tor
+// streamLog records, per stream, the circuit Tor
 // reported it SUCCEEDED on, through the controller's event hook.
 type streamLog struct {
 	mu        sync.Mutex
@@ -606,7 +606,8 @@ func TestRealDNSTor(t *testing.T) {
 	}
 }
 
-// Attach latency on an existing circuit (issue 8: p50 and p99 <= 2 ms).
+// Attach latency on an existing circuit: p50 and p99 at most 2 ms, so
+// socksd's attaching never adds a noticeable delay to a stream.
 func TestRealAttachLatency(t *testing.T) {
 	e := realTor(t)
 	reg := prometheus.NewRegistry()

@@ -307,7 +307,7 @@ func (t *Tor) Status() Status {
 }
 
 // NewIdentity does Tor's SIGNAL NEWNYM and retires every circuit socksd
-// built, so no new stream reuses one (issue 6 item 5). The caller also
+// built, so no new stream reuses one. The caller also
 // moves to a new isolation epoch, which gives every later stream a new key.
 func (t *Tor) NewIdentity(ctx context.Context) error {
 	if t.ctl == nil {

@@ -10,7 +10,7 @@ import (
 )
 
 // virtualUpstream pins the DNS bridge's mapping for as long as a stream to
-// one of its virtual addresses lives (issue 5 items 3 and 4): the mapping
+// one of its virtual addresses lives: the mapping
 // is neither expired nor reclaimed under a live stream, and Pin pushes it
 // to Tor first if Tor lost it (a restart not yet re-pushed), so the stream
 // never reaches Tor as a bare 127.192.x.y. The request still goes to Tor

@@ -87,7 +87,8 @@ func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err e
 		w.closers = append(w.closers, b.Close)
 		// Tor forgets MAPADDRESS mappings when it restarts, and a new
 		// control connection may be a new Tor: push the table again
-		// (issue 5 item 3). Runs on the first connection too.
+		// so addresses apps were told keep working. Runs on the first connection
+		// too.
 		t.OnReconnect(func(ctx context.Context, _ *torctl.Conn) error { return b.RepushAll(ctx) })
 		// Tor's STREAM NEW names the virtual address, not what it maps
 		// to; the attacher asks the bridge so virtual addresses that

@@ -1,5 +1,5 @@
 // Package admin serves socksd's status page, health check and new-identity
-// endpoint on the metrics listener (issue 7 item 3, issue 6 item 5). It
+// endpoint on the metrics listener. It
 // knows nothing of Tor or the dispatcher: cmd/socksd passes functions
 // that take snapshots and act.
 package admin

@@ -1,4 +1,4 @@
-// Command socksbench is socksd's benchmark suite (issue 8): a loopback
+// Command socksbench is socksd's benchmark suite: a loopback
 // sink, SOCKS5/SOCKS4a load clients, and a runner that measures socksd
 // side by side with direct TCP and peer SOCKS servers, alternating
 // targets within each repetition, and writes a Markdown table and a PNG

@@ -125,8 +125,8 @@ func thisMachine() machine {
 }
 
 // fastestU picks U: the upstream-capable peer with the best median
-// single-stream download, as issue 8 asks ("U = the fastest peer of the
-// same run").
+// single-stream download: socksd in front of U is compared with the
+// fastest peer of the same run, the hardest fair baseline.
 func fastestU(rf *runFile) string {
 	best, bestV := "", -1.0
 	for _, t := range targetsOf(rf.Samples) {
@@ -184,7 +184,7 @@ func writeReport(rf *runFile, dir string) error {
 			continue
 		}
 		fmt.Fprintf(&b, "\n## socksd as a front end: `%s` against U = `%s` alone\n\n", front, u)
-		b.WriteString("| target (issue 8) | socksd>U | U alone | ratio | goal | met |\n|---|---|---|---|---|---|\n")
+		b.WriteString("| target | socksd>U | U alone | ratio | goal | met |\n|---|---|---|---|---|---|\n")
 		ratio := func(label, id string, goal float64) {
 			f, ok1 := stats(rf.Samples, front, id)
 			g, ok2 := stats(rf.Samples, u, id)

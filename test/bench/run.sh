@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# socksd benchmark suite (issue 8). Usage:
+# socksd benchmark suite (results in docs/performance.md). Usage:
 #   bash test/bench/run.sh [quick|full] [socksbench run flags...]
 # quick: about a minute, for development; full (default): about 10 minutes,
 # 3 alternating repetitions, 2 GiB bulk runs, 8000 idle connections.

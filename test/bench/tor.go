@@ -56,7 +56,7 @@ type torEnv struct {
 	productSocks, productControl string
 }
 
-// runTor is issue 8 item 3: through a real Tor (a private network on
+// runTor measures through a real Tor (a private network on
 // loopback, test/tornet), alternating, same destination (the network's
 // HTTP server, reached through its exits):
 //

@@ -146,7 +146,7 @@ func torReport(r *torResults, targets []torTarget, in torReportInfo) string {
 		}
 	}
 
-	md.WriteString("\n## Targets (issue 8)\n\n| goal | measured | met |\n|---|---|---|\n")
+	md.WriteString("\n## Targets\n\n| goal | measured | met |\n|---|---|---|\n")
 	row := func(goal, measured string, ok bool) {
 		met := "no"
 		if ok {

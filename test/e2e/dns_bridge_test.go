@@ -12,7 +12,7 @@ import (
 	"socksd/test/tornet"
 )
 
-// DNS bridge proofs (issue 5) against the real private network: real dig,
+// DNS bridge proofs against the real private network: real dig,
 // curl and proxychains4 → socksd's bridge and SOCKS port → the own client
 // tor (MAPADDRESS) → an exit or the onion service → the test HTTP server.
 // /via names the tor that made the last hop, so "exitN" or "hs" in a body

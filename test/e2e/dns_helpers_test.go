@@ -25,7 +25,7 @@ import (
 	"socksd/test/tornet"
 )
 
-// Helpers for the DNS bridge (issue 5) and shipping (issue 7) tests:
+// Helpers for the DNS bridge and operations tests:
 //
 //   - ownTor: a second client tor of the package's network that these tests
 //     control-connect socksd to. It can be restarted (the Tor-restart proof)
@@ -36,7 +36,7 @@ import (
 //     whose /etc/resolv.conf names the canary (below).
 //   - canary: a DNS server on loopback:53 that counts every query. socksd's
 //     resolv.conf names it, so any name socksd resolved locally would show
-//     up there (issue 5, leak proof). Every daemon checks it at stop.
+//     up there (the no-local-DNS proof). Every daemon checks it at stop.
 
 // ---------------------------------------------------------------- own tor
 
@@ -397,7 +397,7 @@ type dnsDaemon struct {
 
 // BridgeConfig is a socksd with the control port of the own tor, stream
 // attaching and the DNS bridge. safe_socks and reject_internal are ON: a
-// virtual address must pass both (issue 5 item 4). Each test gives its own
+// virtual address must pass both (it is a name in disguise). Each test gives its own
 // virtual networks (Extra v4, v6), so mappings from earlier tests in the
 // same tor never collide with this test's.
 const BridgeConfig = `

@@ -18,7 +18,7 @@ import (
 	"socksd/test/tornet"
 )
 
-// Front-end tests (issue 4 item 3): real clients → socksd (plain chaining,
+// Front-end tests: real clients → socksd (plain chaining,
 // FrontendConfig) → the client tor → an exit or the onion service → the
 // test HTTP server. Pages that answer /via prove the path: an exit's name
 // (exit0..) only comes back if the stream left through the Tor network.

@@ -14,7 +14,7 @@ import (
 	"socksd/test/tornet"
 )
 
-// Issue 6 proofs: which streams share a circuit, as the control port of
+// Isolation proofs: which streams share a circuit, as the control port of
 // a private client tor (socksd its controller) reports it, and which exit
 // the destination saw.
 

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Issue 6 item 4 (circuit lifetime, keep_alive) and attach_streams =
+// Circuit lifetime (keep_alive) and attach_streams =
 // false (isolation by the SOCKS credentials alone), on real tor.
 
 // timedHop is a stream with the times that bracket socksd's decision:

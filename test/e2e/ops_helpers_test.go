@@ -13,7 +13,7 @@ import (
 	"socksd/test/tornet"
 )
 
-// OpsConfig is socksd as a user runs it (issue 7): the own tor's control
+// OpsConfig is socksd as a user runs it: the own tor's control
 // port with stream attaching, the DNS bridge, metrics/status listener,
 // debug logging with safe_logging from Extra. Extra "listen2" adds
 // listeners (`, "127.0.0.1:P"`) for the reload test.

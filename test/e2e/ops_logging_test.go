@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// TestOpsSafeLogging (issue 7 proof): a session at debug level with
+// TestOpsSafeLogging: a session at debug level with
 // safe_logging on logs no destination, username, password or client
 // address — checked by grepping the captured log for each string the
 // traffic used. The same session with safe_logging off is the control: its

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestOpsMetrics (issue 7 proof): scrape /metrics before and after real
+// TestOpsMetrics: scrape /metrics before and after real
 // traffic through the private network; the counters moved, and no label
 // value (nor any other byte of the page) holds a destination, username,
 // password or the client's address.

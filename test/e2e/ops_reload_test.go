@@ -12,7 +12,7 @@ import (
 	"socksd/test/tornet"
 )
 
-// TestOpsReload (issue 7 proof): SIGHUP adds a listener while a tunnel
+// TestOpsReload: SIGHUP adds a listener while a tunnel
 // through Tor on the old listener stays open and keeps working; a broken
 // file is refused, the old listeners still serve; removing a listener
 // closes it and leaves the other serving.

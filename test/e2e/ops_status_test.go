@@ -12,7 +12,7 @@ import (
 	"socksd/test/tornet"
 )
 
-// TestOpsStatusChromium (issue 7 proof): headless Chromium loads the status
+// TestOpsStatusChromium: headless Chromium loads the status
 // page (GET / on the metrics listener) of a socksd connected to a
 // bootstrapped tor, with a stream live through Tor; the DOM shows the Tor
 // state, the live stream and its hashed identity, the bridge's mappings

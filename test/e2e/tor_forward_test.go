@@ -15,7 +15,7 @@ import (
 	"socksd/test/tornet"
 )
 
-// Issue 3 proofs against real tor: socksd is the controller of a private
+// Tor-upstream proofs against real tor: socksd is the controller of a private
 // client tor (attach_streams = true); the tests' own control connection
 // (torObserver) reports which circuit each stream used.
 

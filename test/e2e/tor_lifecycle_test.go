@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Issue 3 proofs about tor's and socksd's lives: managed tor, a tor that
+// Proofs about tor's and socksd's lives: managed tor, a tor that
 // dies and comes back, a socksd that is kill -9ed.
 
 // torManagedConfig: no control port, no SocksPort: socksd launches tor

@@ -574,7 +574,8 @@ func (n *Network) RSS() map[string]int64 {
 }
 
 // Env returns KEY=VALUE lines describing the network (written to Dir/env;
-// the names follow ../shared/tornet's env file).
+// the names are the SOCKSD_TOR_* tests' and cmd/tornet's: CONTROL_PORT,
+// SOCKS_PORT, COOKIE_PATH, ...).
 func (n *Network) Env() []string {
 	var fps, srcs, names []string
 	for _, e := range n.Exits {

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Torrc knobs, most measured in ../shared/tornet (README "Torrc knobs that
-// mattered" and "Gotchas"). Short version:
+// Torrc knobs, each measured while bringing the network up on loopback.
+// Short version:
 //   - TestingTorNetwork 1 + AssumeReachable + PathsNeededToBuildCircuits:
 //     chutney's fast-bootstrap settings.
 //   - Authorities vote every 10 s first (Testing...Initial...), then every

@@ -1,4 +1,4 @@
-// Package launch runs socksd's managed tor (issue 3 item 6): a tor process
+// Package launch runs socksd's managed tor: a tor process
 // with its own DataDirectory, a control port on a Unix socket with cookie
 // authentication, one SocksPort with ExtendedErrors (a Unix socket next to
 // the control socket, else 127.0.0.1:auto), and
