@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+
+	"socksd/socksproto"
 )
 
 func badTarget(why string) error {
@@ -14,7 +16,7 @@ func badTarget(why string) error {
 // parseAuthority parses a CONNECT request-target in authority-form,
 // host ":" port (RFC 9110 §9.3.6): "example.com:443", "192.0.2.1:443",
 // "[2001:db8::1]:443". The port is required and must be 1-65535. The host
-// must be a destination Tor accepts (see validHost); userinfo ("u@h:p"),
+// must be a destination Tor accepts (socksproto.ValidHostname); userinfo ("u@h:p"),
 // a bare IPv6 literal and percent-encoding are refused.
 func parseAuthority(t []byte) (string, uint16, error) {
 	var host, port []byte
@@ -34,7 +36,7 @@ func parseAuthority(t []byte) (string, uint16, error) {
 			return "", 0, badTarget("port missing")
 		}
 		host, port = t[:colon], t[colon+1:]
-		if !validHost(host) {
+		if !socksproto.ValidHostname(host) {
 			return "", 0, badTarget("invalid host")
 		}
 	}
@@ -52,44 +54,6 @@ func parseAuthority(t []byte) (string, uint16, error) {
 		return "", 0, badTarget("port out of range")
 	}
 	return string(host), uint16(p), nil
-}
-
-// validHost is the rule of socks4.ValidHostname (C Tor's
-// string_is_valid_dest) for a host without brackets and without ':':
-// dot-separated labels of ASCII letters, digits, '-' and '_', no empty
-// label, no label starting with '-' or '_', one trailing '.' allowed, at
-// most 255 bytes. IPv4 literals satisfy it; IPv6 literals need brackets in
-// an authority and are handled by the caller. A test cross-checks the two
-// implementations.
-func validHost(s []byte) bool {
-	if len(s) == 0 || len(s) > 255 {
-		return false
-	}
-	if s[len(s)-1] == '.' {
-		s = s[:len(s)-1]
-	}
-	if len(s) == 0 {
-		return false
-	}
-	labelStart := true
-	for _, c := range s {
-		switch {
-		case c == '.':
-			if labelStart {
-				return false
-			}
-			labelStart = true
-		case c == '-' || c == '_':
-			if labelStart {
-				return false
-			}
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-			labelStart = false
-		default:
-			return false
-		}
-	}
-	return !labelStart
 }
 
 // parseAuth reads Proxy-Authorization: Basic base64(user ":" pass)

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"socksd/socks4"
 )
 
 type wantHead struct {
@@ -302,17 +300,6 @@ func TestIsHTTP(t *testing.T) {
 	}
 	if IsHTTP(0x04) || IsHTTP(0x05) || !IsHTTP('G') || !IsHTTP('C') {
 		t.Fatal("SOCKS bytes or methods misclassified")
-	}
-}
-
-// validHost must agree with socks4.ValidHostname (C Tor's rule) on every
-// name without brackets or ':'.
-func TestValidHostMatchesSOCKS4(t *testing.T) {
-	for _, s := range []string{"example.com", "a", "---", "a..b", ".", "a.", "_a", "a_", "1.2.3.4",
-		"xn--bcher-kva.de", "é", "\xff", "a b", "", strings.Repeat("a", 255), strings.Repeat("a", 256)} {
-		if validHost([]byte(s)) != socks4.ValidHostname([]byte(s)) {
-			t.Errorf("%q: httpguard %v, socks4 %v", s, validHost([]byte(s)), socks4.ValidHostname([]byte(s)))
-		}
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"html"
 	"strconv"
 	"strings"
+
+	"socksd/socks5"
 )
 
 // WarningStatusLine is the status line of WarningPage. Like C Tor's
@@ -127,7 +129,7 @@ func AppendConnectError(dst []byte, status int, torReason string, socksCode byte
 			}
 		}
 		if n == 0 {
-			dst = append(dst, socksReason(socksCode)...)
+			dst = append(dst, socks5.Reply(socksCode).String()...)
 		}
 		dst = append(dst, "\r\n"...)
 	}
@@ -178,43 +180,4 @@ func statusText(code int) string {
 		return "Gateway Timeout"
 	}
 	return "Error"
-}
-
-// socksReason names a SOCKS5 reply code (RFC 1928 §6, socks-extensions.txt §6).
-func socksReason(c byte) string {
-	switch c {
-	case 0x01:
-		return "general SOCKS server failure"
-	case 0x02:
-		return "connection not allowed by ruleset"
-	case 0x03:
-		return "network unreachable"
-	case 0x04:
-		return "host unreachable"
-	case 0x05:
-		return "connection refused"
-	case 0x06:
-		return "TTL expired"
-	case 0x07:
-		return "command not supported"
-	case 0x08:
-		return "address type not supported"
-	case 0xF0:
-		return "onion service descriptor can not be found"
-	case 0xF1:
-		return "onion service descriptor is invalid"
-	case 0xF2:
-		return "onion service introduction failed"
-	case 0xF3:
-		return "onion service rendezvous failed"
-	case 0xF4:
-		return "onion service missing client authorization"
-	case 0xF5:
-		return "onion service wrong client authorization"
-	case 0xF6:
-		return "onion service invalid address"
-	case 0xF7:
-		return "onion service introduction timed out"
-	}
-	return "unknown failure"
 }

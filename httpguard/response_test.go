@@ -84,7 +84,7 @@ func TestAppendConnectError(t *testing.T) {
 		{504, "", 0xF7, "HTTP/1.1 504 Gateway Timeout\r\nTor-Request-Failed: 0xf7 onion service introduction timed out\r\n" + tail},
 		{403, "", 0x02, "HTTP/1.1 403 Forbidden\r\nTor-Request-Failed: 0x02 connection not allowed by ruleset\r\n" + tail},
 		{502, "", 0xF0, "HTTP/1.1 502 Bad Gateway\r\nTor-Request-Failed: 0xf0 onion service descriptor can not be found\r\n" + tail},
-		{502, "", 0x99, "HTTP/1.1 502 Bad Gateway\r\nTor-Request-Failed: 0x99 unknown failure\r\n" + tail},
+		{502, "", 0x99, "HTTP/1.1 502 Bad Gateway\r\nTor-Request-Failed: 0x99 unknown reply 0x99\r\n" + tail},
 		// Header injection is impossible: control bytes are dropped.
 		{502, "a\r\nX-Evil: 1\r\n\r\n<html>", 0x01, "HTTP/1.1 502 Bad Gateway\r\nTor-Request-Failed: 0x01 aX-Evil: 1<html>\r\n" + tail},
 		{502, "\r\n\x00", 0x01, "HTTP/1.1 502 Bad Gateway\r\nTor-Request-Failed: 0x01 general SOCKS server failure\r\n" + tail},

@@ -24,7 +24,7 @@ var (
 	// SOCKS4a marker.
 	ErrZeroIP = errors.New("socks4: destination address is 0.0.0.0")
 	// ErrHostname is a SOCKS4a hostname that is empty or not a valid
-	// destination (see ValidHostname).
+	// destination (see socksproto.ValidHostname).
 	ErrHostname = errors.New("socks4: invalid hostname")
 	// ErrHostnameTooLong is a SOCKS4a hostname longer than MaxHostname.
 	ErrHostnameTooLong = errors.New("socks4: hostname too long")

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+
+	"socksd/socksproto"
 )
 
 // Command is the CD field of a SOCKS4 request.
@@ -19,9 +21,9 @@ const (
 // MaxMessage bytes is refused at once instead of being waited for, so a
 // client cannot make socksd buffer an unbounded userid or hostname.
 const (
-	MaxHostname = 255 // longest SOCKS4a hostname, the DNS limit (as SOCKS5's one-byte length)
-	MaxMessage  = 512 // longest whole request, header + userid + NUL + hostname + NUL
-	headerLen   = 8   // VN CD DSTPORT(2) DSTIP(4)
+	MaxHostname = socksproto.MaxHostname // longest SOCKS4a hostname, as SOCKS5's one-byte length
+	MaxMessage  = 512                    // longest whole request, header + userid + NUL + hostname + NUL
+	headerLen   = 8                      // VN CD DSTPORT(2) DSTIP(4)
 )
 
 // Request is a complete, validated SOCKS4 or SOCKS4a request.
@@ -32,9 +34,10 @@ type Request struct {
 	// and Host holds the destination.
 	IP netip.Addr
 	// Host is the SOCKS4a hostname ("" for plain SOCKS4). It satisfies
-	// ValidHostname; it may be an IPv4 or IPv6 literal (brackets around an
-	// IPv6 literal are stripped), so check it with netip.ParseAddr before
-	// treating it as a name.
+	// socksproto.ValidHostname, or it is an IPv6 literal (brackets around
+	// it stripped): SOCKS4a's only way to name an IPv6 destination. It may
+	// be an IP literal, so check it with netip.ParseAddr before treating it
+	// as a name.
 	Host string
 	// UserID is the userid as sent, without its NUL; nil when empty. It is
 	// isolation data (socks-extensions.txt §1.1), never a credential. It
@@ -158,8 +161,8 @@ func (h *Handshake) Step(in []byte) (Action, error) {
 	}
 	var hostname string
 	if host != nil {
-		v := hostOf(host)
-		if v == nil {
+		v, ok := hostOf(host)
+		if !ok {
 			return h.reject(end, ErrHostname)
 		}
 		hostname = string(v)
@@ -184,4 +187,26 @@ func (h *Handshake) reject(consumed int, err error) (Action, error) {
 	h.finished = true
 	reply := AppendReply(h.reply[:0], ReplyRejected, netip.Addr{}, 0)
 	return Action{Consumed: consumed, Reply: reply}, &ReplyError{Code: ReplyRejected, Err: err}
+}
+
+// hostOf returns the destination a SOCKS4a HOSTNAME names: the name itself
+// when socksproto.ValidHostname accepts it, or the IPv6 literal inside
+// optional brackets (the SOCKS4a addition to that rule, written down at
+// socksproto.ValidHostname).
+func hostOf(name []byte) ([]byte, bool) {
+	if bytes.IndexByte(name, ':') < 0 {
+		if !socksproto.ValidHostname(name) {
+			return nil, false
+		}
+		return name, true
+	}
+	// Only names containing ':' get here, so ParseIPLiteral's string
+	// conversion (an allocation) stays off the common path.
+	if _, ok := socksproto.ParseIPLiteral(name); ok {
+		if name[0] == '[' {
+			name = name[1 : len(name)-1]
+		}
+		return name, true
+	}
+	return nil, false
 }

@@ -4,31 +4,23 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"socksd/socksproto"
 )
 
 // CheckClientRequest reports why AppendClientRequest would refuse its
 // arguments: a username or password over 255 bytes (RFC 1929 §2), a host
-// over 255 bytes or not ValidHostname, or neither host nor ip.
+// not socksproto.ValidHostnameString, or neither host nor ip.
 func CheckClientRequest(user, pass []byte, host string, ip netip.Addr) error {
 	switch {
 	case len(user) > 255 || len(pass) > 255:
 		return fmt.Errorf("%w: credentials over 255 bytes", ErrFieldTooLong)
-	case host != "" && (len(host) > 255 || !validHostnameString(host)):
+	case host != "" && !socksproto.ValidHostnameString(host):
 		return fmt.Errorf("%w: hostname not sendable", ErrFieldTooLong)
 	case host == "" && !ip.IsValid():
 		return fmt.Errorf("%w: no destination", ErrFieldTooLong)
 	}
 	return nil
-}
-
-// validHostnameString is ValidHostname for a string, without copying it
-// in the common case (the conversion does not escape).
-func validHostnameString(s string) bool {
-	var buf [255]byte
-	if len(s) > len(buf) {
-		return false
-	}
-	return ValidHostname(buf[:copy(buf[:], s)])
 }
 
 // AppendClientRequest appends everything socksd sends to an upstream SOCKS5
@@ -254,7 +246,7 @@ func (c *Client) stepReply(in []byte, res *ClientResult) (int, error) {
 		res.IP = netip.AddrFrom16([16]byte(in[4:20])).Unmap()
 	case ATYPDomain:
 		name := in[5 : end-2]
-		if !ValidHostname(name) {
+		if !socksproto.ValidHostname(name) {
 			return end, fmt.Errorf("%w: invalid hostname in reply", ErrUpstreamMalformed)
 		}
 		res.Host = c.host[:copy(c.host[:], name)]

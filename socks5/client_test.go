@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"socksd/socksproto"
 )
 
 func TestAppendClientRequest(t *testing.T) {
@@ -299,7 +301,7 @@ func FuzzClientReply(f *testing.F) {
 			t.Fatalf("consumed %d vs %d", whole.Consumed, consumed)
 		}
 		if whole.Done {
-			if whole.Host != nil && !ValidHostname(whole.Host) {
+			if whole.Host != nil && !socksproto.ValidHostname(whole.Host) {
 				t.Fatalf("invalid host returned: %q", whole.Host)
 			}
 			if whole.Host == nil && !whole.IP.IsValid() {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"socksd/socksproto"
 )
 
 // seedVectors are whole client transcripts (valid and hostile) used as
@@ -122,7 +124,7 @@ func FuzzHandshake(f *testing.F) {
 			if r.Host != nil == r.IP.IsValid() {
 				t.Fatalf("exactly one of Host/IP must be set: %+v", r)
 			}
-			if r.Host != nil && !ValidHostname(r.Host) {
+			if r.Host != nil && !socksproto.ValidHostname(r.Host) {
 				t.Fatalf("invalid host accepted: %q", r.Host)
 			}
 			if r.Command == CmdConnect && r.Port == 0 {

@@ -57,7 +57,7 @@ type Request struct {
 	// for RESOLVE_PTR whose DOMAINNAME is an address literal, as C Tor
 	// accepts. Invalid when Host is set.
 	IP netip.Addr
-	// Host is the ATYP 3 DOMAINNAME, checked with ValidHostname. It aliases
+	// Host is the ATYP 3 DOMAINNAME, checked with socksproto.ValidHostname. It aliases
 	// the Handshake and is valid until Reset; nil when IP is set.
 	Host []byte
 	Port uint16

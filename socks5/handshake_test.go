@@ -159,6 +159,7 @@ func TestHandshakeVectors(t *testing.T) {
 		{name: "hostname with NUL", in: greetNo + "05 01 00 03 0c 'example.com' 00 0050", written: "05 00 05 01 00 01 00000000 0000", err: ErrHostname, code: ReplyGeneralFailure},
 		{name: "hostname invalid UTF-8", in: greetNo + "05 01 00 03 04 'ab' c328 0050", written: "05 00 05 01 00 01 00000000 0000", err: ErrHostname, code: ReplyGeneralFailure},
 		{name: "hostname ---", in: greetNo + "05 01 00 03 03 '---' 0050", written: "05 00 05 01 00 01 00000000 0000", err: ErrHostname, code: ReplyGeneralFailure},
+		{name: "hostname label starting with '_' (C Tor's rule)", in: greetNo + "05 01 00 03 12 '_dmarc.example.com' 0050", written: "05 00 05 01 00 01 00000000 0000", err: ErrHostname, code: ReplyGeneralFailure},
 		{name: "hostname with space", in: greetNo + "05 01 00 03 03 'a b' 0050", written: "05 00 05 01 00 01 00000000 0000", err: ErrHostname, code: ReplyGeneralFailure},
 		{name: "reserved byte not zero", in: greetNo + "05 01 01 01 7f000001 0050", written: "05 00 05 01 00 01 00000000 0000", err: ErrReserved, code: ReplyGeneralFailure},
 		{name: "connect port 0", in: greetNo + "05 01 00 01 7f000001 0000", written: "05 00 05 01 00 01 00000000 0000", err: ErrPortZero, code: ReplyGeneralFailure},

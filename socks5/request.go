@@ -3,6 +3,8 @@ package socks5
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"socksd/socksproto"
 )
 
 // stepRequest parses "VER CMD RSV ATYP DST.ADDR DST.PORT" (RFC 1928 §4).
@@ -24,7 +26,7 @@ import (
 //     (socks-extensions.txt §1.1, C Tor SOCKS5_COMMAND_NOT_SUPPORTED).
 //  5. RESOLVE_PTR whose DOMAINNAME is not an address literal: 0x08
 //     (C Tor: tor_addr_parse fails → SOCKS5_ADDRESS_TYPE_NOT_SUPPORTED).
-//  6. DOMAINNAME not ValidHostname (empty, NUL, non-ASCII, "---", "[::1]"):
+//  6. DOMAINNAME not socksproto.ValidHostname (empty, NUL, non-ASCII, "---", "[::1]"):
 //     0x01 (C Tor: string_is_valid_dest fails → SOCKS5_GENERAL_ERROR; tor
 //     accepts a name with a NUL by cutting it there, we refuse it).
 //  7. CONNECT to port 0: 0x01 (tor 0.4.9.11 answers 0x01 too, after
@@ -80,14 +82,14 @@ func (h *Handshake) stepRequest(in []byte) (Action, error) {
 	case ATYPDomain:
 		name := in[5 : end-2]
 		if cmd == CmdResolvePTR {
-			ip, ok := parseIPLiteral(name)
+			ip, ok := socksproto.ParseIPLiteral(name)
 			if !ok {
 				return h.reject(end, ReplyAddressUnsupported, ErrAddressType)
 			}
 			r.IP = ip
 			break
 		}
-		if !ValidHostname(name) {
+		if !socksproto.ValidHostname(name) {
 			return h.reject(end, ReplyGeneralFailure, ErrHostname)
 		}
 		r.Host = h.host[:copy(h.host[:], name)]
