@@ -12,6 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"socksd/internal/admin"
+	"socksd/internal/ratelog"
 )
 
 // newRegistry is socksd's own registry (no global default registerer),
@@ -41,7 +45,17 @@ func startMetrics(addr string, mux *http.ServeMux, log *zap.Logger) (*http.Serve
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		// Every path, /metrics included, refuses a foreign Host (DNS
+		// rebinding).
+		Handler:           admin.HostGuard(addr, mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		// net/http's own errors (accept failures such as EMFILE, TLS
+		// noise from port scans) as structured, rate-limited warnings
+		// instead of plain text on stderr.
+		ErrorLog: ratelog.StdLogger(log.Named("metrics"), zapcore.WarnLevel, "metrics listener error",
+			&ratelog.Limiter{Every: 10 * time.Second}),
+	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics listener failed", zap.Error(err))
