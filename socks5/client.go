@@ -1,7 +1,6 @@
 package socks5
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -43,20 +42,7 @@ func AppendClientRequest(dst []byte, user, pass []byte, cmd Command, host string
 	dst = append(dst, byte(len(pass)))
 	dst = append(dst, pass...)
 	dst = append(dst, Version, byte(cmd), 0x00)
-	switch {
-	case host != "":
-		dst = append(dst, ATYPDomain, byte(len(host)))
-		dst = append(dst, host...)
-	case ip.Is4() || ip.Is4In6():
-		a := ip.Unmap().As4()
-		dst = append(dst, ATYPIPv4)
-		dst = append(dst, a[:]...)
-	default:
-		a := ip.As16()
-		dst = append(dst, ATYPIPv6)
-		dst = append(dst, a[:]...)
-	}
-	dst = append(dst, byte(port>>8), byte(port))
+	dst = appendAddr(dst, host, ip, port)
 	return append(dst, early...)
 }
 
@@ -193,30 +179,19 @@ func (c *Client) stepReply(in []byte, res *ClientResult) (int, error) {
 	if len(in) < 4 {
 		return 0, ErrShortBuffer
 	}
-	var end int
-	switch in[3] {
-	case ATYPIPv4:
-		end = 4 + 4 + 2
-	case ATYPIPv6:
-		end = 4 + 16 + 2
-	case ATYPDomain:
-		if len(in) < 5 {
-			return 0, ErrShortBuffer
-		}
-		end = 5 + int(in[4]) + 2
-	case ATYPNone:
-		// C Tor's failed RESOLVE: "05 04 00 00 00000000 0000". Meaningless
-		// on success, where the caller would need an address.
-		if code == ReplySucceeded {
-			return 0, fmt.Errorf("%w: ATYP 0 on success", ErrUpstreamMalformed)
-		}
-		end = 4 + 4 + 2
-	default:
-		return 0, fmt.Errorf("%w: ATYP %#02x", ErrUpstreamMalformed, in[3])
+	if in[3] == ATYPNone && code == ReplySucceeded {
+		// C Tor's failed RESOLVE: "05 04 00 00 00000000 0000".
+		// Meaningless on success, where the caller would need an address.
+		return 0, fmt.Errorf("%w: ATYP 0 on success", ErrUpstreamMalformed)
 	}
-	if len(in) < end {
+	n := addrLen(in[3:])
+	switch {
+	case n < 0:
+		return 0, fmt.Errorf("%w: ATYP %#02x", ErrUpstreamMalformed, in[3])
+	case n == 0 || len(in) < 3+n:
 		return 0, ErrShortBuffer
 	}
+	end := 3 + n
 	res.Code = code
 	if code != ReplySucceeded {
 		// The BND fields of a failure carry nothing we use; only the code.
@@ -238,14 +213,9 @@ func (c *Client) stepReply(in []byte, res *ClientResult) (int, error) {
 			return end, fmt.Errorf("%w: RESOLVE_PTR answered with an address", ErrUpstreamMalformed)
 		}
 	}
-	res.Port = binary.BigEndian.Uint16(in[end-2 : end])
-	switch atyp {
-	case ATYPIPv4:
-		res.IP = netip.AddrFrom4([4]byte(in[4:8]))
-	case ATYPIPv6:
-		res.IP = netip.AddrFrom16([16]byte(in[4:20])).Unmap()
-	case ATYPDomain:
-		name := in[5 : end-2]
+	ip, name, port := decodeAddr(in[3:end])
+	res.IP, res.Port = ip, port
+	if atyp == ATYPDomain {
 		if !socksproto.ValidHostname(name) {
 			return end, fmt.Errorf("%w: invalid hostname in reply", ErrUpstreamMalformed)
 		}

@@ -10,19 +10,7 @@ import "net/netip"
 // and for failures. Every code, Tor's 0xF0–0xF7 included, is encodable.
 func AppendReply(dst []byte, code Reply, addr netip.Addr, port uint16) []byte {
 	dst = append(dst, Version, byte(code), 0x00)
-	switch {
-	case addr.Is4() || addr.Is4In6():
-		a := addr.Unmap().As4()
-		dst = append(dst, ATYPIPv4)
-		dst = append(dst, a[:]...)
-	case addr.Is6():
-		a := addr.As16()
-		dst = append(dst, ATYPIPv6)
-		dst = append(dst, a[:]...)
-	default:
-		dst = append(dst, ATYPIPv4, 0, 0, 0, 0)
-	}
-	return append(dst, byte(port>>8), byte(port))
+	return appendAddr(dst, "", addr, port)
 }
 
 // AppendReplyHost appends a reply whose BND.ADDR is a DOMAINNAME (ATYP 3):
@@ -30,12 +18,11 @@ func AppendReply(dst []byte, code Reply, addr netip.Addr, port uint16) []byte {
 // "05 00 00 03 10 rev.example.test 0000"). host is cut to 255 bytes, the
 // most the length byte can say; callers send only names they validated.
 func AppendReplyHost(dst []byte, code Reply, host string, port uint16) []byte {
-	if len(host) > 255 {
-		host = host[:255]
+	if host == "" {
+		return append(dst, Version, byte(code), 0x00, ATYPDomain, 0, byte(port>>8), byte(port))
 	}
-	dst = append(dst, Version, byte(code), 0x00, ATYPDomain, byte(len(host)))
-	dst = append(dst, host...)
-	return append(dst, byte(port>>8), byte(port))
+	dst = append(dst, Version, byte(code), 0x00)
+	return appendAddr(dst, host, netip.Addr{}, port)
 }
 
 // AppendResolveFailure appends C Tor's answer to a failed RESOLVE or

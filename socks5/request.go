@@ -1,7 +1,6 @@
 package socks5
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"socksd/socksproto"
@@ -48,23 +47,14 @@ func (h *Handshake) stepRequest(in []byte) (Action, error) {
 		return Action{}, ErrShortBuffer
 	}
 	cmd := Command(in[1])
-	var end int
-	switch in[3] {
-	case ATYPIPv4:
-		end = 4 + 4 + 2
-	case ATYPIPv6:
-		end = 4 + 16 + 2
-	case ATYPDomain:
-		if len(in) < 5 {
-			return Action{}, ErrShortBuffer
-		}
-		end = 5 + int(in[4]) + 2
-	default:
+	n := addrLen(in[3:])
+	switch {
+	case n < 0 || in[3] == ATYPNone:
 		return h.reject(0, ReplyAddressUnsupported, ErrAddressType)
-	}
-	if len(in) < end {
+	case n == 0 || len(in) < 3+n:
 		return Action{}, ErrShortBuffer
 	}
+	end := 3 + n
 	switch cmd {
 	case CmdConnect, CmdResolve, CmdResolvePTR:
 	default:
@@ -73,25 +63,19 @@ func (h *Handshake) stepRequest(in []byte) (Action, error) {
 
 	r := &h.req
 	r.Command = cmd
-	r.Port = binary.BigEndian.Uint16(in[end-2 : end])
-	switch in[3] {
-	case ATYPIPv4:
-		r.IP = netip.AddrFrom4([4]byte(in[4:8]))
-	case ATYPIPv6:
-		r.IP = netip.AddrFrom16([16]byte(in[4:20])).Unmap()
-	case ATYPDomain:
-		name := in[5 : end-2]
-		if cmd == CmdResolvePTR {
-			ip, ok := socksproto.ParseIPLiteral(name)
-			if !ok {
-				return h.reject(end, ReplyAddressUnsupported, ErrAddressType)
-			}
-			r.IP = ip
-			break
+	ip, name, port := decodeAddr(in[3:end])
+	r.IP, r.Port = ip, port
+	switch {
+	case name == nil:
+	case cmd == CmdResolvePTR:
+		ip, ok := socksproto.ParseIPLiteral(name)
+		if !ok {
+			return h.reject(end, ReplyAddressUnsupported, ErrAddressType)
 		}
-		if !socksproto.ValidHostname(name) {
-			return h.reject(end, ReplyGeneralFailure, ErrHostname)
-		}
+		r.IP = ip
+	case !socksproto.ValidHostname(name):
+		return h.reject(end, ReplyGeneralFailure, ErrHostname)
+	default:
 		r.Host = h.host[:copy(h.host[:], name)]
 	}
 	if cmd == CmdConnect && r.Port == 0 {
