@@ -11,7 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
+	"socksd/internal/ratelog"
 	"socksd/socks5"
 )
 
@@ -32,6 +34,8 @@ type Bridge struct {
 	used  bool   // lastUsed changed since the last save
 
 	inflight chan struct{} // semaphore: queries waiting on Tor
+
+	poolFullLog ratelog.Limiter // a full pool is a warning, once per interval
 
 	saver *saver // nil without StateDir
 
@@ -85,6 +89,8 @@ func New(cfg Config, tor Tor, log *zap.Logger, reg prometheus.Registerer) (*Brid
 		cancel:    cancel,
 		saverCtx:  saverCtx,
 		stopSaver: stopSaver,
+		// A client retrying a name hits a full pool many times a second.
+		poolFullLog: ratelog.Limiter{Every: 30 * time.Second, Now: cfg.Now},
 	}
 	if cfg.Automap != AutomapOff {
 		b.v4 = newFamily(newPool(cfg.VirtualIPv4, cfg.MaxMappings), "ipv4")
@@ -330,6 +336,11 @@ func (b *Bridge) lookupOrCreate(f *family, name string) (m *mapping, created boo
 		}
 	}
 	if !ok {
+		b.metrics.full.WithLabelValues(f.label).Inc()
+		// No name: the family and the sizes say everything the fix needs.
+		b.poolFullLog.Log(b.log, zapcore.WarnLevel,
+			"virtual address pool full: the query got SERVFAIL (every address is pinned by a live stream or was answered within the TTL); widen dns.virtual_network_"+f.label+" or lower dns.ttl",
+			zap.String("family", f.label), zap.Int("capacity", f.pool.capacity), zap.Stringer("network", f.pool.prefix))
 		return nil, false, errPoolExhausted
 	}
 	m = &mapping{name: name, addr: addr, lastUsed: now}

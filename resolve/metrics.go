@@ -15,6 +15,7 @@ type metrics struct {
 	mappings *prometheus.GaugeVec     // family
 	capacity *prometheus.GaugeVec     // family
 	reclaims *prometheus.CounterVec   // family
+	full     *prometheus.CounterVec   // family
 	expired  *prometheus.CounterVec   // family
 	torCalls *prometheus.CounterVec   // call: map | unmap | resolve; result: ok | error
 	repushes prometheus.Counter
@@ -51,6 +52,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "reclaims_total",
 			Help: "Least recently used mappings reclaimed because the pool was full.",
 		}, []string{"family"}),
+		full: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "pool_exhausted_total",
+			Help: "Queries answered SERVFAIL because every virtual address of the family was in use (pinned by a live stream or answered within the TTL).",
+		}, []string{"family"}),
 		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "expired_total",
 			Help: "Mappings removed after mapping_idle without use.",
@@ -70,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.queries, m.answers, m.duration, m.mappings, m.capacity,
-			m.reclaims, m.expired, m.torCalls, m.repushes, m.saves} {
+			m.reclaims, m.full, m.expired, m.torCalls, m.repushes, m.saves} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -127,6 +127,8 @@ func (d *daemon) status() admin.Status {
 			Listen:   d.dnsListen,
 			Mappings: int(sumMetric(fams, "socksd_dns_mappings")),
 			Capacity: int(sumMetric(fams, "socksd_dns_pool_capacity")),
+
+			PoolExhausted: int(sumMetric(fams, "socksd_dns_pool_exhausted_total")),
 		}
 	}
 	for _, f := range fams {

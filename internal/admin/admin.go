@@ -68,6 +68,9 @@ type DNSStatus struct {
 	Listen   []string `json:"listen"`
 	Mappings int      `json:"mappings"`
 	Capacity int      `json:"capacity"`
+	// PoolExhausted counts queries answered SERVFAIL since start because
+	// every virtual address was in use.
+	PoolExhausted int `json:"pool_exhausted"`
 }
 
 // ReplyCount is how often a reply code was sent.

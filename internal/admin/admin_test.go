@@ -33,7 +33,7 @@ func (f *fakeDaemon) handler() *Handler {
 				Listeners:  []Listener{{Config: "127.0.0.1:9350", Addr: "127.0.0.1:9350"}},
 				Streams:    map[string]int{"socks5": 3, "http-connect": 1},
 				Identities: []Identity{{Key: "abcdef0123456789", Streams: 3, Circuits: []string{"17", "21"}}},
-				DNS:        &DNSStatus{Listen: []string{"127.0.0.1:5353"}, Mappings: 42, Capacity: 1000},
+				DNS:        &DNSStatus{Listen: []string{"127.0.0.1:5353"}, Mappings: 42, Capacity: 1000, PoolExhausted: 47},
 				Replies:    []ReplyCount{{Protocol: "socks5", Code: "0x04", Count: 7}},
 				Recent:     []RecentError{{Time: time.Now(), Protocol: "socks4", Code: "0x04 host unreachable"}},
 			}
@@ -165,6 +165,7 @@ func TestStatusPage(t *testing.T) {
 		"<th>socks5</th><td>3</td>",
 		"<code>abcdef0123456789</code></td><td>3</td><td>17 21 </td>",
 		`id="mappings">42 of 1000`,
+		`id="pool-full" class="bad">47 queries got SERVFAIL`,
 		"0x04 host unreachable",
 		"curl -X POST http://127.0.0.1:9352/newnym",
 	} {

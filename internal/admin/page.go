@@ -56,6 +56,7 @@ code{font-size:.9em}.ok{color:#080;font-weight:bold}.bad{color:#b00;font-weight:
 {{with .S.DNS}}<table>
 <tr><th>listen</th><td>{{range .Listen}}<code>{{.}}</code> {{end}}</td></tr>
 <tr><th>mappings</th><td id="mappings">{{.Mappings}}{{if .Capacity}} of {{.Capacity}}{{end}}</td></tr>
+{{if .PoolExhausted}}<tr><th>pool full</th><td id="pool-full" class="bad">{{.PoolExhausted}} queries got SERVFAIL: every virtual address was in use (widen <code>virtual_network_ipv4</code>/<code>_ipv6</code> or lower <code>ttl</code>)</td></tr>{{end}}
 </table>{{else}}<p class="muted">off (<code>[dns] listen</code> is empty)</p>{{end}}
 
 <h2>Replies by code (since start)</h2>

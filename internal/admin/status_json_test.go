@@ -16,7 +16,7 @@ import (
 // add keys, never rename or remove one. Paths use "." for objects and
 // "[]" for array elements; "streams" is a map keyed by protocol.
 var statusKeys = []string{
-	"dns", "dns.capacity", "dns.listen", "dns.mappings",
+	"dns", "dns.capacity", "dns.listen", "dns.mappings", "dns.pool_exhausted",
 	"identities", "identities[].circuits", "identities[].key", "identities[].streams",
 	"listeners", "listeners[].addr", "listeners[].config",
 	"recent", "recent[].code", "recent[].protocol", "recent[].time",
