@@ -45,6 +45,10 @@ type Upstream struct {
 	OnConnect func(local net.Addr, req *dispatch.Request)
 	// Log receives debug lines; nil = no logging.
 	Log *zap.Logger
+
+	// warn reports faults that fail every stream (not Tor, unreachable)
+	// at warning level; nil without New.
+	warn *upstreamWarnings
 }
 
 // New returns an Upstream chaining to addr ("ip:port" or "unix:/path").
@@ -52,7 +56,8 @@ func New(addr string, log *zap.Logger) *Upstream {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Upstream{Addr: addr, Log: log.Named("chain")}
+	log = log.Named("chain")
+	return &Upstream{Addr: addr, Log: log, warn: newUpstreamWarnings(log, addr, upstreamWarnInterval, nil)}
 }
 
 var (
@@ -86,7 +91,7 @@ func (u *Upstream) dial(ctx context.Context, req *dispatch.Request) (net.Conn, e
 	if err != nil {
 		// Fail closed: Tor unavailable is a general failure, never a
 		// reason to try anything else.
-		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: fmt.Errorf("%w: %w", ErrDial, err)}
+		return nil, u.warn.note(&socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: fmt.Errorf("%w: %w", ErrDial, err)})
 	}
 	if u.OnConnect != nil {
 		u.OnConnect(c.LocalAddr(), req)
@@ -156,9 +161,9 @@ func (u *Upstream) Open(ctx context.Context, req *dispatch.Request, early []byte
 	}
 	if _, err := c.Write(msg); err != nil {
 		c.Close()
-		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err}
+		return nil, u.warn.note(&socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err})
 	}
-	return newStream(c), nil
+	return newStream(c, u.warn), nil
 }
 
 // Resolve asks the upstream for req.Host's address with Tor's RESOLVE
@@ -201,12 +206,12 @@ func (u *Upstream) roundTrip(ctx context.Context, req *dispatch.Request, cmd soc
 		return reply{}, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err}
 	}
 	if _, err := c.Write(msg); err != nil {
-		return reply{}, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err}
+		return reply{}, u.warn.note(&socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err})
 	}
 	var buf [600]byte
 	r, _, err := readReply(c, cmd, buf[:0])
 	if err != nil {
-		return reply{}, ctxErr(ctx, err)
+		return reply{}, u.warn.note(ctxErr(ctx, err))
 	}
 	return r, nil
 }

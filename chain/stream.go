@@ -23,9 +23,10 @@ type Stream struct {
 
 	awaitOnce sync.Once
 	awaitErr  error
+	warn      *upstreamWarnings
 }
 
-func newStream(c net.Conn) *Stream { return &Stream{conn: c} }
+func newStream(c net.Conn, w *upstreamWarnings) *Stream { return &Stream{conn: c, warn: w} }
 
 // Await reads the upstream's method selection, authentication status and
 // reply. A refusal is a *socks5.ReplyError with the upstream's code; a
@@ -45,7 +46,7 @@ func (s *Stream) Await(ctx context.Context) error {
 			}
 		}
 		if err != nil {
-			s.awaitErr = ctxErr(ctx, err)
+			s.awaitErr = s.warn.note(ctxErr(ctx, err))
 			return
 		}
 		if len(rest) > 0 {
