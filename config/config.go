@@ -1,14 +1,20 @@
-// Package config is the only place TOML is decoded. Packages take the plain
-// structs below (or values derived from them), never TOML.
+// Package config is the only place TOML is decoded. The file's sections
+// are the plain structs of the packages that use them (torup.Config is
+// [tor]), each with its own defaults and Validate; this package decodes
+// the file into them, calls every Validate and checks what spans sections.
 package config
 
-import "time"
+import (
+	"time"
+
+	"socksd/torup"
+)
 
 // Config is socksd's whole configuration file.
 type Config struct {
 	StateDir  string          `toml:"state_dir"`
 	SOCKS     SOCKS           `toml:"socks"`
-	Tor       Tor             `toml:"tor"`
+	Tor       torup.Config    `toml:"tor"`
 	Log       Log             `toml:"log"`
 	Metrics   Metrics         `toml:"metrics"`
 	DNS       DNS             `toml:"dns"`
@@ -32,21 +38,6 @@ type Listener struct {
 	Listen       string             `toml:"listen"` // "host:port" or "unix:/path"
 	SessionGroup string             `toml:"session_group"`
 	Isolation    *IsolationOverride `toml:"isolation"`
-}
-
-// Tor configures how socksd reaches Tor.
-type Tor struct {
-	Control         string        `toml:"control"` // "" = find one, "none", "unix:/path", "host:port"
-	SOCKS           string        `toml:"socks"`   // upstream SocksPort; "" = discover via the control port
-	CookieFile      string        `toml:"cookie_file"`
-	PasswordFile    string        `toml:"password_file"`
-	Launch          string        `toml:"launch"` // "auto" | "always" | "never"
-	TorBinary       string        `toml:"tor_binary"`
-	DataDir         string        `toml:"data_dir"`
-	TorrcExtra      string        `toml:"torrc_extra"`
-	AttachStreams   bool          `toml:"attach_streams"`
-	CircuitLifetime time.Duration `toml:"circuit_lifetime"`
-	SOCKSTimeout    time.Duration `toml:"socks_timeout"`
 }
 
 // Log configures zap.
@@ -108,13 +99,7 @@ func Default() Config {
 			HTTPConnect:      true,
 			RejectInternal:   true,
 		},
-		Tor: Tor{
-			Launch:          "auto",
-			TorBinary:       "tor",
-			AttachStreams:   true,
-			CircuitLifetime: 10 * time.Minute,
-			SOCKSTimeout:    120 * time.Second,
-		},
+		Tor:     torup.DefaultConfig(),
 		Log:     Log{Level: "info", Format: "auto", SafeLogging: true},
 		Metrics: Metrics{Listen: "127.0.0.1:9352"},
 		DNS: DNS{

@@ -145,24 +145,12 @@ client_protocol = true
 		t.Fatalf("want 2 listeners, got %d", len(ls))
 	}
 	want0 := isolation.SOCKSAuth | isolation.ClientAddr | isolation.ClientProtocol | isolation.SessionGroup
-	if ls[0].Listen != "127.0.0.1:9350" || ls[0].Policy.Fields != want0 || ls[0].Policy.SessionGroup != "127.0.0.1:9350" || ls[0].KeepAlive {
+	if ls[0].Listen != "127.0.0.1:9350" || ls[0].Policy.Fields != want0 || ls[0].Policy.SessionGroup != "127.0.0.1:9350" || ls[0].Policy.KeepAlive {
 		t.Errorf("simple listener: %+v", ls[0])
 	}
 	want1 := isolation.SOCKSAuth | isolation.ClientProtocol | isolation.DestPort | isolation.SessionGroup
-	if ls[1].Policy.Fields != want1 || ls[1].Policy.SessionGroup != "browser" || !ls[1].KeepAlive {
+	if ls[1].Policy.Fields != want1 || ls[1].Policy.SessionGroup != "browser" || !ls[1].Policy.KeepAlive {
 		t.Errorf("table listener: %+v (fields %b want %b)", ls[1], ls[1].Policy.Fields, want1)
-	}
-}
-
-func TestSplitEndpoint(t *testing.T) {
-	for _, tc := range []struct{ in, net, addr string }{
-		{"127.0.0.1:1", "tcp", "127.0.0.1:1"},
-		{"unix:/run/x", "unix", "/run/x"},
-	} {
-		n, a := SplitEndpoint(tc.in)
-		if n != tc.net || a != tc.addr {
-			t.Errorf("%s: got %s %s", tc.in, n, a)
-		}
 	}
 }
 

@@ -5,9 +5,8 @@ import "socksd/isolation"
 // ListenerSpec is one resolved SOCKS listener: its address and the
 // isolation policy that results from [isolation] and its own overrides.
 type ListenerSpec struct {
-	Listen    string // "host:port" or "unix:/path"
-	Policy    isolation.Policy
-	KeepAlive bool // Tor's KeepAliveIsolateSOCKSAuth for this listener
+	Listen string // "host:port" or "unix:/path"
+	Policy isolation.Policy
 }
 
 // Listeners turns both listener forms into one list: each `listen = [...]`
@@ -19,9 +18,8 @@ func (c *Config) Listeners() []ListenerSpec {
 	out := make([]ListenerSpec, 0, len(c.SOCKS.Listen)+len(c.SOCKS.Listener))
 	for _, addr := range c.SOCKS.Listen {
 		out = append(out, ListenerSpec{
-			Listen:    addr,
-			Policy:    isolation.Policy{Fields: fieldsOf(c.Isolation), SessionGroup: addr},
-			KeepAlive: c.Isolation.KeepAlive,
+			Listen: addr,
+			Policy: isolation.Policy{Fields: fieldsOf(c.Isolation), SessionGroup: addr, KeepAlive: c.Isolation.KeepAlive},
 		})
 	}
 	for _, l := range c.SOCKS.Listener {
@@ -31,9 +29,8 @@ func (c *Config) Listeners() []ListenerSpec {
 			group = l.Listen
 		}
 		out = append(out, ListenerSpec{
-			Listen:    l.Listen,
-			Policy:    isolation.Policy{Fields: fieldsOf(iso), SessionGroup: group},
-			KeepAlive: iso.KeepAlive,
+			Listen: l.Listen,
+			Policy: isolation.Policy{Fields: fieldsOf(iso), SessionGroup: group, KeepAlive: iso.KeepAlive},
 		})
 	}
 	return out

@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"socksd/internal/confcheck"
+	"socksd/internal/endpoint"
 )
 
 // Enumerations accepted by Validate.
 var (
-	launchModes  = []string{"auto", "always", "never"}
 	logLevels    = []string{"debug", "info", "warn", "error"}
 	logFormats   = []string{"auto", "console", "json"}
 	automapModes = []string{"all", "suffixes", "off"}
@@ -52,27 +54,7 @@ func (c *Config) Validate() error {
 		v.add("socks.max_connections", "must be > 0, got %d", c.SOCKS.MaxConnections)
 	}
 
-	// [tor]
-	switch c.Tor.Control {
-	case "", "none":
-	default:
-		v.endpoint("tor.control", c.Tor.Control)
-	}
-	if c.Tor.SOCKS != "" {
-		v.endpoint("tor.socks", c.Tor.SOCKS)
-	}
-	if c.Tor.Control == "none" && c.Tor.SOCKS == "" {
-		v.add("tor.socks", `must be set when tor.control = "none" (there is no control port to discover the SocksPort from)`)
-	}
-	v.enum("tor.launch", c.Tor.Launch, launchModes)
-	if c.Tor.Launch != "never" && c.Tor.TorBinary == "" {
-		v.add("tor.tor_binary", "must not be empty when tor.launch is %q", c.Tor.Launch)
-	}
-	if c.Tor.DataDir != "" && !filepath.IsAbs(c.Tor.DataDir) {
-		v.add("tor.data_dir", "must be an absolute path, got %q", c.Tor.DataDir)
-	}
-	v.positive("tor.circuit_lifetime", c.Tor.CircuitLifetime)
-	v.positive("tor.socks_timeout", c.Tor.SOCKSTimeout)
+	v.section("tor", c.Tor.Validate())
 
 	// [log]
 	v.enum("log.level", c.Log.Level, logLevels)
@@ -123,6 +105,14 @@ func (v *validator) add(key, format string, args ...any) {
 	v.errs = append(v.errs, fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...)))
 }
 
+// section adds the problems a section's own Validate found, each key
+// prefixed with the section's name.
+func (v *validator) section(name string, err error) {
+	confcheck.Each(err, func(key, msg string) {
+		v.add(name+"."+key, "%s", msg)
+	})
+}
+
 func (v *validator) positive(key string, d time.Duration) {
 	if d <= 0 {
 		v.add(key, "must be a duration > 0 like \"30s\", got %v", d)
@@ -148,13 +138,7 @@ func (v *validator) unique(seen map[string]string, key, addr string) {
 
 // listenAddr accepts "ip:port", "localhost:port" and "unix:/abs/path".
 func (v *validator) listenAddr(key, addr string) {
-	if err := CheckEndpoint(addr); err != nil {
-		v.add(key, "%v", err)
-	}
-}
-
-func (v *validator) endpoint(key, addr string) {
-	if err := CheckEndpoint(addr); err != nil {
+	if err := endpoint.Check(addr); err != nil {
 		v.add(key, "%v", err)
 	}
 }
@@ -176,33 +160,4 @@ func (v *validator) network(key, cidr string, want4 bool) {
 	if p != p.Masked() {
 		v.add(key, "has host bits set: %q (did you mean %q?)", cidr, p.Masked())
 	}
-}
-
-// CheckEndpoint validates a socket address in socksd's notation:
-// "ip:port", "localhost:port", "[::1]:port" or "unix:/absolute/path".
-func CheckEndpoint(addr string) error {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if !filepath.IsAbs(path) {
-			return fmt.Errorf("want \"unix:/absolute/path\", got %q", addr)
-		}
-		return nil
-	}
-	if _, err := netip.ParseAddrPort(addr); err == nil {
-		return nil
-	}
-	if port, ok := strings.CutPrefix(addr, "localhost:"); ok {
-		if _, err := netip.ParseAddrPort("127.0.0.1:" + port); err == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("want \"ip:port\" or \"unix:/path\", got %q", addr)
-}
-
-// SplitEndpoint returns the network ("tcp" or "unix") and address to pass
-// to net.Listen / net.Dial for an address in socksd's notation.
-func SplitEndpoint(addr string) (network, address string) {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		return "unix", path
-	}
-	return "tcp", addr
 }

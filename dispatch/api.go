@@ -47,6 +47,7 @@ type Request struct {
 	ClientAddr net.Addr
 	Listener   string        // the listener's configured address (its session group by default)
 	Key        isolation.Key // filled in by the dispatcher from the listener's policy
+	KeepAlive  bool          // the listener's Policy.KeepAlive, filled in with Key
 }
 
 // Stream is an upstream stream whose request has been written but whose

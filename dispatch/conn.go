@@ -346,6 +346,7 @@ func (s *Server) fillKey(req *Request, lc *ListenerConfig, c net.Conn) {
 	// NewAppEpoch) move only the keys they name.
 	in.Epoch = s.renewals.epoch(in.Epoch, req.HasAuth, req.Username, in.App)
 	req.Key = lc.Policy.Key(in)
+	req.KeepAlive = lc.Policy.KeepAlive
 }
 
 // resolve answers RESOLVE and RESOLVE_PTR. An address literal given to

@@ -54,3 +54,27 @@ func TestFillKeyClientAddr(t *testing.T) {
 		t.Error("two client addresses share a key under IsolateClientAddr")
 	}
 }
+
+// fillKey carries the listener's keep_alive with the key, so the upstream
+// sees the value of the listener's current configuration (a reload that
+// changes it applies to the next stream) and keep_alive never changes
+// which streams share a circuit.
+func TestFillKeyKeepAlive(t *testing.T) {
+	s, err := New(Options{Upstream: nopUpstream{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []isolation.Key
+	for _, keep := range []bool{false, true} {
+		lc := &ListenerConfig{Addr: "127.0.0.1:9050", Policy: isolation.Policy{Fields: isolation.Default, KeepAlive: keep}}
+		req := &Request{Protocol: ProtoSOCKS5, Command: CmdConnect, Host: "example.com", Port: 80}
+		s.fillKey(req, lc, nil)
+		if req.KeepAlive != keep {
+			t.Errorf("listener keep_alive %v: request has %v", keep, req.KeepAlive)
+		}
+		keys = append(keys, req.Key)
+	}
+	if keys[0] != keys[1] {
+		t.Error("keep_alive changed the isolation key")
+	}
+}

@@ -31,6 +31,11 @@ type Policy struct {
 	// circuit). Callers set it to the listen address when the configuration
 	// names no group; "" is a group like any other.
 	SessionGroup string
+	// KeepAlive keeps a key's circuit past circuit_lifetime while it
+	// carries streams (Tor's KeepAliveIsolateSOCKSAuth). It is not part of
+	// the key: it changes how long a key keeps its circuit, not which
+	// streams share it.
+	KeepAlive bool
 }
 
 // App identifies the client application owning a connection.

@@ -173,9 +173,9 @@ func (a *attacher) newStream(id string, key isolation.Key, reg *registration) *s
 	a.streams[id] = s
 	if reg != nil {
 		reg.setStream(id)
-		if reg.keepAlive {
-			a.key(key).keepAlive = true
-		}
+		// The newest stream's listener decides, so a reload that turns
+		// keep_alive off applies to a key that already has circuits.
+		a.key(key).keepAlive = reg.keepAlive
 	}
 	if a.cfg.SOCKSTimeout > 0 && !a.cfg.Passive {
 		s.timer = time.AfterFunc(a.cfg.SOCKSTimeout, func() { a.timeout(id) })

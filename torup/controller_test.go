@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"socksd/dispatch"
+	"socksd/internal/confcheck"
 	"socksd/internal/sockstest"
 	"socksd/socks5"
 	"socksd/torctl"
@@ -209,16 +210,42 @@ func TestStartModes(t *testing.T) {
 			t.Errorf("Open: %v, want chain's dial failure", err)
 		}
 	})
-	t.Run("none needs socks", func(t *testing.T) {
-		if _, err := New(Config{Control: "none"}, nil, nil); err == nil {
-			t.Error(`control = "none" without socks accepted`)
-		}
-	})
-	t.Run("bad launch", func(t *testing.T) {
-		if _, err := New(Config{Launch: "sometimes"}, nil, nil); err == nil {
-			t.Error("launch = sometimes accepted")
-		}
-	})
+}
+
+// TestConfigValidate: the [tor] rules, each problem naming its key.
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		key  string // "" = valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"unix endpoints", func(c *Config) { c.Control, c.SOCKS = "unix:/run/tor/control", "unix:/run/tor/socks" }, ""},
+		{"none needs socks", func(c *Config) { c.Control = "none" }, "socks"},
+		{"none with socks", func(c *Config) { c.Control, c.SOCKS = "none", "127.0.0.1:9050" }, ""},
+		{"bad launch", func(c *Config) { c.Launch = "sometimes" }, "launch"},
+		{"control is a name", func(c *Config) { c.Control = "localhost" }, "control"},
+		{"socks without port", func(c *Config) { c.SOCKS = "9050" }, "socks"},
+		{"relative data_dir", func(c *Config) { c.DataDir = "rel" }, "data_dir"},
+		{"no binary to launch", func(c *Config) { c.TorBinary = "" }, "tor_binary"},
+		{"no binary, never launched", func(c *Config) { c.TorBinary, c.Launch = "", "never" }, ""},
+		{"zero lifetime", func(c *Config) { c.CircuitLifetime = 0 }, "circuit_lifetime"},
+		{"zero socks_timeout", func(c *Config) { c.SOCKSTimeout = 0 }, "socks_timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.mod(&c)
+			err := c.Validate()
+			var keys []string
+			confcheck.Each(err, func(key, _ string) { keys = append(keys, key) })
+			switch {
+			case tc.key == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tc.key != "" && (len(keys) != 1 || keys[0] != tc.key):
+				t.Fatalf("Validate: %v, want one problem with key %q", err, tc.key)
+			}
+		})
+	}
 }
 
 // The whole path on fakes: Open registers the SocksPort connection, the

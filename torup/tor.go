@@ -2,7 +2,6 @@ package torup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,58 +15,36 @@ import (
 	"go.uber.org/zap"
 
 	"socksd/chain"
-	"socksd/config"
 	"socksd/dispatch"
+	"socksd/internal/endpoint"
 	"socksd/isolation"
 	"socksd/torctl"
 	"socksd/torup/launch"
 )
 
-// Config is torup's configuration: the [tor] table plus what it needs from
-// elsewhere.
+// Config is the [tor] table of socksd's configuration file, owned here:
+// DefaultConfig gives its defaults, Validate its rules (config.Parse calls
+// both), and cmd/socksd fills the fields the file does not set.
 type Config struct {
-	Control      string // "" = find one (then maybe launch), "none", "unix:/path", "host:port"
-	SOCKS        string // SocksPort; "" = discover with GETINFO net/listeners/socks
-	CookieFile   string
-	PasswordFile string
-	Launch       string // "auto" | "always" | "never"
-	TorBinary    string
-	DataDir      string // managed tor's DataDirectory; "" = StateDir/tor
-	StateDir     string
-	TorrcExtra   string
+	Control      string `toml:"control"` // "" = find one (then maybe launch), "none", "unix:/path", "host:port"
+	SOCKS        string `toml:"socks"`   // SocksPort; "" = discover with GETINFO net/listeners/socks
+	CookieFile   string `toml:"cookie_file"`
+	PasswordFile string `toml:"password_file"`
+	Launch       string `toml:"launch"` // "auto" | "always" | "never"
+	TorBinary    string `toml:"tor_binary"`
+	DataDir      string `toml:"data_dir"` // managed tor's DataDirectory; "" = StateDir/tor
+	TorrcExtra   string `toml:"torrc_extra"`
 
-	AttachStreams   bool
-	CircuitLifetime time.Duration
-	SOCKSTimeout    time.Duration
-	KeepAlive       bool // [isolation] keep_alive: the default for every listener
-	// KeepAliveListeners overrides KeepAlive per listener (keyed by
-	// dispatch.Request.Listener, the listener's configured address).
-	KeepAliveListeners map[string]bool
+	AttachStreams   bool          `toml:"attach_streams"`
+	CircuitLifetime time.Duration `toml:"circuit_lifetime"`
+	SOCKSTimeout    time.Duration `toml:"socks_timeout"`
 
+	// StateDir is the file's top-level state_dir (where a managed tor's
+	// DataDirectory goes by default); cmd/socksd copies it in.
+	StateDir string `toml:"-"`
 	// SystemControl lists where a system Tor's control port is looked
 	// for when Control is "" (default /run/tor/control, 127.0.0.1:9051).
-	SystemControl []string
-}
-
-// FromConfig derives torup's configuration from socksd's.
-func FromConfig(c config.Config) Config {
-	return Config{
-		Control: c.Tor.Control, SOCKS: c.Tor.SOCKS,
-		CookieFile: c.Tor.CookieFile, PasswordFile: c.Tor.PasswordFile,
-		Launch: c.Tor.Launch, TorBinary: c.Tor.TorBinary, DataDir: c.Tor.DataDir,
-		StateDir: c.StateDir, TorrcExtra: c.Tor.TorrcExtra,
-		AttachStreams: c.Tor.AttachStreams, CircuitLifetime: c.Tor.CircuitLifetime,
-		SOCKSTimeout: c.Tor.SOCKSTimeout, KeepAlive: c.Isolation.KeepAlive,
-		KeepAliveListeners: keepAliveListeners(c),
-	}
-}
-
-func keepAliveListeners(c config.Config) map[string]bool {
-	m := make(map[string]bool)
-	for _, l := range c.Listeners() {
-		m[l.Listen] = l.KeepAlive
-	}
-	return m
+	SystemControl []string `toml:"-"`
 }
 
 // Tor is socksd's connection to Tor: upstream, resolver, controller and,
@@ -116,20 +93,13 @@ func (t *Tor) SetVirtualLookup(f func(netip.Addr) (name string, ok bool)) {
 	t.att.setVirtualLookup(f)
 }
 
-// New builds a Tor from cfg; nothing is started. reg may be nil.
+// New builds a Tor from cfg, which Validate accepts (zero durations take
+// the attacher's defaults); nothing is started. reg may be nil.
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Tor, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	log = log.Named("tor")
-	switch cfg.Launch {
-	case "", "auto", "always", "never":
-	default:
-		return nil, fmt.Errorf("torup: [tor] launch = %q: want auto, always or never", cfg.Launch)
-	}
-	if cfg.Control == "none" && cfg.SOCKS == "" {
-		return nil, errors.New(`torup: [tor] control = "none" needs [tor] socks`)
-	}
 	if cfg.SystemControl == nil {
 		cfg.SystemControl = []string{"unix:/run/tor/control", "127.0.0.1:9051"}
 	}
@@ -246,10 +216,7 @@ func (t *Tor) stopManaged() {
 // connection, or "".
 func probeControl(ctx context.Context, candidates []string) string {
 	for _, addr := range candidates {
-		network, address := "tcp", addr
-		if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-			network, address = "unix", p
-		}
+		network, address := endpoint.Split(addr)
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
 		var d net.Dialer
 		c, err := d.DialContext(dctx, network, address)

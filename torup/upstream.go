@@ -40,10 +40,7 @@ func (u *upstream) newChain(addr string) *chain.Upstream {
 
 func (u *upstream) onConnect(local net.Addr, req *dispatch.Request) {
 	r := newRegistration(req.Key, local.String())
-	r.keepAlive = u.t.cfg.KeepAlive
-	if v, ok := u.t.cfg.KeepAliveListeners[req.Listener]; ok {
-		r.keepAlive = v
-	}
+	r.keepAlive = req.KeepAlive
 	u.t.reg.add(r)
 	u.pending.Store(req, r)
 }

@@ -11,8 +11,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
-	"socksd/config"
 	"socksd/internal/admin"
+	"socksd/internal/endpoint"
 	"socksd/torup"
 )
 
@@ -73,7 +73,7 @@ func (d *daemon) health(ctx context.Context) (bool, string) {
 		}
 		return true, ""
 	}
-	network, addr := config.SplitEndpoint(d.torSOCKS)
+	network, addr := endpoint.Split(d.torSOCKS)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var dl net.Dialer

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -301,8 +300,8 @@ func (d *daemon) shutdown(grace time.Duration, sig <-chan os.Signal) int {
 }
 
 // reload re-reads the file; a bad file is logged and the running
-// configuration stays. Listeners and [socks] settings swap without
-// dropping live streams; [tor], [metrics] and [dns] need a restart.
+// configuration stays. What reload applies and what it names as needing a
+// restart is decided in one place, changes (reload.go).
 func (d *daemon) reload() {
 	if d.cfgPath == "" {
 		d.log.Warn("reload: no -config file; nothing to re-read")
@@ -313,44 +312,20 @@ func (d *daemon) reload() {
 		d.log.Error("reload: configuration refused; keeping the running one", zap.Error(err))
 		return
 	}
-	if err := d.srv.Configure(settingsFrom(cfg), listenersFrom(cfg, nil)); err != nil {
+	live := liveOf(cfg)
+	if err := d.srv.Configure(live.Settings, listenersFrom(cfg, nil)); err != nil {
 		d.log.Error("reload: cannot apply listeners; keeping the running ones", zap.Error(err))
 		return
 	}
-	if lvl, err := zap.ParseAtomicLevel(cfg.Log.Level); err == nil {
+	if lvl, err := zap.ParseAtomicLevel(live.LogLevel); err == nil {
 		d.level.SetLevel(lvl.Level())
 	}
-	for _, c := range restartOnly(d.cfg, cfg) {
-		d.log.Warn("reload: " + c + " changed; it needs a restart (systemctl restart socksd); the running value stays")
+	_, restart := changes(d.cfg, cfg)
+	for _, key := range restart {
+		d.log.Warn("reload: " + key + " changed; it needs a restart (systemctl restart socksd); the running value stays")
 	}
 	d.cfg = cfg
 	d.log.Info("reloaded", zap.Int("listeners", len(cfg.Listeners())))
-}
-
-// restartOnly names the parts of the configuration a reload does not
-// apply: the Tor connection, the metrics/admin listener, the DNS bridge
-// and state_dir are built once at start.
-func restartOnly(old, cfg config.Config) []string {
-	var out []string
-	if cfg.Tor != old.Tor {
-		out = append(out, "[tor]")
-	}
-	if cfg.Isolation.KeepAlive != old.Isolation.KeepAlive {
-		out = append(out, "isolation.keep_alive")
-	}
-	if cfg.Metrics != old.Metrics {
-		out = append(out, "[metrics]")
-	}
-	if !reflect.DeepEqual(cfg.DNS, old.DNS) {
-		out = append(out, "[dns]")
-	}
-	if cfg.StateDir != old.StateDir {
-		out = append(out, "state_dir")
-	}
-	if cfg.Log.Format != old.Log.Format {
-		out = append(out, "log.format")
-	}
-	return out
 }
 
 func settingsFrom(cfg config.Config) dispatch.Settings {

@@ -61,7 +61,7 @@ func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err e
 			w.close()
 		}
 	}()
-	t, err := torup.New(torup.FromConfig(cfg), log, w.reg)
+	t, err := torup.New(torConfig(cfg), log, w.reg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errConfig, err)
 	}
@@ -171,16 +171,18 @@ func dnsConfig(cfg config.Config) (resolve.Config, error) {
 	return rc, nil
 }
 
+// torConfig is the [tor] table with what torup needs from elsewhere in
+// the file.
+func torConfig(cfg config.Config) torup.Config {
+	tc := cfg.Tor
+	tc.StateDir = cfg.StateDir
+	return tc
+}
+
 // checkWiring is -check-config's test of what wire() would refuse
 // beyond config.Validate (which already refuses dns.listen with
 // tor.control = "none").
 func checkWiring(cfg config.Config) error {
-	t, err := torup.New(torup.FromConfig(cfg), nil, nil)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errConfig, err)
-	}
-	t.Close() // New starts the attacher's janitor; nothing else was started
-
 	if len(cfg.DNS.Listen) > 0 {
 		rc, err := dnsConfig(cfg)
 		if err != nil {
