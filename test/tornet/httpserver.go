@@ -18,9 +18,13 @@ const HelloBody = "hello from tornet\n"
 // HTTPHit is one request the test HTTP server handled.
 type HTTPHit struct {
 	RemoteIP string // the connection's source address (127.0.0.1 for every tor, see sockowner.go)
-	Via      string // the tor that made the connection: "exit0".."exitN", "hs", or "" (not one of ours)
-	Host     string
-	Path     string
+	// Via is the tor that made the connection: "exit0".."exitN", "hs", or
+	// "" (not one of ours). Only /via and /page.html look it up: it costs
+	// a scan of /proc (sockowner.go), and a load test of the other paths
+	// must measure socksd and Tor, not this server.
+	Via  string
+	Host string
+	Path string
 }
 
 // The test HTTP server: the exits' loopback target and the onion service's
@@ -90,8 +94,11 @@ func startHTTP(addr string, via func(remote, local string) string) (*httpServer,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// Look the peer up while the connection is open: its socket
 			// is gone from /proc once the client closes.
-			local := r.Context().Value(http.LocalAddrContextKey).(net.Addr).String()
-			via := s.via(r.RemoteAddr, local)
+			var via string
+			if r.URL.Path == "/via" || r.URL.Path == "/page.html" {
+				local := r.Context().Value(http.LocalAddrContextKey).(net.Addr).String()
+				via = s.via(r.RemoteAddr, local)
+			}
 			s.mu.Lock()
 			s.hits = append(s.hits, HTTPHit{RemoteIP: remoteIP(r), Via: via, Host: r.Host, Path: r.URL.Path})
 			s.mu.Unlock()
