@@ -4,7 +4,8 @@
 #                 then the real-Tor end-to-end suite on a private Tor network
 #   make run      run socksd with config.example.toml
 #   make tornet   bring up a private Tor network by hand (Ctrl-C tears it down;
-#                 TORNET_DIR=dir keeps it there, default a temp dir)
+#                 TORNET_DIR=dir keeps it there, default a temp dir;
+#                 TORNET_PROFILE=real|lossy|flat shapes its links, default zero)
 #   make bench    the issue-8 benchmark suite (test/bench/run.sh): loopback
 #                 peers, then through a private Tor network; BENCH_MODE=quick,
 #                 BENCH_TOR=0 (loopback only), BENCH_OUT=dir (default results/)

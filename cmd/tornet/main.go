@@ -5,7 +5,8 @@
 //	set -a; . DIR/env; set +a
 //	curl --socks5-hostname 127.0.0.1:$SOCKS_PORT http://$ONION_HOST/
 //
-// Flags (before DIR): -exits N, -no-client, -no-onion, -keep, -timeout D,
+// Flags (before DIR): -profile P (zero, flat, real, lossy: the links'
+// latency and faults), -exits N, -no-client, -no-onion, -keep, -timeout D,
 // -loglevel L. With no DIR a temp dir is used and removed on exit (unless
 // -keep). Environment: TORNET_KEYCACHE (reuse authority keys).
 package main
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,10 +29,11 @@ import (
 func main() {
 	log.SetFlags(0)
 	if len(os.Args) < 2 || os.Args[1] != "up" {
-		fmt.Fprintln(os.Stderr, "usage: tornet up [-exits N] [-no-client] [-no-onion] [-keep] [-timeout D] [-loglevel L] [DIR]")
+		fmt.Fprintln(os.Stderr, "usage: tornet up [-profile P] [-exits N] [-no-client] [-no-onion] [-keep] [-timeout D] [-loglevel L] [DIR]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
+	profile := fs.String("profile", "", "links' profile: "+strings.Join(tornet.ProfileNames(), ", ")+` ("" = $TORNET_PROFILE, else zero)`)
 	exits := fs.Int("exits", 3, "number of exit relays")
 	noClient := fs.Bool("no-client", false, "do not start the client tor (use -print-client-torrc for a managed tor)")
 	noOnion := fs.Bool("no-onion", false, "no onion service")
@@ -40,7 +43,7 @@ func main() {
 	printClient := fs.Bool("print-client-torrc", false, "print the torrc lines a client of this network needs")
 	fs.Parse(os.Args[2:])
 	opt := tornet.Options{
-		Exits: *exits, NoClient: *noClient, NoOnion: *noOnion, Keep: *keep || fs.Arg(0) != "",
+		Profile: *profile, Exits: *exits, NoClient: *noClient, NoOnion: *noOnion, Keep: *keep || fs.Arg(0) != "",
 		Timeout: *timeout, LogLevel: *logLevel, Dir: fs.Arg(0), Logf: log.Printf,
 	}
 

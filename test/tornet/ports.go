@@ -14,8 +14,8 @@ import (
 // connection while a network is being set up.
 const (
 	portBase     = 20000
-	portBlock    = 40
-	portBlocks   = 250 // 20000 .. 29999
+	portBlock    = 72
+	portBlocks   = 138 // 20000 .. 29935
 	offAuthOR    = 0   // 3 authorities
 	offAuthDir   = 3   // 3 authority DirPorts
 	offExitOR    = 6   // up to maxExits exits
@@ -27,6 +27,12 @@ const (
 	offDNS       = 31 // UDP and TCP
 	offSpare     = 32 // 32-38: free for tests (a managed tor's SocksPort...)
 	offHTTPTun   = 39 // the client's HTTPTunnelPort
+	// Behind Links (link.go) the nodes really listen here, and the ports
+	// above (ORPorts, HTTP, DNS) are the Links. One inner ORPort per
+	// relay: the authorities, then the exits.
+	offInnerOR   = 40 // 40-62
+	offInnerHTTP = offInnerOR + 3 + maxExits
+	offInnerDNS  = offInnerHTTP + 1 // UDP and TCP
 	maxExits     = offSocks - offExitOR
 )
 
@@ -74,7 +80,7 @@ func leasePorts() (*portLease, error) {
 }
 
 // blockFree reports whether every TCP port of the block (and the DNS UDP
-// port) can be bound on 127.0.0.1 right now.
+// ports) can be bound on 127.0.0.1 right now.
 func blockFree(base int) bool {
 	for off := 0; off < portBlock; off++ {
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+off)))
@@ -83,10 +89,12 @@ func blockFree(base int) bool {
 		}
 		l.Close()
 	}
-	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+offDNS)))
-	if err != nil {
-		return false
+	for _, off := range []int{offDNS, offInnerDNS} {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+off)))
+		if err != nil {
+			return false
+		}
+		pc.Close()
 	}
-	pc.Close()
 	return true
 }

@@ -60,8 +60,15 @@ func ownsSocket(pid int, inode string) bool {
 }
 
 // peerTor names the tor of this network (exit0, hs, ...) that owns the
-// client end of a connection the test HTTP server accepted, or "".
+// client end of a connection the test HTTP server accepted, or "". A
+// connection that came through the HTTP Link is the Link's own: the one
+// to look up is the connection the exit made to the Link.
 func (n *Network) peerTor(remote, local string) string {
+	if l := n.Link("http"); l != nil {
+		if o, ok := l.originOf(remote); ok {
+			remote, local = o, l.Addr
+		}
+	}
 	r, err1 := netip.ParseAddrPort(remote)
 	l, err2 := netip.ParseAddrPort(local)
 	if err1 != nil || err2 != nil || !r.Addr().Is4() {

@@ -73,6 +73,9 @@ type Options struct {
 	LogLevel string
 	// ExtraExitTorrc / ExtraClientTorrc are appended to those torrcs.
 	ExtraExitTorrc, ExtraClientTorrc string
+	// Profile names the links' shape (profile.go): "zero" (no injector),
+	// "flat", "real", "lossy". "" = $TORNET_PROFILE, else "zero".
+	Profile string
 	// Tor is the tor binary (default "tor" on PATH, else /usr/sbin/tor).
 	Tor string
 	// Logf receives progress lines (t.Logf, log.Printf); nil = silent.
@@ -124,8 +127,10 @@ type Network struct {
 	OnionHost      string // "<56 chars>.onion"; "" with NoOnion
 	Exits          []Exit
 	Authorities    []Relay
+	Profile        string // the links' profile ("zero", "real", ...)
 	Timings        Timings
 
+	links   []*Link // empty with a Direct profile
 	cfg     *config
 	dns     *dnsServer
 	http    *httpServer
@@ -147,6 +152,8 @@ type config struct {
 	ownerPID                    int
 	votingInterval, voteOffset  int
 	ports                       *portLease
+	profile                     Profile
+	innerOR                     map[string]int // relay -> the port it listens on behind its Link
 	auths                       []authority
 	exits                       []Exit
 	keep, ownDir                bool
@@ -204,6 +211,12 @@ func newConfig(opt Options) (*config, error) {
 	if cfg.keyCache == "" {
 		cfg.keyCache = os.Getenv("TORNET_KEYCACHE")
 	}
+	prof, err := ProfileByName(opt.Profile)
+	if err != nil {
+		return nil, err
+	}
+	cfg.profile = prof
+	cfg.innerOR = map[string]int{}
 	cfg.votingInterval = opt.VotingInterval
 	if cfg.votingInterval == 0 {
 		cfg.votingInterval = 20
@@ -283,7 +296,8 @@ func (n *Network) start(ctx context.Context, opt Options, t0 time.Time) error {
 	if !opt.NoOnion {
 		n.HSControlPort = ports.port(offHSControl)
 	}
-	n.logf("dir %s, ports %d-%d", cfg.dir, ports.base, ports.base+portBlock-1)
+	n.Profile = cfg.profile.Name
+	n.logf("dir %s, ports %d-%d, profile %s", cfg.dir, ports.base, ports.base+portBlock-1, n.Profile)
 
 	cfg.emptyTorrc = filepath.Join(cfg.dir, "empty.torrc") // tor refuses -f /dev/null
 	cfg.resolvConf = filepath.Join(cfg.dir, "resolv.conf")
@@ -293,11 +307,23 @@ func (n *Network) start(ctx context.Context, opt Options, t0 time.Time) error {
 	if err := os.WriteFile(cfg.resolvConf, fmt.Appendf(nil, "nameserver 127.0.0.1:%d\n", n.DNSPort), 0o644); err != nil {
 		return err
 	}
-	if n.dns, err = startDNS(fmt.Sprintf("127.0.0.1:%d", n.DNSPort)); err != nil {
+	dnsAddr, httpAddr := n.DNSAddr(), n.HTTPAddr()
+	if !cfg.profile.Direct {
+		dnsAddr, httpAddr = addr(ports.port(offInnerDNS)), addr(ports.port(offInnerHTTP))
+	}
+	if n.dns, err = startDNS(dnsAddr); err != nil {
 		return err
 	}
-	if n.http, err = startHTTP(n.HTTPAddr(), n.peerTor); err != nil {
+	if n.http, err = startHTTP(httpAddr, n.peerTor); err != nil {
 		return err
+	}
+	if !cfg.profile.Direct {
+		if err := n.addLink("dns", n.DNSAddr(), dnsAddr, true); err != nil {
+			return err
+		}
+		if err := n.addLink("http", n.HTTPAddr(), httpAddr, false); err != nil {
+			return err
+		}
 	}
 
 	for i := 0; i < 3; i++ {
@@ -314,6 +340,20 @@ func (n *Network) start(ctx context.Context, opt Options, t0 time.Time) error {
 	n.logf("authority keys ready (+%.1fs)", n.Timings.Keys.Seconds())
 	for i := range cfg.exits {
 		cfg.exits[i].ORPort = ports.port(offExitOR + i)
+	}
+	if !cfg.profile.Direct {
+		for i, a := range cfg.auths {
+			cfg.innerOR[a.name] = ports.port(offInnerOR + i)
+			if err := n.addLink(a.name, addr(a.orPort), addr(cfg.innerOR[a.name]), false); err != nil {
+				return err
+			}
+		}
+		for i, e := range cfg.exits {
+			cfg.innerOR[e.Nickname] = ports.port(offInnerOR + len(cfg.auths) + i)
+			if err := n.addLink(e.Nickname, addr(e.ORPort), addr(cfg.innerOR[e.Nickname]), false); err != nil {
+				return err
+			}
+		}
 	}
 
 	// The first consensus's valid-after is the next second s with
@@ -472,6 +512,9 @@ func (n *Network) Close() error {
 	}
 	wg.Wait()
 	n.spawn.close()
+	for _, l := range n.links {
+		l.close()
+	}
 	if n.dns != nil {
 		n.dns.close()
 	}
@@ -540,6 +583,29 @@ func (n *Network) ExitByName(nick string) (Exit, bool) {
 	return Exit{}, false
 }
 
+// Links returns the network's links (none with the zero profile): one per
+// relay, named after it, then "dns" and "http" for the test destinations.
+func (n *Network) Links() []*Link { return append([]*Link(nil), n.links...) }
+
+// Link returns the link named name ("exit1", "auth2", "http", "dns"), or nil.
+func (n *Network) Link(name string) *Link {
+	for _, l := range n.links {
+		if l.Name == name {
+			return l
+		}
+	}
+	return nil
+}
+
+func (n *Network) addLink(name, listen, target string, udp bool) error {
+	l, err := newLink(name, listen, target, n.cfg.profile.shapeFor(name), udp)
+	if err != nil {
+		return fmt.Errorf("tornet: link %s on %s: %w", name, listen, err)
+	}
+	n.links = append(n.links, l)
+	return nil
+}
+
 // HTTPLog returns every request the test HTTP server has handled so far.
 func (n *Network) HTTPLog() []HTTPHit { return n.http.log() }
 
@@ -589,6 +655,7 @@ func (n *Network) Env() []string {
 	}
 	env := []string{
 		"TORNET_DIR=" + n.Dir,
+		"TORNET_PROFILE=" + n.Profile,
 		"HTTP_PORT=" + strconv.Itoa(n.HTTPPort),
 		"DNS_PORT=" + strconv.Itoa(n.DNSPort),
 		"DNS_NAME=" + ZoneName,

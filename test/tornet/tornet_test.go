@@ -13,14 +13,20 @@ import (
 )
 
 // TestNetwork brings up a whole network (SOCKSD_TORNET=1) and checks what
-// the e2e suite relies on, through the client tor directly (no socksd).
+// the e2e suite relies on, through the client tor directly (no socksd). It
+// runs on the real profile unless $TORNET_PROFILE says otherwise, so the
+// link injector is proven here while the e2e suite keeps the zero profile.
 func TestNetwork(t *testing.T) {
 	if os.Getenv("SOCKSD_TORNET") != "1" {
 		t.Skip("real-Tor test: set SOCKSD_TORNET=1 (make test does) to bring up a private Tor network")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	n, err := Start(ctx, Options{Logf: t.Logf})
+	profile := os.Getenv("TORNET_PROFILE")
+	if profile == "" {
+		profile = "real"
+	}
+	n, err := Start(ctx, Options{Logf: t.Logf, Profile: profile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +143,64 @@ func TestNetwork(t *testing.T) {
 		via, err := Get(ctx, n.SOCKSAddr(), n.OnionURL("/via"))
 		if err != nil || via != "hs" {
 			t.Fatalf("onion /via = %q, %v", via, err)
+		}
+	})
+
+	t.Run("Links", func(t *testing.T) {
+		if n.cfg.profile.Direct {
+			t.Skipf("profile %s has no links", n.Profile)
+		}
+		// Every relay was reached through its link, and the least a
+		// link delays one way bounds a page's time from below.
+		least := time.Hour
+		for _, l := range n.Links() {
+			if l.Name != "dns" && l.Stats().Conns == 0 {
+				t.Errorf("link %s carried no connection", l.Name)
+			}
+			sh := l.Shape()
+			least = min(least, max(sh.Latency-sh.Jitter, 0))
+		}
+		// On an open circuit: BEGIN crosses 3 links and CONNECTED 3 back,
+		// the request 3 and the exit's link to the server, the answer the
+		// same back: 14 crossings.
+		t0 := time.Now()
+		if via, err := Get(ctx, n.SOCKSAddr(), n.HTTPURL("/via")); err != nil || !strings.HasPrefix(via, "exit") {
+			t.Fatalf("/via = %q, %v", via, err)
+		}
+		if d := time.Since(t0); d < 14*least {
+			t.Errorf("a page took %v, less than 14 link crossings of at least %v", d, least)
+		}
+
+		// A stalled destination link holds the page.
+		n.Link("http").Stall(time.Second)
+		t0 = time.Now()
+		if _, err := Get(ctx, n.SOCKSAddr(), n.HTTPURL("/")); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(t0); d < time.Second {
+			t.Errorf("a page through a link stalled for 1 s took %v", d)
+		}
+
+		// Resetting every relay's connections breaks every circuit; Tor
+		// builds new ones and a page goes through again.
+		resets := 0
+		for _, l := range n.Links() {
+			resets += l.Reset()
+		}
+		if resets == 0 {
+			t.Fatal("no connection to reset")
+		}
+		var last error
+		for i := 0; i < 10; i++ {
+			cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+			_, last = Get(cctx, n.SOCKSAddr(), n.HTTPURL("/"))
+			ccancel()
+			if last == nil {
+				break
+			}
+		}
+		if last != nil {
+			t.Fatalf("after resetting %d connections: %v", resets, last)
 		}
 	})
 

@@ -69,17 +69,19 @@ V3AuthNIntervalsValid 2
 	return b.String()
 }
 
-func relayTorrc(name string, orPort int) string {
-	return fmt.Sprintf(`Address 127.0.0.1
-ORPort 127.0.0.1:%d
-SocksPort 0
-ContactInfo %s@tornet.test
-`, orPort, name)
+// relayTorrc: a relay behind a Link advertises the Link's port and listens
+// on its inner port (inner 0: no Link, it listens where it advertises).
+func relayTorrc(name string, orPort, inner int) string {
+	ports := fmt.Sprintf("ORPort 127.0.0.1:%d\n", orPort)
+	if inner != 0 {
+		ports = fmt.Sprintf("ORPort 127.0.0.1:%d NoListen\nORPort 127.0.0.1:%d NoAdvertise\n", orPort, inner)
+	}
+	return fmt.Sprintf("Address 127.0.0.1\n%sSocksPort 0\nContactInfo %s@tornet.test\n", ports, name)
 }
 
 func (c *config) authorityTorrc(i int) string {
 	a := c.auths[i]
-	return c.commonTorrc(a.name) + relayTorrc(a.name, a.orPort) + fmt.Sprintf(`DirPort 127.0.0.1:%d
+	return c.commonTorrc(a.name) + relayTorrc(a.name, a.orPort, c.innerOR[a.name]) + fmt.Sprintf(`DirPort 127.0.0.1:%d
 AuthoritativeDirectory 1
 V3AuthoritativeDirectory 1
 ExitRelay 0
@@ -119,7 +121,7 @@ func (c *config) writeBandwidths(fps []string) error {
 }
 
 func (c *config) exitTorrc(e Exit) string {
-	return c.commonTorrc(e.Nickname) + relayTorrc(e.Nickname, e.ORPort) + fmt.Sprintf(`ExitRelay 1
+	return c.commonTorrc(e.Nickname) + relayTorrc(e.Nickname, e.ORPort, c.innerOR[e.Nickname]) + fmt.Sprintf(`ExitRelay 1
 IPv6Exit 1
 ExitPolicyRejectPrivate 0
 ExitPolicyRejectLocalInterfaces 0
@@ -163,6 +165,9 @@ CookieAuthentication 1
 `, n.SOCKSPort, n.SOCKSPortExt, n.HTTPTunnelPort, n.ControlPort, c.extraClient)
 }
 
+// onionTorrc: the onion service's backend is the test HTTP server itself,
+// never its Link: a service runs next to its web server, with no network
+// in between.
 func (c *config) onionTorrc(n *Network) string {
 	dir := filepath.Join(c.dir, "hs")
 	return c.commonTorrc("hs") + fmt.Sprintf(`SocksPort 0
@@ -170,6 +175,6 @@ ControlPort 127.0.0.1:%d
 CookieAuthentication 1
 Log [rend]info file %s/rend.log
 HiddenServiceDir %s/hs_web
-HiddenServicePort 80 127.0.0.1:%d
-`, n.HSControlPort, dir, dir, n.HTTPPort)
+HiddenServicePort 80 %s
+`, n.HSControlPort, dir, dir, n.http.addr)
 }
