@@ -62,6 +62,8 @@ type DNS struct {
 	VirtualNetworkIPv6 string        `toml:"virtual_network_ipv6"`
 	TTL                time.Duration `toml:"ttl"`
 	MappingIdle        time.Duration `toml:"mapping_idle"`
+	MaxTCPConnections  int           `toml:"max_tcp_connections"` // live DNS-over-TCP connections
+	TCPIdleTimeout     time.Duration `toml:"tcp_idle_timeout"`
 }
 
 // IsolationConfig is the [isolation] table: defaults for every listener.
@@ -110,6 +112,8 @@ func Default() Config {
 			VirtualNetworkIPv6: "fd00:5ec5:d000::/48",
 			TTL:                60 * time.Second,
 			MappingIdle:        24 * time.Hour,
+			MaxTCPConnections:  256,
+			TCPIdleTimeout:     10 * time.Second,
 		},
 		Isolation: IsolationConfig{SOCKSAuth: true, ClientAddr: true},
 	}

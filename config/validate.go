@@ -95,6 +95,10 @@ func (c *Config) Validate() error {
 	}
 	v.positive("dns.ttl", c.DNS.TTL)
 	v.positive("dns.mapping_idle", c.DNS.MappingIdle)
+	if c.DNS.MaxTCPConnections <= 0 {
+		v.add("dns.max_tcp_connections", "must be > 0, got %d", c.DNS.MaxTCPConnections)
+	}
+	v.positive("dns.tcp_idle_timeout", c.DNS.TCPIdleTimeout)
 
 	return errors.Join(v.errs...)
 }

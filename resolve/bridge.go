@@ -36,6 +36,7 @@ type Bridge struct {
 	inflight chan struct{} // semaphore: queries waiting on Tor
 
 	poolFullLog ratelog.Limiter // a full pool is a warning, once per interval
+	tcpSlots    chan struct{}   // live DNS-over-TCP connections, all listeners
 
 	saver *saver // nil without StateDir
 
@@ -85,6 +86,7 @@ func New(cfg Config, tor Tor, log *zap.Logger, reg prometheus.Registerer) (*Brid
 		metrics:   m,
 		epoch:     1,
 		inflight:  make(chan struct{}, cfg.MaxInflight),
+		tcpSlots:  make(chan struct{}, cfg.MaxTCPConns),
 		ctx:       ctx,
 		cancel:    cancel,
 		saverCtx:  saverCtx,

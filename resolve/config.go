@@ -75,10 +75,16 @@ type Config struct {
 	MappingIdle time.Duration // a mapping unused this long is removed; 0 → 24h
 	StateDir    string        // where the table is saved; "" = not saved
 
-	MaxMappings  int              // per family, on top of the pool size; 0 → 65536
-	QueryTimeout time.Duration    // per query, including Tor calls; 0 → 10s
-	MaxInflight  int              // concurrent queries waiting on Tor; 0 → 256, beyond → SERVFAIL
-	Now          func() time.Time // clock for expiry and LRU; nil → time.Now
+	MaxMappings  int           // per family, on top of the pool size; 0 → 65536
+	QueryTimeout time.Duration // per query, including Tor calls; 0 → 10s
+	MaxInflight  int           // concurrent queries waiting on Tor; 0 → 256, beyond → SERVFAIL
+	// MaxTCPConns bounds live DNS-over-TCP connections over every
+	// listener address: one more is closed at once. 0 → 256.
+	MaxTCPConns int
+	// TCPIdle closes a DNS-over-TCP connection that sent no query for
+	// this long (the first query must come within 2 s). 0 → 10s.
+	TCPIdle time.Duration
+	Now     func() time.Time // clock for expiry and LRU; nil → time.Now
 }
 
 // Defaults for zero Config fields.
@@ -88,6 +94,8 @@ const (
 	DefaultMaxMappings  = 65536
 	DefaultQueryTimeout = 10 * time.Second
 	DefaultMaxInflight  = 256
+	DefaultMaxTCPConns  = 256
+	DefaultTCPIdle      = 10 * time.Second
 )
 
 // StateFile is the table's file name inside Config.StateDir.
@@ -113,7 +121,7 @@ var (
 // normalize fills defaults and checks c; it returns the suffixes in the form
 // the matcher wants (lower case, leading dot).
 func (c *Config) normalize() error {
-	if c.TTL < 0 || c.MappingIdle < 0 || c.QueryTimeout < 0 || c.MaxMappings < 0 || c.MaxInflight < 0 {
+	if c.TTL < 0 || c.MappingIdle < 0 || c.QueryTimeout < 0 || c.MaxMappings < 0 || c.MaxInflight < 0 || c.MaxTCPConns < 0 || c.TCPIdle < 0 {
 		return fmt.Errorf("%w: negative duration or limit", ErrConfig)
 	}
 	if c.TTL == 0 {
@@ -138,6 +146,12 @@ func (c *Config) normalize() error {
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.MaxTCPConns == 0 {
+		c.MaxTCPConns = DefaultMaxTCPConns
+	}
+	if c.TCPIdle == 0 {
+		c.TCPIdle = DefaultTCPIdle
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -21,6 +21,9 @@ type metrics struct {
 	repushes prometheus.Counter
 	saves    *prometheus.CounterVec // result
 
+	tcpAcceptErrors prometheus.Counter
+	tcpOverLimit    prometheus.Counter
+
 	hot hotMetrics
 }
 
@@ -72,10 +75,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "state_saves_total",
 			Help: "Mapping table writes to state_dir, by result.",
 		}, []string{"result"}),
+		tcpAcceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "tcp_accept_errors_total",
+			Help: "Failed accepts on the DNS-over-TCP listeners (EMFILE: out of file descriptors); each one backs off up to 1 s.",
+		}),
+		tcpOverLimit: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "tcp_over_limit_total",
+			Help: "DNS-over-TCP connections closed at once because max_tcp_connections were live.",
+		}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.queries, m.answers, m.duration, m.mappings, m.capacity,
-			m.reclaims, m.full, m.expired, m.torCalls, m.repushes, m.saves} {
+			m.reclaims, m.full, m.expired, m.torCalls, m.repushes, m.saves, m.tcpAcceptErrors, m.tcpOverLimit} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

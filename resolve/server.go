@@ -12,9 +12,8 @@ import (
 )
 
 const (
-	readTimeout  = 2 * time.Second
+	readTimeout  = 2 * time.Second // also the wait for a TCP connection's first query
 	writeTimeout = 2 * time.Second
-	tcpIdle      = 10 * time.Second
 	shutdownWait = 5 * time.Second
 )
 
@@ -58,43 +57,67 @@ func (b *Bridge) Start() error {
 			cleanup()
 			return fmt.Errorf("resolve: listen tcp %s: %w", addr, err)
 		}
-		s := &server{
-			fast: fast, udpConn: pc, udpAddr: pc.LocalAddr(),
-			tcp: b.newDNSServer(&dns.Server{Listener: ln}), tcpAddr: ln.Addr(),
-		}
-		if fast == nil {
-			s.udp = b.newDNSServer(&dns.Server{PacketConn: pc})
-		}
-		servers = append(servers, s)
+		servers = append(servers, b.newServer(pc, fast, ln))
 	}
 	b.started = true
-	b.servers = servers
 	for _, s := range servers {
-		if s.fast != nil {
-			s.fast.start(b)
-		}
-		for _, srv := range s.miekg() {
-			// Wait until miekg marks the server started: a Shutdown before
-			// that fails ("server not started") and would leave it serving.
-			up := make(chan struct{})
-			srv.NotifyStartedFunc = func() { close(up) }
-			exited := make(chan struct{})
-			b.wg.Add(1)
-			go func() {
-				defer b.wg.Done()
-				defer close(exited)
-				if err := srv.ActivateAndServe(); err != nil && b.ctx.Err() == nil {
-					b.log.Error("dns server stopped", zap.Error(err))
-				}
-			}()
-			select {
-			case <-up:
-			case <-exited:
-			}
-		}
-		b.log.Info("dns bridge listening", zap.Stringer("udp", s.udpAddr), zap.Stringer("tcp", s.tcpAddr))
+		b.startServer(s)
 	}
 	return nil
+}
+
+// Serve serves one more address on sockets bound elsewhere (systemd's
+// socket activation passes them in), with everything the bridge's own
+// listeners have: the allow-list, the TCP bound and backoff, Close. Call
+// it after Start.
+func (b *Bridge) Serve(pc net.PacketConn, ln net.Listener) error {
+	b.startMu.Lock()
+	defer b.startMu.Unlock()
+	if b.closed || !b.started {
+		return errors.New("resolve: Serve needs a started, open bridge")
+	}
+	b.startServer(b.newServer(pc, nil, ln))
+	return nil
+}
+
+func (b *Bridge) newServer(pc net.PacketConn, fast *udpServer, ln net.Listener) *server {
+	s := &server{
+		fast: fast, udpConn: pc, udpAddr: pc.LocalAddr(),
+		tcp: b.newDNSServer(&dns.Server{Listener: b.newTCPListener(ln)}), tcpAddr: ln.Addr(),
+	}
+	if fast == nil {
+		s.udp = b.newDNSServer(&dns.Server{PacketConn: pc})
+	}
+	return s
+}
+
+// startServer serves s in the background; b.startMu is held.
+func (b *Bridge) startServer(s *server) {
+	b.servers = append(b.servers, s)
+	if s.fast != nil {
+		s.fast.start(b)
+	}
+	for _, srv := range s.miekg() {
+		// Wait until miekg marks the server started: a Shutdown before
+		// that fails ("server not started") and would leave it serving.
+		up := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(up) }
+		exited := make(chan struct{})
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			defer close(exited)
+			if err := srv.ActivateAndServe(); err != nil && b.ctx.Err() == nil {
+				b.log.Error("dns server stopped", zap.Error(err))
+			}
+		}()
+		select {
+		case <-up:
+		case <-exited:
+		}
+	}
+	b.log.Info("dns bridge listening", zap.Stringer("udp", s.udpAddr), zap.Stringer("tcp", s.tcpAddr),
+		zap.Int("max_tcp_connections", b.cfg.MaxTCPConns), zap.Duration("tcp_idle_timeout", b.cfg.TCPIdle))
 }
 
 func closeUDP(pc net.PacketConn, fast *udpServer) {
@@ -117,7 +140,8 @@ func (b *Bridge) newDNSServer(s *dns.Server) *dns.Server {
 	s.Handler = b
 	s.ReadTimeout = readTimeout
 	s.WriteTimeout = writeTimeout
-	s.IdleTimeout = func() time.Duration { return tcpIdle }
+	idle := b.cfg.TCPIdle
+	s.IdleTimeout = func() time.Duration { return idle }
 	s.MsgAcceptFunc = acceptQuery
 	s.DecorateReader = func(r dns.Reader) dns.Reader { return allowReader{Reader: r, b: b} }
 	return s

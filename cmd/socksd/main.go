@@ -120,7 +120,8 @@ type daemon struct {
 	log     *zap.Logger
 	level   zap.AtomicLevel
 	cfgPath string
-	cfg     config.Config
+	cfg     config.Config // as the file says (limits not fitted)
+	fd      *fdBudget
 	srv     *dispatch.Server
 	wired   *wired
 	metrics *http.Server
@@ -134,7 +135,15 @@ type daemon struct {
 func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicLevel, socks *inherited) (*daemon, int) {
 	log.Info("starting", zap.String("version", versionString()), zap.String("config", cfgPath))
 	defer socks.leftover(log)
-	w, err := wire(cfg, log, socks)
+	// eff is cfg with the connection limits fitted under RLIMIT_NOFILE;
+	// d.cfg keeps the file's values so a reload compares like with like.
+	eff := cfg
+	fd := &fdBudget{limit: readNOFILE()}
+	if err := fd.fit(&eff, log, true); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return nil, exitFailure
+	}
+	w, err := wire(eff, log, socks)
 	if err != nil {
 		log.Error("cannot set up the upstream", zap.Error(err))
 		if errors.Is(err, errConfig) {
@@ -142,12 +151,12 @@ func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicL
 		}
 		return nil, exitFailure
 	}
-	if err := w.srv.Configure(settingsFrom(cfg), listenersFrom(cfg, socks)); err != nil {
+	if err := w.srv.Configure(settingsFrom(eff), listenersFrom(eff, socks)); err != nil {
 		log.Error("cannot listen", zap.Error(err))
 		w.close()
 		return nil, exitFailure
 	}
-	d := &daemon{log: log, level: level, cfgPath: cfgPath, cfg: cfg, srv: w.srv, wired: w,
+	d := &daemon{log: log, level: level, cfgPath: cfgPath, cfg: cfg, fd: fd, srv: w.srv, wired: w,
 		started: time.Now(), torSOCKS: cfg.Tor.SOCKS, dnsListen: cfg.DNS.Listen}
 	d.adminHandler().Register(w.mux)
 	if cfg.Metrics.Listen != "" {
@@ -312,8 +321,13 @@ func (d *daemon) reload() {
 		d.log.Error("reload: configuration refused; keeping the running one", zap.Error(err))
 		return
 	}
-	live := liveOf(cfg)
-	if err := d.srv.Configure(live.Settings, listenersFrom(cfg, nil)); err != nil {
+	eff := cfg
+	if err := d.fd.fit(&eff, d.log, false); err != nil {
+		d.log.Error("reload: configuration refused; keeping the running one", zap.Error(err))
+		return
+	}
+	live := liveOf(eff)
+	if err := d.srv.Configure(live.Settings, listenersFrom(eff, nil)); err != nil {
 		d.log.Error("reload: cannot apply listeners; keeping the running ones", zap.Error(err))
 		return
 	}

@@ -38,7 +38,6 @@ type wired struct {
 	mux     *http.ServeMux
 	tor     *torup.Tor
 	bridge  *resolve.Bridge // nil when [dns] listen is empty
-	dns     *dnsServers     // inherited DNS sockets served outside the bridge's own Start
 	track   *tracker
 	closers []func() error
 }
@@ -77,7 +76,7 @@ func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err e
 			return nil, fmt.Errorf("%w: %v", errConfig, err)
 		}
 		// The bridge's own listen addresses exclude the ones systemd
-		// passed in: those are served by dnsServers below.
+		// passed in: those are handed to the bridge below (serveInheritedDNS).
 		rc.Listen = socks.dnsToBind(cfg.DNS.Listen)
 		b, err := resolve.New(rc, t.DNS(), log, w.reg)
 		if err != nil {
@@ -114,12 +113,9 @@ func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err e
 		if err := w.bridge.Start(); err != nil {
 			return nil, err
 		}
-		ds, err := serveInheritedDNS(w.bridge, socks, cfg.DNS.Listen, log)
-		if err != nil {
+		if err := serveInheritedDNS(w.bridge, socks, cfg.DNS.Listen, log); err != nil {
 			return nil, err
 		}
-		w.dns = ds
-		w.closers = append(w.closers, ds.Close)
 	}
 
 	w.track = newTracker(up, res)
@@ -149,6 +145,8 @@ func dnsConfig(cfg config.Config) (resolve.Config, error) {
 		AutomapSuffixes: cfg.DNS.AutomapSuffixes,
 		TTL:             cfg.DNS.TTL,
 		MappingIdle:     cfg.DNS.MappingIdle,
+		MaxTCPConns:     cfg.DNS.MaxTCPConnections,
+		TCPIdle:         cfg.DNS.TCPIdleTimeout,
 		StateDir:        cfg.StateDir,
 	}
 	for _, a := range cfg.DNS.Allow {
