@@ -71,6 +71,19 @@ func dialLink(t *testing.T, l *Link) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
+// waitOpen waits (bounded) until the link has registered n open
+// connections: the node behind it may accept before the link has.
+func waitOpen(t *testing.T, l *Link, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Stats().Open != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("link has %d open connections, want %d", l.Stats().Open, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // roundTrip writes msg and reads it back, returning how long that took.
 func roundTrip(t *testing.T, c net.Conn, msg []byte) time.Duration {
 	t.Helper()
@@ -183,6 +196,7 @@ func TestLinkReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	waitOpen(t, l, 1)
 	if n := l.Reset(); n != 1 {
 		t.Fatalf("Reset reset %d connections, want 1", n)
 	}
@@ -262,6 +276,7 @@ func TestLinkOrigin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	waitOpen(t, l, 1)
 	o, ok := l.originOf(s.RemoteAddr().String())
 	if !ok || o != c.LocalAddr().String() {
 		t.Fatalf("origin of %s = %q %v, want %s", s.RemoteAddr(), o, ok, c.LocalAddr())
