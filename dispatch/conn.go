@@ -31,7 +31,6 @@ var (
 	errTooLarge       = errors.New("dispatch: handshake does not fit the buffer")
 	errUnknownProto   = errors.New("dispatch: first byte is neither SOCKS nor HTTP")
 	errNoResolver     = errors.New("dispatch: no resolver configured")
-	errWarningPage    = errors.New("dispatch: plain HTTP request answered with the warning page")
 	errHandshakeShort = errors.New("dispatch: client closed during the handshake")
 )
 
@@ -96,11 +95,16 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	req, early, err := s.handshake(r, shown, st, &proto)
 	if err != nil {
 		s.metrics.connection(proto, handshakeOutcome(err)).Inc()
-		if errors.Is(err, errWarningPage) {
+		switch {
+		case errors.Is(err, errWarningPage):
 			s.warnings.warn(s.log, &s.warnings.httpOnSOCKS,
 				"a client sent a plain HTTP request to the SOCKS port and got the warning page: configure it to use this port as a SOCKS proxy (or an HTTP CONNECT proxy), not as a web proxy",
 				zap.String("listen", lc.Addr))
-		} else {
+		case errors.Is(err, errForeignHost):
+			s.warnings.warn(s.log, &s.warnings.foreignHost,
+				"closed a plain HTTP request without an answer because its Host header does not name this machine: a web page may be probing the SOCKS port through DNS rebinding, or a client uses this port as a web proxy for other sites (configure it as a SOCKS or HTTP CONNECT proxy)",
+				zap.String("listen", lc.Addr))
+		default:
 			s.log.Debug("handshake failed", zap.String("protocol", proto), zap.Error(err))
 		}
 		return
@@ -250,47 +254,14 @@ func (s *Server) handshake5(r *reader) (*Request, []byte, error) {
 	}
 }
 
-func (s *Server) handshakeHTTP(r *reader, shown string, st *Settings, proto *string) (*Request, []byte, error) {
-	for {
-		head, n, err := httpguard.ParseHead(r.buf)
-		if errors.Is(err, httpguard.ErrShortBuffer) {
-			if err := r.more(); err != nil {
-				if errors.Is(err, errTooLarge) {
-					r.c.Write(httpguard.AppendConnectError(nil, 431, "", 0))
-				}
-				return nil, nil, err
-			}
-			continue
-		}
-		if err != nil {
-			status := 400
-			if errors.Is(err, httpguard.ErrHeadTooLarge) {
-				status = 431
-			}
-			r.c.Write(httpguard.AppendConnectError(nil, status, "", 0))
-			return nil, nil, err
-		}
-		if !head.IsConnect || !st.HTTPConnect {
-			// A browser pointed at a SOCKS port as an HTTP proxy: explain
-			// instead of silently closing (Tor's HTTP-on-SocksPort page).
-			r.c.Write(httpguard.WarningPage(shown))
-			return nil, nil, errWarningPage
-		}
-		*proto = "http-connect"
-		req := &Request{Protocol: ProtoHTTPConnect, Command: CmdConnect, Host: head.Host, Port: head.Port}
-		if head.HasAuth {
-			req.HasAuth = true
-			req.Username = append([]byte(nil), head.User...)
-			req.Password = append([]byte(nil), head.Pass...)
-		}
-		return req, r.buf[n:], nil
-	}
-}
-
 func handshakeOutcome(err error) string {
 	switch {
 	case errors.Is(err, errWarningPage):
 		return outcomeWarningPage
+	case errors.Is(err, errForeignHost):
+		return outcomeForeignHost
+	case errors.Is(err, errOptionsAnswered):
+		return outcomeOptions
 	case errors.Is(err, errUnknownProto):
 		return outcomeUnknownProtocol
 	case errors.Is(err, os.ErrDeadlineExceeded):

@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os/exec"
@@ -93,8 +94,18 @@ func TestCurl(t *testing.T) {
 		t.Errorf("upstream saw %d hostname requests, want 4", names)
 	}
 
-	t.Run("http proxy warning page", func(t *testing.T) {
+	// curl used as a plain web proxy for another site: its Host names that
+	// site, so socksd answers nothing at all (DNS-rebinding defence).
+	t.Run("http proxy foreign host", func(t *testing.T) {
 		out, err := curl(t, "-i", "-x", "http://"+h.addr, "http://example.com/")
+		var ce *curlError
+		var ee *exec.ExitError
+		if !errors.As(err, &ce) || !errors.As(ce.err, &ee) || ee.ExitCode() != 52 || out != "" {
+			t.Fatalf("curl: %q, %v; want exit 52 (empty reply from server)", out, err)
+		}
+	})
+	t.Run("http proxy warning page", func(t *testing.T) {
+		out, err := curl(t, "-i", "-x", "http://"+h.addr, "http://localhost/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +117,7 @@ func TestCurl(t *testing.T) {
 		if lines[0] != "HTTP/1.0 501 socksd is a SOCKS proxy, not an HTTP proxy" {
 			t.Fatalf("status %q", lines[0])
 		}
-		want := []string{"Content-Type: text/html; charset=utf-8", "Content-Length: " + strconv.Itoa(len(body)), "Connection: close"}
+		want := []string{"Tor-Capabilities: ", "Server: tor/1.0 (socksd)", "Content-Type: text/html; charset=utf-8", "Content-Length: " + strconv.Itoa(len(body)), "Connection: close"}
 		if strings.Join(lines[1:], "\n") != strings.Join(want, "\n") {
 			t.Fatalf("headers %q, want %q", lines[1:], want)
 		}

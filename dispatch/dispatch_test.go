@@ -127,7 +127,8 @@ func TestSOCKS5Connect(t *testing.T) {
 func TestHTTPWarningPage(t *testing.T) {
 	for _, httpConnect := range []bool{true, false} {
 		h := newHarness(t, hopt{settings: func(s *dispatch.Settings) { s.HTTPConnect = httpConnect }})
-		reqs := []string{"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n"}
+		reqs := []string{"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
+			"POST / HTTP/1.1\r\nHost: " + h.addr + "\r\nContent-Length: 2\r\n\r\nhi"}
 		if !httpConnect {
 			reqs = append(reqs, "CONNECT example.com:443 HTTP/1.1\r\n\r\n")
 		}
@@ -175,7 +176,7 @@ func TestHTTPConnectTunnel(t *testing.T) {
 	echo := echoServer(t, "")
 	c := h.dial()
 	c.Write([]byte("CONNECT 127.0.0.1:" + itoa(int(echo.Port())) + " HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic dTpw\r\n\r\n"))
-	expectBytes(t, c, []byte("HTTP/1.1 200 Connection established\r\n\r\n"))
+	expectBytes(t, c, []byte("HTTP/1.1 200 Connection established\r\nTor-Capabilities: \r\nVia: tor/1.0 tor-network (socksd)\r\n\r\n"))
 	roundTrip(t, c)
 }
 
@@ -184,7 +185,8 @@ func TestHTTPConnectFailure(t *testing.T) {
 	c := h.dial()
 	c.Write([]byte("CONNECT example.com:443 HTTP/1.1\r\n\r\n"))
 	got, _ := io.ReadAll(c)
-	want := "HTTP/1.1 504 Gateway Timeout\r\nTor-Request-Failed: 0x06 TTL expired\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+	want := "HTTP/1.1 504 Gateway Timeout (TTL expired)\r\nTor-Capabilities: \r\nVia: tor/1.0 tor-network (socksd)\r\n" +
+		"Tor-Request-Failed: 0x06 TTL expired\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 	if string(got) != want {
 		t.Fatalf("got %q", got)
 	}

@@ -32,10 +32,12 @@ const (
 	outcomeRejected        = "rejected"        // refused by policy (reject_internal, safe_socks)
 	outcomeHandshakeError  = "handshake_error" // malformed or unsupported request
 	outcomeTimeout         = "handshake_timeout"
-	outcomeOverLimit       = "over_limit"       // max_connections reached
-	outcomeUnknownProtocol = "unknown_protocol" // first byte not SOCKS or HTTP
-	outcomeWarningPage     = "http_warning"     // plain HTTP to the SOCKS port
-	outcomeClosed          = "client_closed"    // client left during the handshake
+	outcomeOverLimit       = "over_limit"        // max_connections reached
+	outcomeUnknownProtocol = "unknown_protocol"  // first byte not SOCKS or HTTP
+	outcomeWarningPage     = "http_warning"      // plain HTTP to the SOCKS port
+	outcomeForeignHost     = "http_foreign_host" // plain HTTP with a Host not naming this machine: closed, no answer
+	outcomeOptions         = "http_options"      // HTTP OPTIONS answered, no CONNECT followed
+	outcomeClosed          = "client_closed"     // client left during the handshake
 )
 
 // NewMetrics creates the collectors and registers them with reg (nil =
@@ -106,7 +108,7 @@ var protoLabels = [...]string{"unknown", "socks4", "socks4a", "socks5", "http", 
 
 // outcomeLabels are the values of the outcome label.
 var outcomeLabels = [...]string{outcomeOK, outcomeFailed, outcomeRejected, outcomeHandshakeError, outcomeTimeout,
-	outcomeOverLimit, outcomeUnknownProtocol, outcomeWarningPage, outcomeClosed}
+	outcomeOverLimit, outcomeUnknownProtocol, outcomeWarningPage, outcomeForeignHost, outcomeOptions, outcomeClosed}
 
 func labelIndex(labels []string, v string) int {
 	for i, l := range labels {

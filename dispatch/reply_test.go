@@ -39,12 +39,16 @@ func TestReplyMapping(t *testing.T) {
 		{"s4 fail", connect(ProtoSOCKS4), re(0x04), true, "005b 0000 00000000"},
 		{"s4a F0", connect(ProtoSOCKS4a), re(0xF0), true, "005b 0000 00000000"},
 		{"s4a resolve ok", &Request{Protocol: ProtoSOCKS4a, Command: CmdResolve}, nil, true, "005a 0000 c0000201"},
-		{"http ok", connect(ProtoHTTPConnect), nil, true, "HTTP/1.1 200 Connection established\r\n\r\n"},
-		{"http ttl", connect(ProtoHTTPConnect), re(0x06), true, "HTTP/1.1 504 Gateway Timeout\r\nTor-Request-Failed: 0x06 TTL expired\r\n"},
-		{"http not allowed", connect(ProtoHTTPConnect), re(0x02), true, "HTTP/1.1 403 Forbidden\r\nTor-Request-Failed: 0x02 "},
-		{"http refused", connect(ProtoHTTPConnect), re(0x05), true, "HTTP/1.1 502 Bad Gateway\r\nTor-Request-Failed: 0x05 "},
-		{"http F0 extended", connect(ProtoHTTPConnect), re(0xF0), true, "HTTP/1.1 502 Bad Gateway\r\nTor-Request-Failed: 0xf0 "},
-		{"http F0 standard", connect(ProtoHTTPConnect), re(0xF0), false, "HTTP/1.1 502 Bad Gateway\r\nTor-Request-Failed: 0x04 "},
+		{"http ok", connect(ProtoHTTPConnect), nil, true, "HTTP/1.1 200 Connection established\r\nTor-Capabilities: \r\nVia: tor/1.0 tor-network (socksd)\r\n\r\n"},
+		{"http ttl", connect(ProtoHTTPConnect), re(0x06), true, "HTTP/1.1 504 Gateway Timeout (TTL expired)\r\nTor-Capabilities: \r\nVia: tor/1.0 tor-network (socksd)\r\nTor-Request-Failed: 0x06 TTL expired\r\n"},
+		{"http not allowed", connect(ProtoHTTPConnect), re(0x02), true, "HTTP/1.1 403 Forbidden (connection not allowed by ruleset)\r\n"},
+		// Proposal 365: RESOLVEFAILED and NOROUTE (SOCKS 0x04) are 503.
+		{"http unreachable", connect(ProtoHTTPConnect), re(0x04), true, "HTTP/1.1 503 Service Unavailable (host unreachable)\r\n"},
+		{"http refused", connect(ProtoHTTPConnect), re(0x05), true, "HTTP/1.1 503 Service Unavailable (connection refused)\r\n"},
+		{"http general", connect(ProtoHTTPConnect), errors.New("boom"), true, "HTTP/1.1 502 Bad Gateway (general SOCKS server failure)\r\n"},
+		{"http F0 extended", connect(ProtoHTTPConnect), re(0xF0), true, "HTTP/1.1 503 Service Unavailable (onion service descriptor can not be found)\r\n"},
+		{"http F0 standard", connect(ProtoHTTPConnect), re(0xF0), false, "HTTP/1.1 503 Service Unavailable (host unreachable)\r\n"},
+		{"http F6 extended", connect(ProtoHTTPConnect), re(0xF6), true, "HTTP/1.1 400 Bad Request (onion service invalid address)\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, _ := appendReply(nil, tc.req, tc.err, netip.MustParseAddr("192.0.2.1"), "a", tc.extended)

@@ -20,12 +20,14 @@ const clientWarnInterval = 30 * time.Second
 // clients. Messages name the mistake and the fix, never the destination.
 type clientWarnings struct {
 	httpOnSOCKS ratelog.Limiter
+	foreignHost ratelog.Limiter
 	unsafeSOCKS ratelog.Limiter
 }
 
 func newClientWarnings(every time.Duration, now func() time.Time) *clientWarnings {
 	return &clientWarnings{
 		httpOnSOCKS: ratelog.Limiter{Every: every, Now: now},
+		foreignHost: ratelog.Limiter{Every: every, Now: now},
 		unsafeSOCKS: ratelog.Limiter{Every: every, Now: now},
 	}
 }

@@ -56,25 +56,25 @@ func parseAuthority(t []byte) (string, uint16, error) {
 	return string(host), uint16(p), nil
 }
 
-// parseAuth reads Proxy-Authorization: Basic base64(user ":" pass)
-// (RFC 7617). The scheme is case-insensitive; padded and unpadded base64
-// are accepted (strictly: non-canonical padding bits are refused); the user is everything before the first ':' and the
-// password everything after it, both possibly empty, both raw bytes.
-//
-// A header that is not such a credential (another scheme, bad base64, no
-// ':') makes the whole request ErrBadAuth rather than being ignored: the
-// credentials choose the client's isolation, and silently dropping them
-// would put the client's streams on the circuits of unauthenticated
-// clients. Failing closed tells the user instead.
-func (h *Head) parseAuth(v []byte) error {
-	bad := func(why string) error { return fmt.Errorf("%w: %w: %s", ErrMalformed, ErrBadAuth, why) }
+// IsolationUser is the Basic username by which a client says "the
+// password is my isolation token" (proposal 365: clients that can set only
+// Proxy-Authorization SHOULD send Basic with this username and an
+// arbitrary password, the role SOCKS5's "<torS0X>0" username plays).
+const IsolationUser = "tor-iso"
+
+// parseBasic reads a Proxy-Authorization value as Basic
+// base64(user ":" pass) (RFC 7617). The scheme is case-insensitive; padded
+// and unpadded base64 are accepted (strictly: non-canonical padding bits
+// are refused, so each credential has exactly one encoding); the user is
+// everything before the first ':' and the password everything after it,
+// both possibly empty, both raw bytes. ok is false for anything else; the
+// caller then isolates on the raw header value, as C Tor does.
+func parseBasic(v []byte) (user, pass []byte, ok bool) {
 	sp := bytes.IndexByte(v, ' ')
 	if sp < 0 || !asciiEqualFold(v[:sp], "Basic") {
-		return bad("only the Basic scheme is understood")
+		return nil, nil, false
 	}
 	cred := bytes.TrimLeft(v[sp+1:], " ")
-	// Strict: non-zero padding bits are an error, so each credential
-	// has exactly one encoding.
 	enc := base64.StdEncoding.Strict()
 	if len(cred)%4 != 0 {
 		enc = base64.RawStdEncoding.Strict()
@@ -82,13 +82,12 @@ func (h *Head) parseAuth(v []byte) error {
 	raw := make([]byte, enc.DecodedLen(len(cred)))
 	n, err := enc.Decode(raw, cred)
 	if err != nil || len(cred) == 0 {
-		return bad("bad base64")
+		return nil, nil, false
 	}
 	raw = raw[:n]
 	colon := bytes.IndexByte(raw, ':')
 	if colon < 0 {
-		return bad("no ':' between user and password")
+		return nil, nil, false
 	}
-	h.HasAuth, h.User, h.Pass = true, raw[:colon:colon], raw[colon+1:]
-	return nil
+	return raw[:colon:colon], raw[colon+1:], true
 }

@@ -33,6 +33,10 @@ func FuzzParseHead(f *testing.F) {
 		f.Add([]byte(tc.in), []byte{3})
 	}
 	f.Add([]byte("CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: Basic YTpiOmM=\r\n\r\n"), []byte{1})
+	f.Add([]byte("CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: Bearer x\r\nTor-Stream-Isolation: t\r\n\r\n"), []byte{2})
+	f.Add([]byte("CONNECT example.com:443 HTTP/1.1\r\nX-Tor-Stream-Isolation: t\r\nTor-Stream-Isolation: t\r\n\r\n"), []byte{5})
+	f.Add([]byte("CONNECT example.com:443 HTTP/1.1\r\nX-Tor-Stream-Isolation: a\r\nTor-Stream-Isolation: b\r\n\r\n"), []byte{5})
+	f.Add([]byte("OPTIONS * HTTP/1.1\r\nHost: localhost:9350\r\nConnection: close\r\nTor-Foo: 1\r\n\r\n"), []byte{9})
 	f.Fuzz(func(t *testing.T, in, split []byte) {
 		whole := runHead(in, []int{len(in)})
 		if chunked := runHead(in, chunksFrom(split, len(in))); chunked != whole {
@@ -80,6 +84,15 @@ func FuzzParseHead(f *testing.F) {
 		if h.HasAuth {
 			enc += "Proxy-Authorization: Basic " +
 				base64.StdEncoding.EncodeToString([]byte(string(h.User)+":"+string(h.Pass))) + "\r\n"
+		} else if h.ProxyAuthorization != nil {
+			enc += "Proxy-Authorization: " + string(h.ProxyAuthorization) + "\r\n"
+		}
+		if h.HasStreamIsolation {
+			name := "Tor-Stream-Isolation"
+			if h.StreamIsolationLegacy {
+				name = "X-" + name
+			}
+			enc += name + ": " + string(h.StreamIsolation) + "\r\n"
 		}
 		enc += "\r\n"
 		h2, n2, err := ParseHead([]byte(enc))
@@ -87,8 +100,43 @@ func FuzzParseHead(f *testing.F) {
 			t.Fatalf("re-encoded %q: %v", enc, err)
 		}
 		if err == nil && (n2 != len(enc) || h2.Host != h.Host || h2.Port != h.Port || h2.HasAuth != h.HasAuth ||
-			string(h2.User) != string(h.User) || string(h2.Pass) != string(h.Pass)) {
+			string(h2.User) != string(h.User) || string(h2.Pass) != string(h.Pass) ||
+			(h2.ProxyAuthorization != nil) != (h.ProxyAuthorization != nil) ||
+			!h.HasAuth && string(h2.ProxyAuthorization) != string(h.ProxyAuthorization) ||
+			h2.HasStreamIsolation != h.HasStreamIsolation || string(h2.StreamIsolation) != string(h.StreamIsolation) ||
+			h2.StreamIsolationLegacy != h.StreamIsolationLegacy) {
 			t.Fatalf("round trip %+v, want %+v", h2, h)
+		}
+	})
+}
+
+// The Host rule of AddressedToProxy: never a panic, and whatever it
+// accepts is localhost, a loopback literal or the listener's own IP.
+func FuzzAddressedToProxy(f *testing.F) {
+	for _, s := range []string{"localhost", "LOCALHOST:9350", "127.0.0.1:80", "[::1]:1", "[::1]", "::1",
+		"evil.example", "192.0.2.7:9350", "localhost:0", "[::1", "[fe80::1%lo]:1", ""} {
+		f.Add(s, "192.0.2.7:9350")
+		f.Add(s, "unix:/run/socksd.sock")
+	}
+	f.Fuzz(func(t *testing.T, host, listen string) {
+		h, _, err := ParseHead([]byte("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n"))
+		if err != nil || !h.AddressedToProxy(listen) {
+			return
+		}
+		name, ok := splitHostHeader(h.HostHeader)
+		if !ok {
+			t.Fatalf("%q accepted but does not split", h.HostHeader)
+		}
+		if strings.EqualFold(name, "localhost") {
+			return
+		}
+		a, err := netip.ParseAddr(name)
+		if err != nil {
+			t.Fatalf("%q accepted: neither localhost nor an IP", h.HostHeader)
+		}
+		own, _ := listenIP(listen)
+		if !a.IsLoopback() && a != own {
+			t.Fatalf("%q accepted on %q", h.HostHeader, listen)
 		}
 	})
 }

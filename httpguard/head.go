@@ -25,10 +25,19 @@ var (
 	// ErrBadTarget is a CONNECT target that is not host:port with a valid
 	// host and a port in 1-65535.
 	ErrBadTarget = errors.New("httpguard: bad CONNECT target")
-	// ErrBadAuth is a Proxy-Authorization header that is not a well-formed
-	// Basic credential, or more than one such header.
+	// ErrBadAuth is a repeated Proxy-Authorization header: which of the
+	// two would be the client's identity?
 	ErrBadAuth = errors.New("httpguard: bad Proxy-Authorization")
+	// ErrBadIsolation is a repeated Tor-Stream-Isolation (or
+	// X-Tor-Stream-Isolation) header, or both names with different values:
+	// the client's isolation would be a guess.
+	ErrBadIsolation = errors.New("httpguard: bad Tor-Stream-Isolation")
 )
+
+// Field is one request header line, name as sent, value OWS-trimmed.
+type Field struct {
+	Name, Value string
+}
 
 // Head is a parsed request head.
 type Head struct {
@@ -43,12 +52,44 @@ type Head struct {
 	Host      string
 	Port      uint16
 
-	// HasAuth: a Proxy-Authorization: Basic header was present. User and
-	// Pass are isolation data (C Tor's HTTPTunnelPort uses them the same
-	// way), not access control; they may be empty.
-	HasAuth bool
-	User    []byte
-	Pass    []byte
+	// ProxyAuthorization is the raw value of the Proxy-Authorization
+	// header (at most one is allowed); nil without one. HasAuth, User and
+	// Pass are its credentials when it is a well-formed Basic credential
+	// (RFC 7617): isolation data, as in C Tor's HTTPTunnelPort, never
+	// access control; they may be empty. Any other value (another scheme,
+	// bad base64) is kept here only: C Tor isolates on the raw value, and
+	// proposal 365 keeps that for compatibility.
+	ProxyAuthorization []byte
+	HasAuth            bool
+	User               []byte
+	Pass               []byte
+
+	// StreamIsolation is the client's isolation token from
+	// Tor-Stream-Isolation or, when only that was sent, the deprecated
+	// X-Tor-Stream-Isolation (proposal 365: "X-Tor-" names are historical,
+	// RFC 6648); StreamIsolationLegacy says which. Raw bytes, may be empty.
+	HasStreamIsolation    bool
+	StreamIsolation       []byte
+	StreamIsolationLegacy bool
+
+	// TorHeaders are the other request headers named Tor-* or X-Tor-*
+	// (case-insensitively), in order: per-stream options a later layer may
+	// read. socksd's CONNECT does not act on them.
+	TorHeaders []Field
+
+	// HostHeader is the Host header's value and Hosts the number of Host
+	// lines: a non-CONNECT request is answered only when it is addressed
+	// to this machine (see AddressedToProxy).
+	HostHeader string
+	Hosts      int
+
+	// HasBody: the request announces a body (Content-Length other than 0,
+	// or any Transfer-Encoding).
+	HasBody bool
+	// Persistent: the client keeps the connection open after the response
+	// (RFC 9112 §9.3: HTTP/1.1 unless "Connection: close", HTTP/1.0 only
+	// with "Connection: keep-alive").
+	Persistent bool
 }
 
 // IsHTTP reports whether a connection whose first byte is first should be
@@ -76,14 +117,17 @@ func malformed(format string, args ...any) error {
 //
 // Rules beyond the request line: header names are tokens with no space
 // before the colon; obsolete line folding and control bytes other than
-// HTAB are refused (RFC 9112 §5). Only Proxy-Authorization is interpreted.
+// HTAB are refused (RFC 9112 §5). Interpreted: Proxy-Authorization,
+// Tor-Stream-Isolation and X-Tor-Stream-Isolation (and the other Tor-*
+// headers collected), Host, Connection, Content-Length and
+// Transfer-Encoding.
 func ParseHead(in []byte) (Head, int, error) {
 	lim := in
 	if len(lim) > MaxHead {
 		lim = lim[:MaxHead]
 	}
 	var h Head
-	authSeen := false
+	var st headState
 	for pos, first := 0, true; ; first = false {
 		i := bytes.IndexByte(lim[pos:], '\n')
 		if i < 0 {
@@ -103,20 +147,17 @@ func ParseHead(in []byte) (Head, int, error) {
 				return Head{}, 0, err
 			}
 		case len(line) == 0:
+			if err := h.finish(&st); err != nil {
+				return Head{}, 0, err
+			}
 			return h, pos, nil
 		default:
 			name, value, err := splitHeader(line)
 			if err != nil {
 				return Head{}, 0, err
 			}
-			if asciiEqualFold(name, "Proxy-Authorization") {
-				if authSeen {
-					return Head{}, 0, fmt.Errorf("%w: %w: repeated", ErrMalformed, ErrBadAuth)
-				}
-				authSeen = true
-				if err := h.parseAuth(value); err != nil {
-					return Head{}, 0, err
-				}
+			if err := h.header(&st, name, value); err != nil {
+				return Head{}, 0, err
 			}
 		}
 	}

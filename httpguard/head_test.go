@@ -2,6 +2,7 @@ package httpguard
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -148,25 +149,31 @@ func TestParseHeadAuth(t *testing.T) {
 	for _, tc := range []struct {
 		name, headers string
 		err           error
+		basic         bool   // HasAuth: a Basic credential
+		raw           string // ProxyAuthorization as kept
 		user, pass    string
 	}{
-		{"basic", "Proxy-Authorization: Basic dXNlcjpwYXNz\r\n", nil, "user", "pass"},
-		{"scheme case-insensitive", "proxy-authorization: bAsIc dXNlcjpwYXNz\r\n", nil, "user", "pass"},
-		{"extra spaces", "Proxy-Authorization:   Basic   dXNlcjpwYXNz  \r\n", nil, "user", "pass"},
-		{"unpadded base64", "Proxy-Authorization: Basic dTpwMQ\r\n", nil, "u", "p1"},
-		{"empty user and password", "Proxy-Authorization: Basic Og==\r\n", nil, "", ""},
-		{"password with colons", "Proxy-Authorization: Basic YTpiOmM=\r\n", nil, "a", "b:c"},
-		{"raw bytes", "Proxy-Authorization: Basic //46AA==\r\n", nil, "\xff\xfe", "\x00"},
-		{"other headers ignored", "Host: x\r\nAuthorization: Bearer x\r\n", nil, "", ""},
-		{"no colon", "Proxy-Authorization: Basic dXNlcg==\r\n", ErrBadAuth, "", ""},
-		{"bad base64", "Proxy-Authorization: Basic !!!!\r\n", ErrBadAuth, "", ""},
-		{"bad padding", "Proxy-Authorization: Basic dXNlcjpwYXN=\r\n", ErrBadAuth, "", ""},
-		{"scheme only", "Proxy-Authorization: Basic\r\n", ErrBadAuth, "", ""},
-		{"empty credentials", "Proxy-Authorization: Basic \r\n", ErrBadAuth, "", ""},
-		{"empty header", "Proxy-Authorization:\r\n", ErrBadAuth, "", ""},
-		{"other scheme", "Proxy-Authorization: Digest username=\"u\"\r\n", ErrBadAuth, "", ""},
-		{"bearer", "Proxy-Authorization: Bearer dXNlcjpwYXNz\r\n", ErrBadAuth, "", ""},
-		{"repeated", "Proxy-Authorization: Basic dXNlcjpwYXNz\r\nProxy-Authorization: Basic Og==\r\n", ErrBadAuth, "", ""},
+		{"basic", "Proxy-Authorization: Basic dXNlcjpwYXNz\r\n", nil, true, "Basic dXNlcjpwYXNz", "user", "pass"},
+		{"scheme case-insensitive", "proxy-authorization: bAsIc dXNlcjpwYXNz\r\n", nil, true, "bAsIc dXNlcjpwYXNz", "user", "pass"},
+		{"extra spaces", "Proxy-Authorization:   Basic   dXNlcjpwYXNz  \r\n", nil, true, "Basic   dXNlcjpwYXNz", "user", "pass"},
+		{"unpadded base64", "Proxy-Authorization: Basic dTpwMQ\r\n", nil, true, "Basic dTpwMQ", "u", "p1"},
+		{"empty user and password", "Proxy-Authorization: Basic Og==\r\n", nil, true, "Basic Og==", "", ""},
+		{"password with colons", "Proxy-Authorization: Basic YTpiOmM=\r\n", nil, true, "Basic YTpiOmM=", "a", "b:c"},
+		{"raw bytes", "Proxy-Authorization: Basic //46AA==\r\n", nil, true, "Basic //46AA==", "\xff\xfe", "\x00"},
+		{"tor-iso form", "Proxy-Authorization: Basic dG9yLWlzbzp0b2s=\r\n", nil, true, "Basic dG9yLWlzbzp0b2s=", "tor-iso", "tok"},
+		{"other headers ignored", "Host: x\r\nAuthorization: Bearer x\r\n", nil, false, "", "", ""},
+		// Not a Basic credential: kept raw (C Tor isolates on the raw
+		// value, proposal 365 keeps that), never an error.
+		{"no colon", "Proxy-Authorization: Basic dXNlcg==\r\n", nil, false, "Basic dXNlcg==", "", ""},
+		{"bad base64", "Proxy-Authorization: Basic !!!!\r\n", nil, false, "Basic !!!!", "", ""},
+		{"bad padding", "Proxy-Authorization: Basic dXNlcjpwYXN=\r\n", nil, false, "Basic dXNlcjpwYXN=", "", ""},
+		{"scheme only", "Proxy-Authorization: Basic\r\n", nil, false, "Basic", "", ""},
+		{"empty credentials", "Proxy-Authorization: Basic \r\n", nil, false, "Basic", "", ""},
+		{"empty header", "Proxy-Authorization:\r\n", nil, false, "", "", ""},
+		{"other scheme", "Proxy-Authorization: Digest username=\"u\"\r\n", nil, false, "Digest username=\"u\"", "", ""},
+		{"bearer", "Proxy-Authorization: Bearer dXNlcjpwYXNz\r\n", nil, false, "Bearer dXNlcjpwYXNz", "", ""},
+		{"repeated", "Proxy-Authorization: Basic dXNlcjpwYXNz\r\nProxy-Authorization: Basic Og==\r\n", ErrBadAuth, false, "", "", ""},
+		{"repeated raw", "Proxy-Authorization: x\r\nproxy-authorization: x\r\n", ErrBadAuth, false, "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, _, err := ParseHead([]byte(pre + tc.headers + "\r\n"))
@@ -179,9 +186,11 @@ func TestParseHeadAuth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantAuth := strings.Contains(tc.headers, "Proxy-") || strings.Contains(tc.headers, "proxy-")
-			if h.HasAuth != wantAuth || string(h.User) != tc.user || string(h.Pass) != tc.pass {
-				t.Fatalf("auth = %v %q %q, want %v %q %q", h.HasAuth, h.User, h.Pass, wantAuth, tc.user, tc.pass)
+			present := strings.Contains(strings.ToLower(tc.headers), "proxy-authorization")
+			if h.HasAuth != tc.basic || string(h.User) != tc.user || string(h.Pass) != tc.pass ||
+				string(h.ProxyAuthorization) != tc.raw || (h.ProxyAuthorization != nil) != present {
+				t.Fatalf("auth = %v %q %q raw %q, want %v %q %q raw %q", h.HasAuth, h.User, h.Pass, h.ProxyAuthorization,
+					tc.basic, tc.user, tc.pass, tc.raw)
 			}
 			if h.HasAuth && (h.User == nil || h.Pass == nil) {
 				t.Fatal("HasAuth with nil user or password")
@@ -192,6 +201,69 @@ func TestParseHeadAuth(t *testing.T) {
 				if string(h.Pass) != tc.pass {
 					t.Fatal("User and Pass share capacity")
 				}
+			}
+		})
+	}
+}
+
+// Tor-Stream-Isolation and its deprecated X- name (proposal 365), the other
+// Tor-* headers, Host, Connection and the body headers.
+func TestParseHeadFields(t *testing.T) {
+	const pre = "CONNECT example.com:443 HTTP/1.1\r\n"
+	type want struct {
+		iso        string
+		hasIso     bool
+		legacy     bool
+		tor        string // TorHeaders as "name=value;"
+		host       string
+		hosts      int
+		persistent bool
+		body       bool
+	}
+	for _, tc := range []struct {
+		name, head string
+		err        error
+		want       want
+	}{
+		{"none", pre, nil, want{persistent: true}},
+		{"tor-stream-isolation", pre + "Tor-Stream-Isolation: tab-1\r\n", nil, want{iso: "tab-1", hasIso: true, persistent: true}},
+		{"name case-insensitive", pre + "tor-stream-isolation:  a b \r\n", nil, want{iso: "a b", hasIso: true, persistent: true}},
+		{"empty value", pre + "Tor-Stream-Isolation:\r\n", nil, want{iso: "", hasIso: true, persistent: true}},
+		{"deprecated name", pre + "X-Tor-Stream-Isolation: old\r\n", nil, want{iso: "old", hasIso: true, legacy: true, persistent: true}},
+		{"both names, same value", pre + "X-Tor-Stream-Isolation: v\r\nTor-Stream-Isolation: v\r\n", nil, want{iso: "v", hasIso: true, persistent: true}},
+		{"both names differ", pre + "X-Tor-Stream-Isolation: a\r\nTor-Stream-Isolation: b\r\n", ErrBadIsolation, want{}},
+		{"repeated", pre + "Tor-Stream-Isolation: a\r\nTor-Stream-Isolation: a\r\n", ErrBadIsolation, want{}},
+		{"repeated deprecated", pre + "X-Tor-Stream-Isolation: a\r\nx-tor-stream-isolation: b\r\n", ErrBadIsolation, want{}},
+		{"other tor headers collected", pre + "Tor-Family-Preference: ipv6-only\r\nX-Tor-Thing: 1\r\nTorX: no\r\n", nil,
+			want{tor: "Tor-Family-Preference=ipv6-only;X-Tor-Thing=1;", persistent: true}},
+		{"host", "OPTIONS * HTTP/1.1\r\nHost: localhost:9350\r\n", nil, want{host: "localhost:9350", hosts: 1, persistent: true}},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n", nil, want{host: "b", hosts: 2, persistent: true}},
+		{"http/1.1 close", "OPTIONS * HTTP/1.1\r\nConnection: keep-alive, Close\r\n", nil, want{}},
+		{"http/1.0", "OPTIONS * HTTP/1.0\r\n", nil, want{}},
+		{"http/1.0 keep-alive", "OPTIONS * HTTP/1.0\r\nConnection: Keep-Alive\r\n", nil, want{persistent: true}},
+		{"content-length 0", "OPTIONS * HTTP/1.1\r\nContent-Length: 00\r\n", nil, want{persistent: true}},
+		{"content-length", "OPTIONS * HTTP/1.1\r\nContent-Length: 10\r\n", nil, want{persistent: true, body: true}},
+		{"chunked", "OPTIONS * HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", nil, want{persistent: true, body: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _, err := ParseHead([]byte(tc.head + "\r\n"))
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) || !errors.Is(err, ErrMalformed) {
+					t.Fatalf("err = %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tor strings.Builder
+			for _, f := range h.TorHeaders {
+				tor.WriteString(f.Name + "=" + f.Value + ";")
+			}
+			got := want{string(h.StreamIsolation), h.HasStreamIsolation, h.StreamIsolationLegacy, tor.String(),
+				h.HostHeader, h.Hosts, h.Persistent, h.HasBody}
+			if got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
 	}
@@ -310,7 +382,7 @@ type headOutcome struct {
 	head  string
 }
 
-var headSentinels = []error{ErrShortBuffer, ErrHeadTooLarge, ErrBadTarget, ErrBadAuth, ErrMalformed}
+var headSentinels = []error{ErrShortBuffer, ErrHeadTooLarge, ErrBadTarget, ErrBadAuth, ErrBadIsolation, ErrMalformed}
 
 // runHead feeds in in chunks into a growing buffer, as a dispatcher does.
 func runHead(in []byte, chunks []int) headOutcome {
@@ -339,7 +411,10 @@ func runHead(in []byte, chunks []int) headOutcome {
 		}
 		if err == nil {
 			o.head = strings.Join([]string{h.Method, h.Target, h.Proto, h.Host, string(rune(h.Port)),
-				boolStr(h.IsConnect), boolStr(h.HasAuth), string(h.User), string(h.Pass)}, "\x00")
+				boolStr(h.IsConnect), boolStr(h.HasAuth), string(h.User), string(h.Pass),
+				string(h.ProxyAuthorization), boolStr(h.HasStreamIsolation), string(h.StreamIsolation),
+				boolStr(h.StreamIsolationLegacy), h.HostHeader, string(rune(h.Hosts)), boolStr(h.Persistent),
+				boolStr(h.HasBody), fmt.Sprint(h.TorHeaders)}, "\x00")
 		}
 		return o
 	}

@@ -106,9 +106,23 @@ func TestCurlSOCKS(t *testing.T) {
 func TestCurlHTTPProxy(t *testing.T) {
 	n := needTornet(t)
 	s := startSocksd(t, FrontendConfig)
+	t.Run("plain-GET-foreign-host-closed", func(t *testing.T) {
+		// -x http:// for a named site sends "GET http://name/ HTTP/1.1"
+		// with "Host: name": not this machine, so socksd closes without
+		// a byte (DNS-rebinding defence) and forwards nothing.
+		before := len(n.HTTPLog())
+		r := curl(t, "-i", "-x", "http://"+s.Addr, n.NameURL("/via"))
+		if r.Code != 52 || r.Stdout != "" {
+			t.Fatalf("want curl exit 52 (empty reply from server):\n%s", r)
+		}
+		if after := len(n.HTTPLog()); after != before {
+			t.Fatalf("the test server saw %d requests", after-before)
+		}
+	})
 	t.Run("plain-GET-gets-warning-page", func(t *testing.T) {
-		// -x http:// sends "GET http://... HTTP/1.1": socksd answers with
-		// the warning page, byte for byte, and forwards nothing.
+		// -x http:// for http://127.0.0.1:P/ sends "Host: 127.0.0.1:P", a
+		// loopback address: socksd answers with the warning page, byte
+		// for byte, and forwards nothing.
 		before := len(n.HTTPLog())
 		r := curl(t, "-i", "-x", "http://"+s.Addr, n.HTTPURL("/via"))
 		r.wantOK(t)
@@ -117,7 +131,7 @@ func TestCurlHTTPProxy(t *testing.T) {
 			t.Fatalf("response:\n%q\nwant:\n%q", r.Stdout, want)
 		}
 		if !strings.HasPrefix(r.Stdout, "HTTP/1.0 501 socksd is a SOCKS proxy, not an HTTP proxy\r\n"+
-			"Content-Type: text/html; charset=utf-8\r\nContent-Length: ") {
+			"Tor-Capabilities: \r\nServer: tor/1.0 (socksd)\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: ") {
 			t.Fatalf("status line / headers: %q", r.Stdout[:min(len(r.Stdout), 200)])
 		}
 		if after := len(n.HTTPLog()); after != before {

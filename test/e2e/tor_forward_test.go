@@ -184,10 +184,10 @@ func torAbsentOnion(t *testing.T) string {
 
 // onionHTTPStatus is the CONNECT status for each onion-service code
 // (httpguard.StatusFor's documented table, restated so the test does not
-// check the code against itself): the service could not be reached 502,
+// check the code against itself): the service could not be reached 503,
 // client authorisation 403, a malformed address 400, a timeout 504.
 var onionHTTPStatus = map[byte]int{
-	0xF0: 502, 0xF1: 502, 0xF2: 502, 0xF3: 502,
+	0xF0: 503, 0xF1: 503, 0xF2: 503, 0xF3: 503,
 	0xF4: 403, 0xF5: 403, 0xF6: 400, 0xF7: 504,
 }
 
@@ -282,8 +282,8 @@ func TestTorOnionReplies(t *testing.T) {
 			t.Errorf("SOCKS4a absent onion: %#x, want 0x5b", got)
 		}
 		status, hdr, _, _ := torHTTPConnect(t, s.Addr, absent+":80", "", "")
-		if status != 502 || !strings.HasPrefix(hdr.Get("Tor-Request-Failed"), "0x04 ") {
-			t.Errorf("CONNECT absent onion: %d, Tor-Request-Failed %q; want 502 and 0x04", status, hdr.Get("Tor-Request-Failed"))
+		if status != 503 || !strings.HasPrefix(hdr.Get("Tor-Request-Failed"), "0x04 ") {
+			t.Errorf("CONNECT absent onion: %d, Tor-Request-Failed %q; want 503 and 0x04", status, hdr.Get("Tor-Request-Failed"))
 		}
 	})
 }

@@ -1,0 +1,147 @@
+package dispatch
+
+import (
+	"bytes"
+	"errors"
+
+	"socksd/httpguard"
+	"socksd/socks5"
+)
+
+// HTTP handshake outcomes that end the connection without a request.
+var (
+	errWarningPage     = errors.New("dispatch: plain HTTP request answered with the warning page")
+	errForeignHost     = errors.New("dispatch: HTTP request whose Host is not this machine closed without an answer")
+	errOptionsAnswered = errors.New("dispatch: HTTP OPTIONS answered, no CONNECT followed")
+)
+
+// maxOptions bounds the OPTIONS requests one connection may send before
+// its CONNECT; the handshake deadline bounds their time.
+const maxOptions = 8
+
+// handshakeHTTP reads HTTP requests until a CONNECT (Tor's http-connect
+// spec and proposal 365):
+//
+//   - A request that is not CONNECT is answered only when its Host names
+//     this machine (httpguard.AddressedToProxy); otherwise the connection
+//     is closed without a byte, so a web page using DNS rebinding learns
+//     nothing. The same holds for a malformed or oversized head that does
+//     not start with "CONNECT ": only a CONNECT, which no web page can
+//     send, gets a 400 or 431.
+//   - OPTIONS gets the methods and identification headers. When the
+//     client keeps the connection (HTTP/1.1 by default) its next request
+//     is read from the same connection, as the spec asks clients to do;
+//     an OPTIONS announcing a body is refused with 400 (RFC 9110 §9.3.7
+//     lets a server refuse what it does not read).
+//   - Any other method gets the warning page, and so does CONNECT when
+//     http_connect is off.
+//   - CONNECT becomes the request, with its isolation headers mapped by
+//     httpIdentity.
+func (s *Server) handshakeHTTP(r *reader, shown string, st *Settings, proto *string) (*Request, []byte, error) {
+	for options := 0; ; {
+		head, n, err := httpguard.ParseHead(r.buf)
+		if errors.Is(err, httpguard.ErrShortBuffer) {
+			if err := r.more(); err != nil {
+				if errors.Is(err, errTooLarge) && isConnectLine(r.buf) {
+					r.c.Write(httpguard.AppendConnectError(nil, 431, "", 0))
+				}
+				return nil, nil, err
+			}
+			continue
+		}
+		if err != nil {
+			if !isConnectLine(r.buf) {
+				return nil, nil, errors.Join(errForeignHost, err)
+			}
+			status := 400
+			if errors.Is(err, httpguard.ErrHeadTooLarge) {
+				status = 431
+			}
+			r.c.Write(httpguard.AppendConnectError(nil, status, "", 0))
+			return nil, nil, err
+		}
+		if !head.IsConnect && !head.AddressedToProxy(shown) {
+			return nil, nil, errForeignHost
+		}
+		if head.Method == "OPTIONS" {
+			if head.HasBody {
+				r.c.Write(httpguard.AppendConnectError(nil, 400, "", 0))
+				return nil, nil, errors.New("dispatch: OPTIONS with a body")
+			}
+			options++
+			keep := head.Persistent && options < maxOptions
+			if _, err := r.c.Write(httpguard.AppendOptions(nil, keep)); err != nil || !keep {
+				return nil, nil, errors.Join(errOptionsAnswered, err)
+			}
+			r.buf = r.buf[:copy(r.buf[:cap(r.buf)], r.buf[n:])]
+			if len(r.buf) == 0 {
+				if err := r.more(); err != nil {
+					return nil, nil, errors.Join(errOptionsAnswered, err)
+				}
+			}
+			continue
+		}
+		if !head.IsConnect || !st.HTTPConnect {
+			// A browser pointed at a SOCKS port as an HTTP proxy: explain
+			// instead of silently closing (Tor's HTTP-on-SocksPort page).
+			r.c.Write(httpguard.WarningPage(shown))
+			return nil, nil, errWarningPage
+		}
+		*proto = "http-connect"
+		req := &Request{Protocol: ProtoHTTPConnect, Command: CmdConnect, Host: head.Host, Port: head.Port}
+		httpIdentity(req, &head)
+		return req, r.buf[n:], nil
+	}
+}
+
+// isConnectLine: the client's bytes start a CONNECT request line.
+func isConnectLine(b []byte) bool { return bytes.HasPrefix(b, []byte("CONNECT ")) }
+
+// httpIdentity sets a CONNECT's isolation credentials (the fields the
+// socks_auth isolation field reads) from its headers, so that HTTP clients
+// get what SOCKS clients get from their username and password:
+//
+//   - Tor-Stream-Isolation: T (or the deprecated X-Tor-Stream-Isolation)
+//     is an isolation token, carried like SOCKS5's "<torS0X>0" username
+//     with password T: the token alone is the identity, and the same token
+//     sent by a SOCKS5 client in that form is the same identity (unless
+//     client_protocol isolation separates protocols). An empty token counts
+//     as none, as an empty SOCKS credential does.
+//   - Proxy-Authorization: Basic "tor-iso:T" (the form proposal 365 asks
+//     clients to use from now on) is the same token T.
+//   - Proxy-Authorization: Basic "user:pass" is user and password, as
+//     today and as in SOCKS5 (per-user new identity works on it).
+//   - Any other Proxy-Authorization value is the identity as raw bytes
+//     (C Tor compares the raw header; proposal 365 keeps that).
+//   - With both a token and a Proxy-Authorization that is not tor-iso,
+//     both count, as in C Tor (which compares the header and the token) and
+//     Arti: the password is T, a NUL, then the raw Proxy-Authorization
+//     value. Header values never hold a NUL, so no other pair encodes the
+//     same way.
+//
+// A later per-stream options model may carry the token as its own field;
+// this mapping is the simple one that needs no change to the isolation
+// key's encoding.
+func httpIdentity(req *Request, h *httpguard.Head) {
+	var token []byte
+	if h.HasStreamIsolation && len(h.StreamIsolation) > 0 {
+		token = h.StreamIsolation
+	}
+	tokenUser := []byte(socks5.TorIsolationUsername)
+	switch {
+	case h.HasAuth && string(h.User) == httpguard.IsolationUser && (token == nil || bytes.Equal(token, h.Pass)):
+		req.Username, req.Password = tokenUser, append([]byte(nil), h.Pass...)
+	case token != nil && h.ProxyAuthorization != nil:
+		pw := append(append(append([]byte(nil), token...), 0), h.ProxyAuthorization...)
+		req.Username, req.Password = tokenUser, pw
+	case token != nil:
+		req.Username, req.Password = tokenUser, append([]byte(nil), token...)
+	case h.HasAuth:
+		req.Username, req.Password = append([]byte(nil), h.User...), append([]byte(nil), h.Pass...)
+	case len(h.ProxyAuthorization) > 0:
+		req.Username = append([]byte(nil), h.ProxyAuthorization...)
+	default:
+		return
+	}
+	req.HasAuth = true
+}
