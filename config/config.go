@@ -1,12 +1,13 @@
 // Package config is the only place TOML is decoded. The file's sections
 // are the plain structs of the packages that use them (torup.Config is
-// [tor]), each with its own defaults and Validate; this package decodes
+// [tor], resolve.Config [dns]), each with its own defaults and Validate; this package decodes
 // the file into them, calls every Validate and checks what spans sections.
 package config
 
 import (
 	"time"
 
+	"socksd/resolve"
 	"socksd/torup"
 )
 
@@ -17,7 +18,7 @@ type Config struct {
 	Tor       torup.Config    `toml:"tor"`
 	Log       Log             `toml:"log"`
 	Metrics   Metrics         `toml:"metrics"`
-	DNS       DNS             `toml:"dns"`
+	DNS       resolve.Config  `toml:"dns"`
 	Isolation IsolationConfig `toml:"isolation"`
 }
 
@@ -50,20 +51,6 @@ type Log struct {
 // Metrics configures the Prometheus / status / admin listener.
 type Metrics struct {
 	Listen string `toml:"listen"` // "" = off
-}
-
-// DNS configures the DNS-to-MAPADDRESS bridge.
-type DNS struct {
-	Listen             []string      `toml:"listen"`  // empty = off
-	Allow              []string      `toml:"allow"`   // client CIDRs allowed to query
-	Automap            string        `toml:"automap"` // "all" | "suffixes" | "off"
-	AutomapSuffixes    []string      `toml:"automap_suffixes"`
-	VirtualNetworkIPv4 string        `toml:"virtual_network_ipv4"`
-	VirtualNetworkIPv6 string        `toml:"virtual_network_ipv6"`
-	TTL                time.Duration `toml:"ttl"`
-	MappingIdle        time.Duration `toml:"mapping_idle"`
-	MaxTCPConnections  int           `toml:"max_tcp_connections"` // live DNS-over-TCP connections
-	TCPIdleTimeout     time.Duration `toml:"tcp_idle_timeout"`
 }
 
 // IsolationConfig is the [isolation] table: defaults for every listener.
@@ -101,20 +88,10 @@ func Default() Config {
 			HTTPConnect:      true,
 			RejectInternal:   true,
 		},
-		Tor:     torup.DefaultConfig(),
-		Log:     Log{Level: "info", Format: "auto", SafeLogging: true},
-		Metrics: Metrics{Listen: "127.0.0.1:9352"},
-		DNS: DNS{
-			Allow:              []string{"127.0.0.0/8", "::1/128"},
-			Automap:            "all",
-			AutomapSuffixes:    []string{".onion", ".exit"},
-			VirtualNetworkIPv4: "127.192.0.0/10",
-			VirtualNetworkIPv6: "fd00:5ec5:d000::/48",
-			TTL:                60 * time.Second,
-			MappingIdle:        24 * time.Hour,
-			MaxTCPConnections:  256,
-			TCPIdleTimeout:     10 * time.Second,
-		},
+		Tor:       torup.DefaultConfig(),
+		Log:       Log{Level: "info", Format: "auto", SafeLogging: true},
+		Metrics:   Metrics{Listen: "127.0.0.1:9352"},
+		DNS:       resolve.DefaultConfig(),
 		Isolation: IsolationConfig{SOCKSAuth: true, ClientAddr: true},
 	}
 }

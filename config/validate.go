@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"socksd/internal/confcheck"
@@ -14,9 +13,8 @@ import (
 
 // Enumerations accepted by Validate.
 var (
-	logLevels    = []string{"debug", "info", "warn", "error"}
-	logFormats   = []string{"auto", "console", "json"}
-	automapModes = []string{"all", "suffixes", "off"}
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"auto", "console", "json"}
 )
 
 // Validate checks every value and returns all problems at once, each naming
@@ -68,37 +66,10 @@ func (c *Config) Validate() error {
 	}
 
 	// [dns]
-	for i, l := range c.DNS.Listen {
-		key := fmt.Sprintf("dns.listen[%d]", i)
-		if _, err := netip.ParseAddrPort(l); err != nil {
-			v.add(key, "want \"ip:port\", got %q", l)
-		}
-	}
-	for i, a := range c.DNS.Allow {
-		if _, err := netip.ParsePrefix(a); err != nil {
-			v.add(fmt.Sprintf("dns.allow[%d]", i), "want a CIDR like \"127.0.0.0/8\", got %q", a)
-		}
-	}
-	v.enum("dns.automap", c.DNS.Automap, automapModes)
-	for i, s := range c.DNS.AutomapSuffixes {
-		if !strings.HasPrefix(s, ".") || len(s) < 2 {
-			v.add(fmt.Sprintf("dns.automap_suffixes[%d]", i), "want a suffix starting with a dot like \".onion\", got %q", s)
-		}
-	}
-	if c.DNS.Automap == "suffixes" && len(c.DNS.AutomapSuffixes) == 0 {
-		v.add("dns.automap_suffixes", `must not be empty when dns.automap = "suffixes"`)
-	}
-	v.network("dns.virtual_network_ipv4", c.DNS.VirtualNetworkIPv4, true)
-	v.network("dns.virtual_network_ipv6", c.DNS.VirtualNetworkIPv6, false)
+	v.section("dns", c.DNS.Validate())
 	if len(c.DNS.Listen) > 0 && c.Tor.Control == "none" {
 		v.add("dns.listen", `the DNS bridge needs a Tor control port (it registers names with MAPADDRESS), but tor.control = "none": set tor.control or clear dns.listen`)
 	}
-	v.positive("dns.ttl", c.DNS.TTL)
-	v.positive("dns.mapping_idle", c.DNS.MappingIdle)
-	if c.DNS.MaxTCPConnections <= 0 {
-		v.add("dns.max_tcp_connections", "must be > 0, got %d", c.DNS.MaxTCPConnections)
-	}
-	v.positive("dns.tcp_idle_timeout", c.DNS.TCPIdleTimeout)
 
 	return errors.Join(v.errs...)
 }
@@ -144,24 +115,5 @@ func (v *validator) unique(seen map[string]string, key, addr string) {
 func (v *validator) listenAddr(key, addr string) {
 	if err := endpoint.Check(addr); err != nil {
 		v.add(key, "%v", err)
-	}
-}
-
-func (v *validator) network(key, cidr string, want4 bool) {
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		v.add(key, "want a CIDR, got %q", cidr)
-		return
-	}
-	if p.Addr().Is4() != want4 {
-		fam := "IPv6"
-		if want4 {
-			fam = "IPv4"
-		}
-		v.add(key, "must be an %s network, got %q", fam, cidr)
-		return
-	}
-	if p != p.Masked() {
-		v.add(key, "has host bits set: %q (did you mean %q?)", cidr, p.Masked())
 	}
 }

@@ -67,8 +67,9 @@ func New(cfg Config, tor Tor, log *zap.Logger, reg prometheus.Registerer) (*Brid
 	}
 	cfg.Allow = append([]netip.Prefix(nil), cfg.Allow...)
 	cfg.AutomapSuffixes = append([]string(nil), cfg.AutomapSuffixes...)
-	if err := cfg.normalize(); err != nil {
-		return nil, err
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if log == nil {
 		log = zap.NewNop()

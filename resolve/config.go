@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"socksd/internal/confcheck"
 )
 
 // Tor is what the bridge needs from Tor. The Tor-facing code implements it;
@@ -45,6 +47,19 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("%w: automap %q (want all, suffixes or off)", ErrConfig, s)
 }
 
+// UnmarshalText decodes the file's automap value (ParseMode).
+func (m *Mode) UnmarshalText(b []byte) error {
+	v, err := ParseMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// MarshalText is the inverse of UnmarshalText.
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
 func (m Mode) String() string {
 	switch m {
 	case AutomapAll:
@@ -57,34 +72,54 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", uint8(m))
 }
 
-// Config is the bridge's plain configuration; cmd/socksd builds it from the
-// [dns] table and state_dir.
+// Config is the [dns] table of socksd's configuration file, owned here:
+// DefaultConfig gives the file's defaults, Validate its rules (config.Parse
+// calls both); New fills zero fields and checks with the same Validate.
 type Config struct {
-	Listen []string // "host:port" for UDP and TCP each; empty = no listener (ServeDNS still works)
+	Listen []string `toml:"listen"` // "ip:port" for UDP and TCP each; empty = no listener (ServeDNS still works)
 	// Allow lists the client networks that may query. Empty means loopback
 	// only (127.0.0.0/8 and ::1). Everyone else gets REFUSED.
-	Allow           []netip.Prefix
-	Automap         Mode
-	AutomapSuffixes []string // e.g. ".onion", ".exit"; leading dot optional
+	Allow           []netip.Prefix `toml:"allow"`
+	Automap         Mode           `toml:"automap"`
+	AutomapSuffixes []string       `toml:"automap_suffixes"` // e.g. ".onion", ".exit"; New adds a missing leading dot
 	// VirtualIPv4 and VirtualIPv6 are the virtual address pools. A zero
-	// prefix disables that family (A or AAAA answers NODATA for automapped
-	// names).
-	VirtualIPv4 netip.Prefix
-	VirtualIPv6 netip.Prefix
-	TTL         time.Duration // answer TTL; 0 → 60s
-	MappingIdle time.Duration // a mapping unused this long is removed; 0 → 24h
-	StateDir    string        // where the table is saved; "" = not saved
+	// prefix (an empty string in the file) disables that family (A or
+	// AAAA answers NODATA for automapped names).
+	VirtualIPv4 netip.Prefix  `toml:"virtual_network_ipv4"`
+	VirtualIPv6 netip.Prefix  `toml:"virtual_network_ipv6"`
+	TTL         time.Duration `toml:"ttl"`          // answer TTL; 0 → 60s
+	MappingIdle time.Duration `toml:"mapping_idle"` // a mapping unused this long is removed; 0 → 24h
 
-	MaxMappings  int           // per family, on top of the pool size; 0 → 65536
-	QueryTimeout time.Duration // per query, including Tor calls; 0 → 10s
-	MaxInflight  int           // concurrent queries waiting on Tor; 0 → 256, beyond → SERVFAIL
-	// MaxTCPConns bounds live DNS-over-TCP connections over every
-	// listener address: one more is closed at once. 0 → 256.
-	MaxTCPConns int
-	// TCPIdle closes a DNS-over-TCP connection that sent no query for
-	// this long (the first query must come within 2 s). 0 → 10s.
-	TCPIdle time.Duration
-	Now     func() time.Time // clock for expiry and LRU; nil → time.Now
+	// DNS over TCP: MaxTCPConns bounds live connections over every
+	// listener address (one more is closed at once); TCPIdle closes a
+	// connection that sent no query for this long (the first query must
+	// come within 2 s).
+	MaxTCPConns int           `toml:"max_tcp_connections"` // 0 → 256
+	TCPIdle     time.Duration `toml:"tcp_idle_timeout"`    // 0 → 10s
+
+	// Not in the file.
+	StateDir     string           `toml:"-"` // where the table is saved; "" = not saved (cmd/socksd copies state_dir)
+	MaxMappings  int              `toml:"-"` // per family, on top of the pool size; 0 → 65536
+	QueryTimeout time.Duration    `toml:"-"` // per query, including Tor calls; 0 → 10s
+	MaxInflight  int              `toml:"-"` // concurrent queries waiting on Tor; 0 → 256, beyond → SERVFAIL
+	Now          func() time.Time `toml:"-"` // clock for expiry and LRU; nil → time.Now
+}
+
+// DefaultConfig is the [dns] table a file that omits it gets: the bridge
+// off (no listen address), every name automapped into Tor's own default
+// virtual networks' shape, loopback clients only.
+func DefaultConfig() Config {
+	return Config{
+		Allow:           []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Automap:         AutomapAll,
+		AutomapSuffixes: []string{".onion", ".exit"},
+		VirtualIPv4:     netip.MustParsePrefix("127.192.0.0/10"),
+		VirtualIPv6:     netip.MustParsePrefix("fd00:5ec5:d000::/48"),
+		TTL:             DefaultTTL,
+		MappingIdle:     DefaultMappingIdle,
+		MaxTCPConns:     DefaultMaxTCPConns,
+		TCPIdle:         DefaultTCPIdle,
+	}
 }
 
 // Defaults for zero Config fields.
@@ -118,25 +153,15 @@ var (
 	errBusy = errors.New("resolve: too many queries in flight")
 )
 
-// normalize fills defaults and checks c; it returns the suffixes in the form
-// the matcher wants (lower case, leading dot).
-func (c *Config) normalize() error {
-	if c.TTL < 0 || c.MappingIdle < 0 || c.QueryTimeout < 0 || c.MaxMappings < 0 || c.MaxInflight < 0 || c.MaxTCPConns < 0 || c.TCPIdle < 0 {
-		return fmt.Errorf("%w: negative duration or limit", ErrConfig)
-	}
+// fill gives zero fields their defaults and puts values in the form the
+// bridge uses: suffixes lower case with a leading dot, allow entries
+// masked.
+func (c *Config) fill() {
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
 	}
-	if c.TTL > 24*time.Hour {
-		return fmt.Errorf("%w: ttl %v is over a day", ErrConfig, c.TTL)
-	}
 	if c.MappingIdle == 0 {
 		c.MappingIdle = DefaultMappingIdle
-	}
-	// An app may keep an answer for its whole TTL, so a mapping must live at
-	// least that long after its last answer.
-	if c.MappingIdle < c.TTL {
-		return fmt.Errorf("%w: mapping_idle %v is shorter than ttl %v", ErrConfig, c.MappingIdle, c.TTL)
 	}
 	if c.MaxMappings == 0 {
 		c.MaxMappings = DefaultMaxMappings
@@ -160,49 +185,91 @@ func (c *Config) normalize() error {
 		c.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
 	for i, p := range c.Allow {
-		if !p.IsValid() {
-			return fmt.Errorf("%w: allow entry %d is not a valid prefix", ErrConfig, i)
-		}
-		c.Allow[i] = p.Masked()
-	}
-	if c.Automap > AutomapOff {
-		return fmt.Errorf("%w: automap %v", ErrConfig, c.Automap)
-	}
-	if c.VirtualIPv4.IsValid() {
-		if !c.VirtualIPv4.Addr().Is4() || c.VirtualIPv4.Bits() > 30 {
-			return fmt.Errorf("%w: virtual_network_ipv4 %v must be IPv4 and /30 or larger", ErrConfig, c.VirtualIPv4)
+		if p.IsValid() {
+			c.Allow[i] = p.Masked()
 		}
 	}
-	if c.VirtualIPv6.IsValid() {
-		if !c.VirtualIPv6.Addr().Is6() || c.VirtualIPv6.Addr().Is4In6() || c.VirtualIPv6.Bits() > 126 {
-			return fmt.Errorf("%w: virtual_network_ipv6 %v must be IPv6 and /126 or larger", ErrConfig, c.VirtualIPv6)
-		}
-	}
-	if c.Automap != AutomapOff && !c.VirtualIPv4.IsValid() && !c.VirtualIPv6.IsValid() {
-		return fmt.Errorf("%w: automap %v needs a virtual network", ErrConfig, c.Automap)
-	}
-	if c.VirtualIPv4.IsValid() && c.VirtualIPv6.IsValid() && c.VirtualIPv4.Overlaps(c.VirtualIPv6) {
-		return fmt.Errorf("%w: virtual networks overlap", ErrConfig)
-	}
-	sfx := make([]string, 0, len(c.AutomapSuffixes))
-	for _, s := range c.AutomapSuffixes {
+	for i, s := range c.AutomapSuffixes {
 		s = strings.ToLower(strings.TrimSuffix(s, "."))
-		if s == "" {
-			return fmt.Errorf("%w: empty automap suffix", ErrConfig)
-		}
-		if !strings.HasPrefix(s, ".") {
+		if s != "" && !strings.HasPrefix(s, ".") {
 			s = "." + s
 		}
-		if _, err := normalizeName(s[1:]); err != nil {
-			return fmt.Errorf("%w: automap suffix %q: %v", ErrConfig, s, err)
+		c.AutomapSuffixes[i] = s
+	}
+}
+
+// Validate checks every [dns] value; each problem names its key within the
+// table (confcheck.Problem).
+func (c *Config) Validate() error {
+	var p confcheck.Problems
+	for i, l := range c.Listen {
+		if _, err := netip.ParseAddrPort(l); err != nil {
+			p.Add(fmt.Sprintf("listen[%d]", i), "want \"ip:port\", got %q", l)
 		}
-		sfx = append(sfx, s)
 	}
-	c.AutomapSuffixes = sfx
-	if c.Automap == AutomapSuffixes && len(sfx) == 0 {
-		return fmt.Errorf("%w: automap suffixes with no suffix", ErrConfig)
+	for i, a := range c.Allow {
+		if !a.IsValid() {
+			p.Add(fmt.Sprintf("allow[%d]", i), "want a CIDR like \"127.0.0.0/8\"")
+		}
 	}
-	return nil
+	if c.Automap > AutomapOff {
+		p.Add("automap", "must be one of all, suffixes or off, got %v", c.Automap)
+	}
+	for i, s := range c.AutomapSuffixes {
+		key := fmt.Sprintf("automap_suffixes[%d]", i)
+		if !strings.HasPrefix(s, ".") || len(s) < 2 {
+			p.Add(key, "want a suffix starting with a dot like \".onion\", got %q", s)
+		} else if _, err := normalizeName(s[1:]); err != nil {
+			p.Add(key, "%q is not a DNS name: %v", s, err)
+		}
+	}
+	if c.Automap == AutomapSuffixes && len(c.AutomapSuffixes) == 0 {
+		p.Add("automap_suffixes", `must not be empty when dns.automap = "suffixes"`)
+	}
+	checkPool(&p, "virtual_network_ipv4", c.VirtualIPv4, true, 30)
+	checkPool(&p, "virtual_network_ipv6", c.VirtualIPv6, false, 126)
+	if c.Automap != AutomapOff && !c.VirtualIPv4.IsValid() && !c.VirtualIPv6.IsValid() {
+		p.Add("automap", "%v needs a virtual network (virtual_network_ipv4 or virtual_network_ipv6)", c.Automap)
+	}
+	p.Positive("ttl", c.TTL)
+	if c.TTL > 24*time.Hour {
+		p.Add("ttl", "%v is over a day", c.TTL)
+	}
+	p.Positive("mapping_idle", c.MappingIdle)
+	// An app may keep an answer for its whole TTL, so a mapping must live at
+	// least that long after its last answer.
+	if c.MappingIdle > 0 && c.MappingIdle < c.TTL {
+		p.Add("mapping_idle", "%v is shorter than ttl %v: an app may use an answer for its whole TTL", c.MappingIdle, c.TTL)
+	}
+	if c.MaxTCPConns <= 0 {
+		p.Add("max_tcp_connections", "must be > 0, got %d", c.MaxTCPConns)
+	}
+	p.Positive("tcp_idle_timeout", c.TCPIdle)
+	if c.MaxMappings < 0 || c.QueryTimeout < 0 || c.MaxInflight < 0 {
+		p.Add("limits", "negative MaxMappings, QueryTimeout or MaxInflight")
+	}
+	return p.Err()
+}
+
+// checkPool checks a virtual network: its family, room for addresses, and no
+// host bits (which would mean the user meant another network). A zero
+// prefix is a family turned off.
+func checkPool(p *confcheck.Problems, key string, n netip.Prefix, want4 bool, maxBits int) {
+	if !n.IsValid() {
+		return
+	}
+	fam := "IPv6"
+	if want4 {
+		fam = "IPv4"
+	}
+	switch {
+	case n.Addr().Is4() != want4 || n.Addr().Is4In6():
+		p.Add(key, "must be an %s network, got %q", fam, n)
+	case n.Bits() > maxBits:
+		p.Add(key, "%q is too small: want /%d or larger", n, maxBits)
+	case n != n.Masked():
+		p.Add(key, "has host bits set: %q (did you mean %q?)", n, n.Masked())
+	}
 }
 
 // automapped reports whether name (normalized) gets a virtual address.

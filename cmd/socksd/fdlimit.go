@@ -50,7 +50,7 @@ func (b *fdBudget) fit(cfg *config.Config, log *zap.Logger, atStart bool) error 
 		b.reserve = fdReserveBase + len(cfg.Listeners()) + 9*len(cfg.DNS.Listen) // 8 UDP sockets and a TCP listener each
 		b.dnsTCP = 0
 		if len(cfg.DNS.Listen) > 0 {
-			b.dnsTCP = cfg.DNS.MaxTCPConnections
+			b.dnsTCP = cfg.DNS.MaxTCPConns
 		}
 	}
 	wantSOCKS, wantDNS := cfg.SOCKS.MaxConnections, b.dnsTCP
@@ -70,7 +70,7 @@ func (b *fdBudget) fit(cfg *config.Config, log *zap.Logger, atStart bool) error 
 		return fmt.Errorf("RLIMIT_NOFILE is %d: not one SOCKS connection fits beside the %d descriptors socksd itself needs; raise it (ulimit -n, or LimitNOFILE= in the systemd unit)", b.limit, b.reserve+b.dnsTCP)
 	}
 	cfg.SOCKS.MaxConnections = socks
-	cfg.DNS.MaxTCPConnections = b.dnsTCP
+	cfg.DNS.MaxTCPConns = b.dnsTCP
 	fields := []zap.Field{zap.Uint64("nofile", b.limit),
 		zap.Int("max_connections", socks), zap.Int("dns_max_tcp_connections", b.dnsTCP)}
 	if socks < wantSOCKS || (atStart && b.dnsTCP < wantDNS) {

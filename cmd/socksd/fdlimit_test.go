@@ -47,11 +47,11 @@ func TestFDBudget(t *testing.T) {
 				}
 				return
 			}
-			if eff.SOCKS.MaxConnections != tc.socks || eff.DNS.MaxTCPConnections != tc.dns {
-				t.Errorf("fitted to %d SOCKS / %d DNS-TCP, want %d / %d", eff.SOCKS.MaxConnections, eff.DNS.MaxTCPConnections, tc.socks, tc.dns)
+			if eff.SOCKS.MaxConnections != tc.socks || eff.DNS.MaxTCPConns != tc.dns {
+				t.Errorf("fitted to %d SOCKS / %d DNS-TCP, want %d / %d", eff.SOCKS.MaxConnections, eff.DNS.MaxTCPConns, tc.socks, tc.dns)
 			}
-			if tc.limit != 0 && 2*eff.SOCKS.MaxConnections+eff.DNS.MaxTCPConnections+fd.reserve > int(tc.limit) {
-				t.Errorf("budget %d exceeds the limit %d", 2*eff.SOCKS.MaxConnections+eff.DNS.MaxTCPConnections+fd.reserve, tc.limit)
+			if tc.limit != 0 && 2*eff.SOCKS.MaxConnections+eff.DNS.MaxTCPConns+fd.reserve > int(tc.limit) {
+				t.Errorf("budget %d exceeds the limit %d", 2*eff.SOCKS.MaxConnections+eff.DNS.MaxTCPConns+fd.reserve, tc.limit)
 			}
 			warned := logs.FilterLevelExact(zap.WarnLevel).Len() == 1
 			if warned != tc.warn {
@@ -68,8 +68,8 @@ func TestFDBudget(t *testing.T) {
 			if err := fd.fit(&re, zap.New(core), false); err != nil {
 				t.Fatal(err)
 			}
-			if re.SOCKS.MaxConnections != tc.reloadWantSOCKS || re.DNS.MaxTCPConnections != tc.dns {
-				t.Errorf("reload fitted to %d / %d, want %d / %d", re.SOCKS.MaxConnections, re.DNS.MaxTCPConnections, tc.reloadWantSOCKS, tc.dns)
+			if re.SOCKS.MaxConnections != tc.reloadWantSOCKS || re.DNS.MaxTCPConns != tc.dns {
+				t.Errorf("reload fitted to %d / %d, want %d / %d", re.SOCKS.MaxConnections, re.DNS.MaxTCPConns, tc.reloadWantSOCKS, tc.dns)
 			}
 			if lowered := logs.FilterLevelExact(zap.WarnLevel).Len() == 1; lowered != tc.reloadWantLowers {
 				t.Errorf("reload warned %v, want %v", lowered, tc.reloadWantLowers)

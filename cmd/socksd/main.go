@@ -79,10 +79,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	if *check {
-		if err := checkWiring(cfg); err != nil {
-			fmt.Fprintf(stderr, "socksd: %v\n", err)
-			return exitConfig
-		}
 		fmt.Fprintf(stdout, "socksd: configuration OK (%d listener(s))\n", len(cfg.Listeners()))
 		return exitOK
 	}

@@ -36,7 +36,7 @@ type fixedPart struct {
 func fixedOf(cfg config.Config) []fixedPart {
 	return []fixedPart{
 		{"tor", torConfig(cfg)},
-		{"dns", cfg.DNS},
+		{"dns", dnsConfig(cfg)},
 		{"metrics", cfg.Metrics},
 		{"log.format", cfg.Log.Format},
 		{"state_dir", cfg.StateDir},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding"
 	"reflect"
 	"slices"
 	"strings"
@@ -62,35 +63,47 @@ func TestReloadEveryKey(t *testing.T) {
 	}
 
 	n := 0
-	var walk func(key string, v reflect.Value)
+	var walk, leaf func(key string, v reflect.Value)
 	walk = func(key string, v reflect.Value) {
 		switch {
+		case textValue(v.Type()):
+			// A value the file spells as text (a network, an automap
+			// mode) is one key, whatever its Go shape.
+			leaf(key, v)
 		case v.Kind() == reflect.Struct:
+			keys := 0
 			for i := 0; i < v.NumField(); i++ {
 				tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("toml"), ",")
 				if tag == "" || tag == "-" {
 					continue
 				}
+				keys++
 				walk(strings.TrimPrefix(key+"."+tag, "."), v.Field(i))
+			}
+			if keys == 0 {
+				t.Errorf("%s: a %s has no TOML keys; teach this walk its shape", key, v.Type())
 			}
 		case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
 			walk(key, v.Elem())
-		case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
+		case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct && !textValue(v.Type().Elem()):
 			walk(key, v.Index(0))
 		default:
-			n++
-			t.Run(key, func(t *testing.T) {
-				old := reflect.ValueOf(v.Interface())
-				before := cloneConfig(base)
-				change(t, v)
-				after := cloneConfig(base)
-				v.Set(old)
-				applied, restart := changes(before, after)
-				if !applied && !slices.Contains(restart, key) {
-					t.Errorf("%s changed: neither applied by a reload nor named as needing a restart (restart: %q)", key, restart)
-				}
-			})
+			leaf(key, v)
 		}
+	}
+	leaf = func(key string, v reflect.Value) {
+		n++
+		t.Run(key, func(t *testing.T) {
+			old := reflect.ValueOf(v.Interface())
+			before := cloneConfig(base)
+			change(t, v)
+			after := cloneConfig(base)
+			v.Set(old)
+			applied, restart := changes(before, after)
+			if !applied && !slices.Contains(restart, key) {
+				t.Errorf("%s changed: neither applied by a reload nor named as needing a restart (restart: %q)", key, restart)
+			}
+		})
 	}
 	walk("", reflect.ValueOf(&base).Elem())
 	if n < 40 {
@@ -121,9 +134,24 @@ func cloneConfig(cfg config.Config) config.Config {
 	return c
 }
 
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// textValue reports whether the file spells a value of type t as text.
+func textValue(t reflect.Type) bool { return reflect.PointerTo(t).Implements(textUnmarshaler) }
+
 // change gives v a different value of its type.
 func change(t *testing.T, v reflect.Value) {
 	t.Helper()
+	if v.Kind() == reflect.Slice && textValue(v.Type().Elem()) {
+		e := reflect.New(v.Type().Elem())
+		otherText(t, e)
+		v.Set(reflect.Append(reflect.MakeSlice(v.Type(), 0, v.Len()+1), append(sliceValues(v), e.Elem())...))
+		return
+	}
+	if textValue(v.Type()) {
+		otherText(t, v.Addr())
+		return
+	}
 	switch v.Kind() {
 	case reflect.Bool:
 		v.SetBool(!v.Bool())
@@ -142,6 +170,20 @@ func change(t *testing.T, v reflect.Value) {
 	default:
 		t.Fatalf("no way to change a %s", v.Type())
 	}
+}
+
+// otherText sets *p to the first of a few texts that decodes into a value
+// other than its current one.
+func otherText(t *testing.T, p reflect.Value) {
+	t.Helper()
+	was := reflect.ValueOf(p.Elem().Interface())
+	for _, s := range []string{"10.99.0.0/16", "fd00:99::/64", "off", "suffixes"} {
+		if p.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)) == nil && !reflect.DeepEqual(p.Elem().Interface(), was.Interface()) {
+			return
+		}
+		p.Elem().Set(was)
+	}
+	t.Fatalf("no text changes a %s", p.Elem().Type())
 }
 
 func sliceValues(v reflect.Value) []reflect.Value {

@@ -71,10 +71,7 @@ func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err e
 	var res dispatch.Resolver = t.Resolver()
 	var isVirtual func(netip.Addr) bool
 	if len(cfg.DNS.Listen) > 0 {
-		rc, err := dnsConfig(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errConfig, err)
-		}
+		rc := dnsConfig(cfg)
 		// The bridge's own listen addresses exclude the ones systemd
 		// passed in: those are handed to the bridge below (serveInheritedDNS).
 		rc.Listen = socks.dnsToBind(cfg.DNS.Listen)
@@ -133,42 +130,6 @@ func wire(cfg config.Config, log *zap.Logger, socks *inherited) (_ *wired, err e
 	return w, nil
 }
 
-// dnsConfig turns [dns] and state_dir into the bridge's configuration.
-func dnsConfig(cfg config.Config) (resolve.Config, error) {
-	mode, err := resolve.ParseMode(cfg.DNS.Automap)
-	if err != nil {
-		return resolve.Config{}, err
-	}
-	rc := resolve.Config{
-		Listen:          cfg.DNS.Listen,
-		Automap:         mode,
-		AutomapSuffixes: cfg.DNS.AutomapSuffixes,
-		TTL:             cfg.DNS.TTL,
-		MappingIdle:     cfg.DNS.MappingIdle,
-		MaxTCPConns:     cfg.DNS.MaxTCPConnections,
-		TCPIdle:         cfg.DNS.TCPIdleTimeout,
-		StateDir:        cfg.StateDir,
-	}
-	for _, a := range cfg.DNS.Allow {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			return resolve.Config{}, fmt.Errorf("dns.allow: %w", err)
-		}
-		rc.Allow = append(rc.Allow, p)
-	}
-	if cfg.DNS.VirtualNetworkIPv4 != "" {
-		if rc.VirtualIPv4, err = netip.ParsePrefix(cfg.DNS.VirtualNetworkIPv4); err != nil {
-			return resolve.Config{}, fmt.Errorf("dns.virtual_network_ipv4: %w", err)
-		}
-	}
-	if cfg.DNS.VirtualNetworkIPv6 != "" {
-		if rc.VirtualIPv6, err = netip.ParsePrefix(cfg.DNS.VirtualNetworkIPv6); err != nil {
-			return resolve.Config{}, fmt.Errorf("dns.virtual_network_ipv6: %w", err)
-		}
-	}
-	return rc, nil
-}
-
 // torConfig is the [tor] table with what torup needs from elsewhere in
 // the file.
 func torConfig(cfg config.Config) torup.Config {
@@ -177,33 +138,12 @@ func torConfig(cfg config.Config) torup.Config {
 	return tc
 }
 
-// checkWiring is -check-config's test of what wire() would refuse
-// beyond config.Validate (which already refuses dns.listen with
-// tor.control = "none").
-func checkWiring(cfg config.Config) error {
-	if len(cfg.DNS.Listen) > 0 {
-		rc, err := dnsConfig(cfg)
-		if err != nil {
-			return fmt.Errorf("%w: %v", errConfig, err)
-		}
-		rc.Listen, rc.StateDir = nil, ""
-		b, err := resolve.New(rc, nopDNSTor{}, nil, nil)
-		if err != nil {
-			return fmt.Errorf("%w: %v", errConfig, err)
-		}
-		b.Close()
-	}
-	return nil
-}
-
-// nopDNSTor lets checkWiring build a bridge only to validate its config.
-type nopDNSTor struct{}
-
-func (nopDNSTor) MapAddress(context.Context, string, string) (string, error) {
-	return "", torup.ErrControlDown
-}
-func (nopDNSTor) Resolve(context.Context, string, bool) (string, error) {
-	return "", torup.ErrControlDown
+// dnsConfig is the [dns] table with what the bridge needs from elsewhere
+// in the file.
+func dnsConfig(cfg config.Config) resolve.Config {
+	rc := cfg.DNS
+	rc.StateDir = cfg.StateDir
+	return rc
 }
 
 // listenersFrom turns the config's listeners into dispatcher listeners,
