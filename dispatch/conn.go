@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,14 +17,6 @@ import (
 	"socksd/socks5"
 )
 
-// bufSize holds any SOCKS handshake (a SOCKS5 greeting, authentication
-// and request are under 1 KiB; a SOCKS4a request is at most 512 bytes),
-// an HTTP head (httpguard.MaxHead) and what optimistic data arrived with
-// them. Early data beyond it stays in the socket and is relayed normally.
-const bufSize = httpguard.MaxHead + 8<<10
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
-
 // Handshake failures that are not protocol errors.
 var (
 	errTooLarge       = errors.New("dispatch: handshake does not fit the buffer")
@@ -33,28 +24,6 @@ var (
 	errNoResolver     = errors.New("dispatch: no resolver configured")
 	errHandshakeShort = errors.New("dispatch: client closed during the handshake")
 )
-
-// reader accumulates the client's handshake bytes in one buffer.
-type reader struct {
-	c   net.Conn
-	buf []byte // len = bytes held
-}
-
-// more reads at least one more byte into the buffer.
-func (r *reader) more() error {
-	if len(r.buf) == cap(r.buf) {
-		return errTooLarge
-	}
-	n, err := r.c.Read(r.buf[len(r.buf):cap(r.buf)])
-	r.buf = r.buf[:len(r.buf)+n]
-	if n > 0 {
-		return nil
-	}
-	if err == nil {
-		return errHandshakeShort
-	}
-	return err
-}
 
 // String is a Protocol's metric label and isolation.Input.Protocol.
 func (p Protocol) String() string {
@@ -78,17 +47,8 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	// cleared once the request is complete.
 	c.SetDeadline(start.Add(st.HandshakeTimeout))
 
-	bp := bufPool.Get().(*[]byte)
-	r := &reader{c: c, buf: (*bp)[:0]}
-	// The buffer goes back to the pool as soon as nothing aliases it: for
-	// a CONNECT right after Upstream.Open (which copies early), so a
-	// long-lived stream does not pin 16 KiB.
-	release := func() {
-		if bp != nil {
-			bufPool.Put(bp)
-			bp = nil
-		}
-	}
+	r := newReader(c)
+	release := r.release
 	defer release()
 
 	proto := "unknown"
