@@ -41,7 +41,7 @@ func (a ctlAdapter) ExtendCircuit(ctx context.Context, purpose string) (string, 
 	if err != nil || purpose == "" || purpose == "general" {
 		return id, ctlErr(err)
 	}
-	if _, err := a.c.Do(ctx, "SETCIRCUITPURPOSE "+id+" purpose="+purpose); err != nil {
+	if err := a.c.SetCircuitPurpose(ctx, id, purpose); err != nil {
 		// The circuit may already have failed (a CIRC event tells);
 		// otherwise close it rather than use a circuit Tor may share.
 		if te := ctlErr(err); te != err {
@@ -56,11 +56,12 @@ func (a ctlAdapter) CloseCircuit(ctx context.Context, circID string, ifUnused bo
 	if !ifUnused {
 		return ctlErr(a.c.CloseCircuit(ctx, circID))
 	}
-	if strings.ContainsAny(circID, " \r\n") || circID == "" {
-		return torctl.ErrBadArgument
-	}
-	_, err := a.c.Do(ctx, "CLOSECIRCUIT "+circID+" IfUnused")
-	return ctlErr(err)
+	return ctlErr(a.c.CloseCircuitIfUnused(ctx, circID))
+}
+
+func (a ctlAdapter) ExitPolicy(ctx context.Context, fp string) (torctl.ExitPolicy, error) {
+	p, err := a.c.ExitPolicy(ctx, fp)
+	return p, ctlErr(err)
 }
 
 func (a ctlAdapter) CloseStream(ctx context.Context, streamID string, reason int) error {
@@ -121,7 +122,7 @@ func parseCircuitStatus(s string) []statusEntry {
 func toStreamEvent(e torctl.StreamEvent, at time.Time) streamEvent {
 	return streamEvent{
 		At: at,
-		ID: e.ID, Status: e.Status, CircID: e.CircID, TargetHost: e.TargetHost,
+		ID: e.ID, Status: e.Status, CircID: e.CircID, TargetHost: e.TargetHost, TargetPort: e.TargetPort,
 		Reason: e.Reason, RemoteReason: e.RemoteReason, SourceAddr: e.SourceAddr,
 		Purpose: e.Purpose, Username: e.SOCKSUsername, Password: e.SOCKSPassword,
 	}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"socksd/isolation"
+	"socksd/torctl"
 )
 
 // The attacher owns circuit choice for socksd's streams (control-spec
@@ -72,6 +73,7 @@ type attacher struct {
 	early     map[string]circEvent
 	extending int
 	cmds      uint64 // commands started (goCmd)
+	pool      circPool
 
 	// attachedHook, if set before the first stream (benchmarks, latency
 	// tests), sees each accepted ATTACHSTREAM with the time the command
@@ -94,6 +96,9 @@ type attacherConfig struct {
 	// Passive (attach_streams = false): Tor attaches streams itself; the
 	// attacher only follows socksd's streams to refine their replies.
 	Passive bool
+	// PoolMax caps the warm pool of clean circuits (pool.go); 0 turns it
+	// off.
+	PoolMax int
 }
 
 const (
@@ -124,7 +129,9 @@ type stream struct {
 	// (.onion, .exit, or a virtual address mapped to one): it is handed
 	// back with circuit 0, never attached to a socksd circuit.
 	torRoute string
-	resolve  bool // NEWRESOLVE: Tor's RESOLVE / RESOLVE_PTR
+	resolve  bool   // NEWRESOLVE: Tor's RESOLVE / RESOLVE_PTR
+	port     uint16 // target port (0 when unknown)
+	v6       bool   // target is an IPv6 literal
 	born     time.Time
 	circ     *circuit // the circuit socksd attached it to
 	existing bool     // a built circuit was available when it arrived
@@ -153,6 +160,13 @@ type circuit struct {
 	retired  bool        // never chosen for new streams (lifetime, NEWNYM)
 	watchdog *time.Timer // fails the build if Tor never says BUILT
 	streams  map[string]*stream
+
+	launched time.Time // EXTENDCIRCUIT sent
+	builtAt  time.Time // BUILT seen (pool circuits)
+	// pooled: a warm pool circuit that belongs to no key yet (key is
+	// zero); pending: pooled and not ready yet (pool.go).
+	pooled, pending bool
+	policy          *torctl.ExitPolicy // the exit's policy summary, pool circuits
 }
 
 type keyState struct {
@@ -164,6 +178,9 @@ type keyState struct {
 	// KeepAliveIsolateSOCKSAuth), so a circuit carrying streams outlives
 	// circuit_lifetime.
 	keepAlive bool
+	// donate: the key's CONNECT build in flight is no longer needed (a
+	// pool circuit served its streams) and goes to the pool when built.
+	donate bool
 }
 
 // circKind separates the circuits socksd builds by the streams they carry.
@@ -206,6 +223,10 @@ func newAttacher(cfg attacherConfig, reg *registry, m *metrics, log *zap.Logger)
 		circs:   make(map[string]*circuit),
 		keys:    make(map[isolation.Key]*keyState),
 		early:   make(map[string]circEvent),
+		pool:    circPool{max: cfg.PoolMax},
+	}
+	if cfg.Passive {
+		a.pool.max = 0
 	}
 	a.bg.Add(1)
 	go a.janitor(sweepInterval)
@@ -237,10 +258,11 @@ func (a *attacher) sweep() {
 	defer a.mu.Unlock()
 	now := a.now()
 	for _, c := range a.circs {
-		if c.built && !c.retired && !a.usable(c, now) {
+		if c.built && !c.retired && !c.pooled && !a.usable(c, now) {
 			a.retire(c)
 		}
 	}
+	a.sweepPool(now)
 }
 
 // close stops every timer and waits for commands in flight.
@@ -373,6 +395,10 @@ func (a *attacher) forgetCircuit(c *circuit) {
 			a.m.circInUse.Dec()
 		}
 	}
+	if c.pooled {
+		a.removeFromPool(c)
+		return
+	}
 	if ks := a.keys[c.key]; ks != nil {
 		for i, x := range ks.circs {
 			if x == c {
@@ -402,6 +428,22 @@ func (a *attacher) place(s *stream) {
 	// drops an idle keyState from a.keys: queue on the live one, or the
 	// circuit built next would never see this stream.
 	ks = a.key(s.key)
+	if s.kind() == kindConnect && !ks.building[kindConnect] && a.pool.enabled() {
+		// The key needs a new circuit: that is the demand the pool is
+		// sized by (a retry after an exit refused the stream is not).
+		if len(s.badExits) == 0 {
+			a.pool.noteDemand(a.now())
+		}
+		c := a.takePool(s)
+		if c == nil && len(s.badExits) == 0 {
+			a.m.poolRequests[1].Inc()
+		}
+		defer a.refill()
+		if c != nil {
+			a.attach(s, c)
+			return
+		}
+	}
 	if len(s.badExits) > 0 {
 		s.exitBuilds++
 	}
@@ -421,6 +463,7 @@ func (a *attacher) build(k isolation.Key, ks *keyState, kind circKind) {
 	if kind == kindResolve {
 		purpose = "general"
 	}
+	launched := a.now()
 	if !a.goCmd(func(ctx context.Context, ctl control, gen uint64) {
 		id, err := ctl.ExtendCircuit(ctx, purpose)
 		a.log.Debug("extendcircuit", zap.String("id", id), zap.String("purpose", purpose), zap.Error(err))
@@ -432,7 +475,7 @@ func (a *attacher) build(k isolation.Key, ks *keyState, kind circKind) {
 			return
 		}
 		a.extending--
-		a.builtReply(k, kind, id, err)
+		a.builtReply(k, kind, id, err, launched)
 		if a.extending == 0 {
 			clear(a.early)
 		}
@@ -445,10 +488,11 @@ func (a *attacher) build(k isolation.Key, ks *keyState, kind circKind) {
 }
 
 // builtReply handles EXTENDCIRCUIT's answer.
-func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err error) {
+func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err error, launched time.Time) {
 	ks := a.key(k)
 	if err != nil {
 		ks.building[kind] = false
+		a.unexpectDonation(ks)
 		a.m.circFailed.Inc()
 		var ce *controlError
 		if errors.As(err, &ce) {
@@ -464,7 +508,7 @@ func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err err
 		a.buildFailed(k, ks, kind)
 		return
 	}
-	c := &circuit{id: id, key: k, kind: kind, gen: a.gen, streams: make(map[string]*stream)}
+	c := &circuit{id: id, key: k, kind: kind, gen: a.gen, launched: launched, streams: make(map[string]*stream)}
 	c.watchdog = time.AfterFunc(buildTimeout, func() { a.buildTimedOut(id) })
 	a.circs[id] = c
 	ks.circs = append(ks.circs, c)
@@ -686,10 +730,12 @@ func (a *attacher) dequeue(s *stream) {
 }
 
 // retireAll retires every circuit (NEWNYM): streams already on them keep
-// running, new streams get new circuits.
+// running, new streams get new circuits. The pool is emptied and launches
+// nothing until releasePool (after Tor has the NEWNYM).
 func (a *attacher) retireAll() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.emptyPool()
 	for _, c := range a.circs {
 		if c.built {
 			a.retire(c)
@@ -745,7 +791,7 @@ func (a *attacher) counts() (circs, keys, streams int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, c := range a.circs {
-		if c.built {
+		if c.built && !c.pooled {
 			circs++
 		}
 	}

@@ -148,6 +148,7 @@ func (a *attacher) onNew(ev streamEvent, id identity) {
 	}
 	s.torRoute = route
 	s.resolve = ev.Status == "NEWRESOLVE"
+	s.setTarget(ev.TargetHost, ev.TargetPort)
 	if a.cfg.Passive {
 		return
 	}
@@ -197,6 +198,7 @@ func (a *attacher) onControllerWait(ev streamEvent, route string) {
 		// credentials say so.
 		if key, reg, ours := a.reg.lookup("", ev.Username, ev.Password); ours {
 			s := a.newStream(ev.ID, key, reg)
+			s.setTarget(ev.TargetHost, ev.TargetPort)
 			if s.torRoute = route; route != "" {
 				s.gen = a.gen
 				a.handBack(s.id, route)
@@ -355,6 +357,10 @@ func (a *attacher) onCirc(ev circEvent) {
 		}
 		return
 	}
+	if c.pooled {
+		a.onPoolCirc(c, ev)
+		return
+	}
 	ks := a.key(c.key)
 	switch ev.Status {
 	case "BUILT":
@@ -370,8 +376,12 @@ func (a *attacher) onCirc(ev circEvent) {
 		ks.failures[c.kind] = 0
 		a.m.circBuilt.Inc()
 		a.m.circInUse.Inc()
+		if !c.launched.IsZero() {
+			a.pool.noteBuild(a.now().Sub(c.launched))
+		}
 		a.log.Debug("circuit built", zap.String("circ", c.id), zap.String("key", c.key.String()))
 		a.drain(ks)
+		a.donate(c)
 	case "FAILED", "CLOSED":
 		wasBuilt := c.built
 		a.forgetCircuit(c)
@@ -381,6 +391,9 @@ func (a *attacher) onCirc(ev circEvent) {
 		}
 		if !wasBuilt {
 			ks.building[c.kind] = false
+			if c.kind == kindConnect {
+				a.unexpectDonation(ks)
+			}
 			a.m.circFailed.Inc()
 			a.buildFailed(c.key, ks, c.kind)
 			return
@@ -388,6 +401,33 @@ func (a *attacher) onCirc(ev circEvent) {
 		if ks.waitingKind(c.kind) {
 			a.build(c.key, ks, c.kind)
 		}
+	}
+}
+
+// onPoolCirc handles a CIRC event for a pool circuit nobody took yet.
+func (a *attacher) onPoolCirc(c *circuit, ev circEvent) {
+	switch ev.Status {
+	case "BUILT":
+		if c.built {
+			return
+		}
+		c.built = true
+		c.exit = exitOf(ev.Path)
+		if c.watchdog != nil {
+			c.watchdog.Stop()
+		}
+		a.m.circBuilt.Inc()
+		a.m.circInUse.Inc()
+		a.poolBuilt(c)
+	case "FAILED", "CLOSED":
+		wasBuilt := c.built
+		a.forgetCircuit(c)
+		if !wasBuilt {
+			a.m.circFailed.Inc()
+			a.poolBuildFailed()
+			return
+		}
+		a.refill()
 	}
 }
 
@@ -486,6 +526,7 @@ func (a *attacher) resync(ctx context.Context, c control, circs []statusEntry) e
 			a.foreignHandled(id)
 		}
 	}
+	a.refill()
 	return nil
 }
 
@@ -499,9 +540,11 @@ func (a *attacher) setControl(c control) uint64 {
 		// Builds in flight on the old connection are abandoned.
 		for k, ks := range a.keys {
 			ks.building = [nKinds]bool{}
+			a.unexpectDonation(ks)
 			a.maybeDropKey(k, ks)
 		}
 		a.extending = 0
+		a.pool.inflight = 0
 		clear(a.early)
 	}
 	return a.gen

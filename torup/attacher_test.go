@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"socksd/isolation"
+	"socksd/torctl"
 )
 
 // fakeCtl is a scripted control connection: it records every command and
@@ -29,6 +30,10 @@ type fakeCtl struct {
 	// extendGate, if set, holds EXTENDCIRCUIT's reply until it is closed.
 	extendGate chan struct{}
 	status     []statusEntry
+	// policy answers ExitPolicy per exit fingerprint; an exit not listed
+	// accepts every port.
+	policy    map[string]torctl.ExitPolicy
+	policyErr error
 }
 
 func newFakeCtl() *fakeCtl { return &fakeCtl{changed: make(chan struct{}), nextCirc: 100} }
@@ -84,6 +89,20 @@ func (f *fakeCtl) CloseCircuit(_ context.Context, id string, ifUnused bool) erro
 func (f *fakeCtl) CloseStream(_ context.Context, id string, reason int) error {
 	f.record(fmt.Sprintf("CLOSESTREAM %s %d", id, reason))
 	return nil
+}
+
+func (f *fakeCtl) ExitPolicy(_ context.Context, fp string) (torctl.ExitPolicy, error) {
+	f.record("EXITPOLICY " + fp)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.policyErr != nil {
+		return torctl.ExitPolicy{}, f.policyErr
+	}
+	if p, ok := f.policy[fp]; ok {
+		return p, nil
+	}
+	all := torctl.PortPolicy{Accept: true, Ranges: [][2]uint16{{1, 65535}}}
+	return torctl.ExitPolicy{IPv4: all, IPv6: all}, nil
 }
 
 func (f *fakeCtl) StreamStatus(context.Context) ([]statusEntry, error) {

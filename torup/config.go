@@ -15,6 +15,7 @@ func DefaultConfig() Config {
 		AttachStreams:   true,
 		CircuitLifetime: 10 * time.Minute,
 		SOCKSTimeout:    120 * time.Second,
+		CircuitPool:     32,
 	}
 }
 
@@ -44,5 +45,8 @@ func (c *Config) Validate() error {
 	}
 	p.Positive("circuit_lifetime", c.CircuitLifetime)
 	p.Positive("socks_timeout", c.SOCKSTimeout)
+	if c.CircuitPool < 0 || c.CircuitPool > 256 {
+		p.Add("circuit_pool", "must be between 0 (off) and 256, got %d", c.CircuitPool)
+	}
 	return p.Err()
 }

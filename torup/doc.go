@@ -49,6 +49,12 @@
 //     idle (CLOSECIRCUIT IfUnused; a janitor sweeps every 30s because Tor
 //     never expires CONTROLLER circuits). NewIdentity (SIGNAL NEWNYM)
 //     retires every circuit.
+//   - A warm pool (pool.go) keeps clean CONTROLLER circuits, built the
+//     same way and never used, sized from the recent demand for new
+//     circuits: a key that needs a circuit takes one whose exit's policy
+//     summary accepts the stream's port, at once, for good. It empties
+//     without demand (5 minutes), on NEWNYM, and closes circuits unused
+//     for circuit_lifetime.
 //   - Build failures: FAILED, CIRC_MINOR PURPOSE_CHANGED to
 //     MEASURE_TIMEOUT (Tor's build-time measurement takes over a GENERAL
 //     circuit silently), or no answer within 30s: another build, up to 8 in

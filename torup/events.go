@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"socksd/torctl"
 )
 
 // streamEvent is the part of a control-spec §4.1.2 STREAM event the
@@ -15,6 +17,7 @@ type streamEvent struct {
 	Status       string // NEW, NEWRESOLVE, CONTROLLER_WAIT, SENTCONNECT, ...
 	CircID       string
 	TargetHost   string
+	TargetPort   uint16
 	Reason       string
 	RemoteReason string
 	SourceAddr   string // only on NEW / NEWRESOLVE (tornet README)
@@ -125,6 +128,9 @@ type control interface {
 	// CloseStream closes a stream with a relay END reason (tor-spec §6.3).
 	CloseStream(ctx context.Context, streamID string, reason int) error
 	StreamStatus(ctx context.Context) ([]statusEntry, error)
+	// ExitPolicy returns the policy summaries of the exit relay with
+	// fingerprint fp, as Tor knows them (its microdescriptor).
+	ExitPolicy(ctx context.Context, fp string) (torctl.ExitPolicy, error)
 }
 
 // tor-spec §6.3 RELAY_END reasons socksd sends with CLOSESTREAM. Tor turns

@@ -21,6 +21,15 @@ type metrics struct {
 	bootstrap           prometheus.Gauge
 	timeouts            prometheus.Counter
 	refused             prometheus.Counter
+
+	// The warm pool (pool.go).
+	poolSize     prometheus.Gauge
+	poolTarget   prometheus.Gauge
+	poolReqVec   *prometheus.CounterVec // result: hit | miss
+	poolRequests [2]prometheus.Counter  // hit, miss
+	poolBuilt    prometheus.Counter
+	poolExpVec   *prometheus.CounterVec // reason: lifetime | excess | newnym
+	poolExp      map[string]prometheus.Counter
 }
 
 // Outcomes of attach decisions (label "outcome" of
@@ -90,6 +99,31 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Opens refused because the control connection was down.",
 		}),
 	}
+	m.poolSize = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "socksd", Subsystem: "tor", Name: "pool_circuits",
+		Help: "Clean circuits ready in the warm pool (built, never used, no key yet).",
+	})
+	m.poolTarget = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "socksd", Subsystem: "tor", Name: "pool_target",
+		Help: "Size the warm pool aims at, from the recent demand for new circuits.",
+	})
+	m.poolReqVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "socksd", Subsystem: "tor", Name: "pool_requests_total",
+		Help: "Keys that needed a new circuit: result=hit took a pool circuit at once, miss built its own.",
+	}, []string{"result"})
+	m.poolRequests = [2]prometheus.Counter{m.poolReqVec.WithLabelValues("hit"), m.poolReqVec.WithLabelValues("miss")}
+	m.poolBuilt = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "socksd", Subsystem: "tor", Name: "pool_circuits_built_total",
+		Help: "Warm pool circuits that reached BUILT.",
+	})
+	m.poolExpVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "socksd", Subsystem: "tor", Name: "pool_circuits_expired_total",
+		Help: "Pool circuits closed unused: reason=lifetime (unused for circuit_lifetime), excess (demand fell), newnym (a new identity emptied the pool).",
+	}, []string{"reason"})
+	m.poolExp = make(map[string]prometheus.Counter)
+	for _, r := range []string{poolLifetime, poolExcess, poolNewnym} {
+		m.poolExp[r] = m.poolExpVec.WithLabelValues(r)
+	}
 	m.outcomes = make(map[string]prometheus.Counter)
 	for _, o := range []string{outAttached, outOnion, outExit, outForeign, outHandback, outRetry, outRejected, outNotWaiting, outError, outTainted} {
 		m.outcomes[o] = m.attached.WithLabelValues(o)
@@ -98,7 +132,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.latExisting = m.attachLatency.WithLabelValues("existing")
 	if reg != nil {
 		reg.MustRegister(m.attached, m.attachLatency, m.circBuilt, m.circFailed, m.circLaunched,
-			m.circInUse, m.ctlConnected, m.ctlReconnects, m.ctlHung, m.bootstrap, m.timeouts, m.refused)
+			m.circInUse, m.ctlConnected, m.ctlReconnects, m.ctlHung, m.bootstrap, m.timeouts, m.refused,
+			m.poolSize, m.poolTarget, m.poolReqVec, m.poolBuilt, m.poolExpVec)
 	}
 	return m
 }
@@ -109,4 +144,9 @@ func (m *metrics) outcome(o string) prometheus.Counter {
 		return c
 	}
 	return m.attached.WithLabelValues(o)
+}
+
+// poolExpired is the pool expiry counter for reason.
+func (m *metrics) poolExpired(reason string) prometheus.Counter {
+	return m.poolExp[reason]
 }

@@ -38,6 +38,9 @@ type Config struct {
 	AttachStreams   bool          `toml:"attach_streams"`
 	CircuitLifetime time.Duration `toml:"circuit_lifetime"`
 	SOCKSTimeout    time.Duration `toml:"socks_timeout"`
+	// CircuitPool caps the warm pool of clean circuits new keys take at
+	// once (pool.go); 0 turns it off.
+	CircuitPool int `toml:"circuit_pool"`
 
 	// StateDir is the file's top-level state_dir (where a managed tor's
 	// DataDirectory goes by default); cmd/socksd copies it in.
@@ -109,7 +112,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Tor, error) {
 	t := &Tor{cfg: cfg, log: log, m: newMetrics(reg), reg: newRegistry()}
 	t.att = newAttacher(attacherConfig{
 		Lifetime: cfg.CircuitLifetime, SOCKSTimeout: cfg.SOCKSTimeout,
-		Passive: !cfg.AttachStreams,
+		Passive: !cfg.AttachStreams, PoolMax: cfg.CircuitPool,
 	}, t.reg, t.m, log.Named("attach"))
 	t.up = &upstream{t: t}
 	return t, nil
@@ -258,7 +261,8 @@ type Status struct {
 	Control  State
 	HasCtl   bool
 	Managed  bool
-	Circuits int // socksd circuits built and known
+	Circuits int // socksd circuits built and known (the pool's not included)
+	Pool     int // clean circuits ready in the warm pool
 	Keys     int // isolation keys with circuits or waiting streams
 	Streams  int // socksd streams Tor is handling
 }
@@ -270,6 +274,7 @@ func (t *Tor) Status() Status {
 		s.Control = t.ctl.State()
 	}
 	s.Circuits, s.Keys, s.Streams = t.att.counts()
+	s.Pool = t.att.poolCount()
 	return s
 }
 
@@ -285,6 +290,9 @@ func (t *Tor) NewIdentity(ctx context.Context) error {
 		return ErrControlDown
 	}
 	t.att.retireAll()
+	// The pool stays empty until Tor has the signal: a circuit launched
+	// in between would predate the new identity on Tor's side.
+	defer t.att.releasePool()
 	return conn.Signal(ctx, "NEWNYM")
 }
 
