@@ -1,25 +1,26 @@
 // Package config is the only place TOML is decoded. The file's sections
 // are the plain structs of the packages that use them (torup.Config is
-// [tor], resolve.Config [dns]), each with its own defaults and Validate; this package decodes
+// [tor], resolve.Config [dns], isolation.Config [isolation]), each with its own defaults and Validate; this package decodes
 // the file into them, calls every Validate and checks what spans sections.
 package config
 
 import (
 	"time"
 
+	"socksd/isolation"
 	"socksd/resolve"
 	"socksd/torup"
 )
 
 // Config is socksd's whole configuration file.
 type Config struct {
-	StateDir  string          `toml:"state_dir"`
-	SOCKS     SOCKS           `toml:"socks"`
-	Tor       torup.Config    `toml:"tor"`
-	Log       Log             `toml:"log"`
-	Metrics   Metrics         `toml:"metrics"`
-	DNS       resolve.Config  `toml:"dns"`
-	Isolation IsolationConfig `toml:"isolation"`
+	StateDir  string           `toml:"state_dir"`
+	SOCKS     SOCKS            `toml:"socks"`
+	Tor       torup.Config     `toml:"tor"`
+	Log       Log              `toml:"log"`
+	Metrics   Metrics          `toml:"metrics"`
+	DNS       resolve.Config   `toml:"dns"`
+	Isolation isolation.Config `toml:"isolation"`
 }
 
 // SOCKS configures the client-facing listeners.
@@ -36,9 +37,9 @@ type SOCKS struct {
 
 // Listener is one [[socks.listener]] table.
 type Listener struct {
-	Listen       string             `toml:"listen"` // "host:port" or "unix:/path"
-	SessionGroup string             `toml:"session_group"`
-	Isolation    *IsolationOverride `toml:"isolation"`
+	Listen       string              `toml:"listen"` // "host:port" or "unix:/path"
+	SessionGroup string              `toml:"session_group"`
+	Isolation    *isolation.Override `toml:"isolation"`
 }
 
 // Log configures zap.
@@ -51,29 +52,6 @@ type Log struct {
 // Metrics configures the Prometheus / status / admin listener.
 type Metrics struct {
 	Listen string `toml:"listen"` // "" = off
-}
-
-// IsolationConfig is the [isolation] table: defaults for every listener.
-type IsolationConfig struct {
-	SOCKSAuth      bool `toml:"socks_auth"`
-	ClientAddr     bool `toml:"client_addr"`
-	ClientProtocol bool `toml:"client_protocol"`
-	DestPort       bool `toml:"dest_port"`
-	DestAddr       bool `toml:"dest_addr"`
-	ClientApp      bool `toml:"client_app"`
-	KeepAlive      bool `toml:"keep_alive"`
-}
-
-// IsolationOverride is a listener's isolation table: only the keys it sets
-// override the [isolation] defaults.
-type IsolationOverride struct {
-	SOCKSAuth      *bool `toml:"socks_auth"`
-	ClientAddr     *bool `toml:"client_addr"`
-	ClientProtocol *bool `toml:"client_protocol"`
-	DestPort       *bool `toml:"dest_port"`
-	DestAddr       *bool `toml:"dest_addr"`
-	ClientApp      *bool `toml:"client_app"`
-	KeepAlive      *bool `toml:"keep_alive"`
 }
 
 // Default returns the configuration used for every key the file omits.
@@ -92,6 +70,6 @@ func Default() Config {
 		Log:       Log{Level: "info", Format: "auto", SafeLogging: true},
 		Metrics:   Metrics{Listen: "127.0.0.1:9352"},
 		DNS:       resolve.DefaultConfig(),
-		Isolation: IsolationConfig{SOCKSAuth: true, ClientAddr: true},
+		Isolation: isolation.DefaultConfig(),
 	}
 }

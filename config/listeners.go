@@ -17,60 +17,14 @@ type ListenerSpec struct {
 func (c *Config) Listeners() []ListenerSpec {
 	out := make([]ListenerSpec, 0, len(c.SOCKS.Listen)+len(c.SOCKS.Listener))
 	for _, addr := range c.SOCKS.Listen {
-		out = append(out, ListenerSpec{
-			Listen: addr,
-			Policy: isolation.Policy{Fields: fieldsOf(c.Isolation), SessionGroup: addr, KeepAlive: c.Isolation.KeepAlive},
-		})
+		out = append(out, ListenerSpec{Listen: addr, Policy: c.Isolation.Policy(addr)})
 	}
 	for _, l := range c.SOCKS.Listener {
-		iso := c.Isolation.apply(l.Isolation)
 		group := l.SessionGroup
 		if group == "" {
 			group = l.Listen
 		}
-		out = append(out, ListenerSpec{
-			Listen: l.Listen,
-			Policy: isolation.Policy{Fields: fieldsOf(iso), SessionGroup: group, KeepAlive: iso.KeepAlive},
-		})
+		out = append(out, ListenerSpec{Listen: l.Listen, Policy: c.Isolation.Apply(l.Isolation).Policy(group)})
 	}
 	return out
-}
-
-func (d IsolationConfig) apply(o *IsolationOverride) IsolationConfig {
-	if o == nil {
-		return d
-	}
-	set := func(dst *bool, src *bool) {
-		if src != nil {
-			*dst = *src
-		}
-	}
-	set(&d.SOCKSAuth, o.SOCKSAuth)
-	set(&d.ClientAddr, o.ClientAddr)
-	set(&d.ClientProtocol, o.ClientProtocol)
-	set(&d.DestPort, o.DestPort)
-	set(&d.DestAddr, o.DestAddr)
-	set(&d.ClientApp, o.ClientApp)
-	set(&d.KeepAlive, o.KeepAlive)
-	return d
-}
-
-func fieldsOf(c IsolationConfig) isolation.Fields {
-	f := isolation.SessionGroup
-	for _, b := range []struct {
-		on bool
-		f  isolation.Fields
-	}{
-		{c.SOCKSAuth, isolation.SOCKSAuth},
-		{c.ClientAddr, isolation.ClientAddr},
-		{c.ClientProtocol, isolation.ClientProtocol},
-		{c.DestPort, isolation.DestPort},
-		{c.DestAddr, isolation.DestAddr},
-		{c.ClientApp, isolation.ClientApp},
-	} {
-		if b.on {
-			f |= b.f
-		}
-	}
-	return f
 }

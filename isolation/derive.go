@@ -1,7 +1,6 @@
 package isolation
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -14,23 +13,15 @@ import (
 // version lets a future encoding change never collide with this one.
 const keyDomain = "socksd/isolation/key/v1"
 
-// Field tags. Each field that enters a digest is written as its tag
-// followed by length-prefixed values, so no two different inputs can
-// produce the same byte string (a username "ab" + password "c" never
-// encodes like "a" + "bc"), and a field that a policy leaves out cannot be
-// mimicked by another field's bytes.
+// Each field that enters a digest is written as a one-byte tag followed by
+// length-prefixed values, so no two different inputs can produce the same
+// byte string (a username "ab" + password "c" never encodes like "a" +
+// "bc"), and a field that a policy leaves out cannot be mimicked by
+// another field's bytes. The tags of the always-keyed parts are here; each
+// field's own tags are in its row of the fields table (fields.go).
 const (
-	tagGroup    byte = 'G' // session group: always
-	tagEpoch    byte = 'E' // new-identity epoch: always
-	tagAuth     byte = 'A' // SOCKS / Proxy-Authorization user + password
-	tagAuthX0   byte = 'X' // <torS0X>0: the password alone
-	tagAddr     byte = 'C' // client IP
-	tagProto    byte = 'P' // client protocol
-	tagDestPort byte = 'p' // destination port
-	tagDestHost byte = 'h' // destination hostname
-	tagDestIP   byte = 'i' // destination IP
-	tagApp      byte = 'U' // client application: uid + executable
-	tagAppNone  byte = 'u' // client application could not be identified
+	tagGroup byte = 'G' // session group: always
+	tagEpoch byte = 'E' // new-identity epoch: always
 )
 
 // torS0X0 is the username by which a client says "the password alone is my
@@ -46,7 +37,8 @@ const torS0X0 = "<torS0X>0"
 // every listener is its own group unless it names a shared one (Tor's
 // ISO_SESSIONGRP, always on) and a NEWNYM epoch change must separate every
 // later stream from every earlier one (Tor's ISO_NYM_EPOCH). The other
-// fields enter only when p.Fields enables them:
+// fields enter only when p.Fields enables them, each as its row of the
+// fields table writes it:
 //
 //   - SOCKSAuth: username and password as raw bytes. As in C Tor's
 //     proto_socks.c, which stores a zero-length username or password as
@@ -81,33 +73,9 @@ func (p Policy) Key(in Input) Key {
 	binary.BigEndian.PutUint64(epoch[:], in.Epoch)
 	e.field(tagEpoch, epoch[:])
 
-	if p.Fields&SOCKSAuth != 0 {
-		if bytes.Equal(in.Username, []byte(torS0X0)) {
-			e.field(tagAuthX0, in.Password)
-		} else {
-			e.field(tagAuth, in.Username, in.Password)
-		}
-	}
-	if p.Fields&ClientAddr != 0 {
-		e.field(tagAddr, addrBytes(in.ClientAddr))
-	}
-	if p.Fields&ClientProtocol != 0 {
-		e.field(tagProto, []byte(strings.ToLower(in.Protocol)))
-	}
-	if p.Fields&DestPort != 0 {
-		e.field(tagDestPort, []byte{byte(in.DestPort >> 8), byte(in.DestPort)})
-	}
-	if p.Fields&DestAddr != 0 {
-		tag, v := destBytes(in.DestHost, in.DestIP)
-		e.field(tag, v)
-	}
-	if p.Fields&ClientApp != 0 {
-		if in.App.Known {
-			var uid [4]byte
-			binary.BigEndian.PutUint32(uid[:], in.App.UID)
-			e.field(tagApp, uid[:], []byte(in.App.Exe))
-		} else {
-			e.field(tagAppNone)
+	for i := range fields {
+		if f := &fields[i]; p.Fields&f.f != 0 && f.key != nil {
+			f.key(e, in)
 		}
 	}
 
@@ -149,13 +117,13 @@ func destBytes(host string, ip netip.Addr) (byte, []byte) {
 	}
 	if ip.IsValid() {
 		b, _ := ip.Unmap().WithZone("").MarshalBinary()
-		return tagDestIP, b
+		return 'i', b
 	}
 	h := strings.ToLower(host)
 	if len(h) > 1 {
 		h = strings.TrimSuffix(h, ".")
 	}
-	return tagDestHost, []byte(h)
+	return 'h', []byte(h)
 }
 
 // String is the key in hex: a digest, safe to log at debug level and to

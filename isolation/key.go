@@ -4,23 +4,6 @@ package isolation
 
 import "net/netip"
 
-// Fields is the set of request properties a listener isolates on; it
-// mirrors Tor's SocksPort flags (IsolateSOCKSAuth, IsolateClientAddr, ...).
-type Fields uint16
-
-const (
-	SOCKSAuth      Fields = 1 << iota // IsolateSOCKSAuth (default on)
-	ClientAddr                        // IsolateClientAddr (default on)
-	ClientProtocol                    // IsolateClientProtocol
-	DestPort                          // IsolateDestPort
-	DestAddr                          // IsolateDestAddr
-	SessionGroup                      // SessionGroup=N: informational; the group is always keyed (see Policy.Key)
-	ClientApp                         // socksd only: uid + executable of the client
-)
-
-// Default is Tor's default for a SocksPort.
-const Default = SOCKSAuth | ClientAddr
-
 // Policy is a listener's isolation policy.
 type Policy struct {
 	Fields Fields

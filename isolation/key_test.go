@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -298,20 +299,71 @@ func TestFieldsStringParse(t *testing.T) {
 		if got := tt.f.String(); got != tt.want {
 			t.Errorf("Fields(%#x).String() = %q, want %q", uint16(tt.f), got, tt.want)
 		}
-		if tt.f&0x8000 != 0 || tt.f == 0 {
+	}
+}
+
+// TestConfigMatchesFields: every field but session_group is a bool key of
+// [isolation] and of a listener's table, and every such key but
+// keep_alive is a field, so a field added to the table cannot be missing
+// from the file (or the reverse).
+func TestConfigMatchesFields(t *testing.T) {
+	keys := func(v any) map[string]bool {
+		m := map[string]bool{}
+		ty := reflect.TypeOf(v)
+		for i := 0; i < ty.NumField(); i++ {
+			m[ty.Field(i).Tag.Get("toml")] = true
+		}
+		return m
+	}
+	c, o := keys(Config{}), keys(Override{})
+	if !reflect.DeepEqual(c, o) {
+		t.Fatalf("Config keys %v, Override keys %v", c, o)
+	}
+	want := map[string]bool{"keep_alive": true}
+	for _, f := range fields {
+		if f.f != SessionGroup {
+			want[f.name] = true
+		}
+		if f.key == nil && f.f != SessionGroup {
+			t.Errorf("%s: no digest", f.name)
+		}
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("Config keys %v, want the fields table's %v", c, want)
+	}
+	for i, f := range fields {
+		if f.f != 1<<i {
+			t.Errorf("fields[%d] is %s: rows must be in bit order", i, f.f)
+		}
+	}
+}
+
+// TestConfigPolicy: defaults, a listener's overrides, and every key on
+// its own giving its field.
+func TestConfigPolicy(t *testing.T) {
+	on, off := true, false
+	d := DefaultConfig()
+	if p := d.Policy("g"); p.Fields != Default|SessionGroup || p.SessionGroup != "g" || p.KeepAlive {
+		t.Errorf("default policy %+v", p)
+	}
+	got := d.Apply(&Override{ClientAddr: &off, DestPort: &on, KeepAlive: &on}).Policy("g")
+	if got.Fields != SOCKSAuth|DestPort|SessionGroup || !got.KeepAlive {
+		t.Errorf("overridden policy %+v (%s)", got, got.Fields)
+	}
+	if d.Apply(nil) != d {
+		t.Error("a nil override changed the defaults")
+	}
+	for _, f := range fields {
+		if f.f == SessionGroup {
 			continue
 		}
-		back, err := ParseFields(strings.Split(tt.want, ","))
-		if err != nil || back != tt.f {
-			t.Errorf("ParseFields(%q) = %v, %v; want %v", tt.want, back, err, tt.f)
-		}
-	}
-	if f, err := ParseFields([]string{"DEST_PORT", "client_app"}); err != nil || f != DestPort|ClientApp {
-		t.Errorf("case-insensitive parse = %v, %v", f, err)
-	}
-	for _, bad := range []string{"keep_alive", "", "dest"} {
-		if _, err := ParseFields([]string{bad}); err == nil {
-			t.Errorf("ParseFields(%q): no error", bad)
+		var c Config
+		reflect.ValueOf(&c).Elem().FieldByNameFunc(func(n string) bool {
+			sf, _ := reflect.TypeOf(c).FieldByName(n)
+			return sf.Tag.Get("toml") == f.name
+		}).SetBool(true)
+		if p := c.Policy(""); p.Fields != f.f|SessionGroup {
+			t.Errorf("%s alone gives %s", f.name, p.Fields)
 		}
 	}
 }
