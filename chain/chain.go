@@ -20,7 +20,9 @@ import (
 	"go.uber.org/zap"
 
 	"socksd/dispatch"
+	"socksd/internal/endpoint"
 	"socksd/socks5"
+	"socksd/socksproto"
 )
 
 // Sentinel errors of this package, wrapped in *socks5.ReplyError.
@@ -69,14 +71,11 @@ var (
 // isolation key. The key's string form is a hex digest, never a credential
 // of the client.
 func credentials(req *dispatch.Request) (user, pass string) {
-	return socks5.TorIsolationUsername, req.Key.String()
+	return socksproto.TorIsolationUsername, req.Key.String()
 }
 
 func (u *Upstream) dial(ctx context.Context, req *dispatch.Request) (net.Conn, error) {
-	network, address := "tcp", u.Addr
-	if p, ok := cutUnix(u.Addr); ok {
-		network, address = "unix", p
-	}
+	network, address := endpoint.Split(u.Addr)
 	to := u.DialTimeout
 	if to <= 0 {
 		to = 10 * time.Second
@@ -133,14 +132,6 @@ func dialContext(ctx context.Context, deadline time.Time, network, address strin
 	return deadlineCtx{ctx, deadline}, func() {}
 }
 
-func cutUnix(addr string) (string, bool) {
-	const p = "unix:"
-	if len(addr) > len(p) && addr[:len(p)] == p {
-		return addr[len(p):], true
-	}
-	return "", false
-}
-
 // Open dials the upstream and writes greeting, authentication, request and
 // early in ONE write, without waiting for any answer: with Tor this costs
 // no round trip before the client's optimistic data is on its way
@@ -154,7 +145,7 @@ func (u *Upstream) Open(ctx context.Context, req *dispatch.Request, early []byte
 		return nil, err
 	}
 	user, pass := credentials(req)
-	msg, err := encodeRequest(nil, user, pass, socks5.CmdConnect, req.Host, req.IP, req.Port, early)
+	msg, err := encodeRequest(nil, user, pass, socksproto.CmdConnect, req.Host, req.IP, req.Port, early)
 	if err != nil {
 		c.Close()
 		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: err}
@@ -169,7 +160,7 @@ func (u *Upstream) Open(ctx context.Context, req *dispatch.Request, early []byte
 // Resolve asks the upstream for req.Host's address with Tor's RESOLVE
 // (0xF0, socks-extensions.txt §2), under req's isolation credentials.
 func (u *Upstream) Resolve(ctx context.Context, req *dispatch.Request) (netip.Addr, error) {
-	r, err := u.roundTrip(ctx, req, socks5.CmdResolve)
+	r, err := u.roundTrip(ctx, req, socksproto.CmdResolve)
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -182,7 +173,7 @@ func (u *Upstream) Resolve(ctx context.Context, req *dispatch.Request) (netip.Ad
 // ResolvePTR asks the upstream for req.IP's name with Tor's RESOLVE_PTR
 // (0xF1).
 func (u *Upstream) ResolvePTR(ctx context.Context, req *dispatch.Request) (string, error) {
-	r, err := u.roundTrip(ctx, req, socks5.CmdResolvePTR)
+	r, err := u.roundTrip(ctx, req, socksproto.CmdResolvePTR)
 	if err != nil {
 		return "", err
 	}
@@ -192,7 +183,7 @@ func (u *Upstream) ResolvePTR(ctx context.Context, req *dispatch.Request) (strin
 	return r.host, nil
 }
 
-func (u *Upstream) roundTrip(ctx context.Context, req *dispatch.Request, cmd socks5.Command) (reply, error) {
+func (u *Upstream) roundTrip(ctx context.Context, req *dispatch.Request, cmd socksproto.Command) (reply, error) {
 	c, err := u.dial(ctx, req)
 	if err != nil {
 		return reply{}, err

@@ -19,6 +19,7 @@ import (
 	"socksd/internal/sockstest"
 	"socksd/isolation"
 	"socksd/socks5"
+	"socksd/socksproto"
 )
 
 func startFake(t *testing.T, s *sockstest.Server) *sockstest.Server {
@@ -211,7 +212,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestEncodeRequest(t *testing.T) {
-	got, err := encodeRequest(nil, "u", "p", socks5.CmdConnect, "ab", netip.Addr{}, 80, []byte("X"))
+	got, err := encodeRequest(nil, "u", "p", socksproto.CmdConnect, "ab", netip.Addr{}, 80, []byte("X"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,11 +220,11 @@ func TestEncodeRequest(t *testing.T) {
 	if hex.EncodeToString(got) != strings.ReplaceAll(want, " ", "") {
 		t.Fatalf("got %x want %s", got, want)
 	}
-	got, _ = encodeRequest(nil, "u", "p", socks5.CmdResolvePTR, "", netip.MustParseAddr("::1"), 0, nil)
+	got, _ = encodeRequest(nil, "u", "p", socksproto.CmdResolvePTR, "", netip.MustParseAddr("::1"), 0, nil)
 	if hex.EncodeToString(got[8:]) != "05f1000400000000000000000000000000000001"+"0000" {
 		t.Fatalf("ptr v6 got %x", got[8:])
 	}
-	if _, err := encodeRequest(nil, "u", "p", socks5.CmdConnect, strings.Repeat("a", 256), netip.Addr{}, 1, nil); !errors.Is(err, socks5.ErrFieldTooLong) {
+	if _, err := encodeRequest(nil, "u", "p", socksproto.CmdConnect, strings.Repeat("a", 256), netip.Addr{}, 1, nil); !errors.Is(err, socks5.ErrFieldTooLong) {
 		t.Fatalf("long host: %v", err)
 	}
 }

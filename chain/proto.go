@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"socksd/socks5"
+	"socksd/socksproto"
 )
 
 // reply is the upstream's answer to a request.
@@ -18,7 +19,7 @@ type reply struct {
 // encodeRequest builds greeting (offering only username/password, so the
 // isolation credentials always reach Tor), RFC 1929 authentication,
 // request and early data as one buffer (socks5.AppendClientRequest).
-func encodeRequest(dst []byte, user, pass string, cmd socks5.Command, host string, ip netip.Addr, port uint16, early []byte) ([]byte, error) {
+func encodeRequest(dst []byte, user, pass string, cmd socksproto.Command, host string, ip netip.Addr, port uint16, early []byte) ([]byte, error) {
 	if err := socks5.CheckClientRequest([]byte(user), []byte(pass), host, ip); err != nil {
 		return nil, err
 	}
@@ -36,7 +37,7 @@ const maxReply = 600
 // maxReply bytes for a hostile upstream. A refusal is a *socks5.ReplyError
 // with the upstream's code; a malformed answer or an early close is
 // general failure.
-func readReply(c net.Conn, cmd socks5.Command, buf []byte) (reply, []byte, error) {
+func readReply(c net.Conn, cmd socksproto.Command, buf []byte) (reply, []byte, error) {
 	if cap(buf) < maxReply {
 		buf = make([]byte, 0, maxReply)
 	}
@@ -49,7 +50,7 @@ func readReply(c net.Conn, cmd socks5.Command, buf []byte) (reply, []byte, error
 			switch {
 			case err == nil && res.Done:
 				return reply{addr: res.IP, host: string(res.Host)}, buf[start:], nil
-			case err == nil || errors.Is(err, socks5.ErrShortBuffer):
+			case err == nil || errors.Is(err, socksproto.ErrShortBuffer):
 			default:
 				var re *socks5.ReplyError
 				if errors.As(err, &re) {

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"socksd/socks5"
+	"socksd/socksproto"
 )
 
 // Stream is one upstream connection whose request has been written. Its
@@ -35,7 +35,7 @@ func (s *Stream) Await(ctx context.Context) error {
 	s.awaitOnce.Do(func() {
 		stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
 		var buf [600]byte
-		_, rest, err := readReply(s.conn, socks5.CmdConnect, buf[:0])
+		_, rest, err := readReply(s.conn, socksproto.CmdConnect, buf[:0])
 		if !stop() {
 			// ctx ended: the deadline may be set under our feet, so the
 			// stream fails as timed out. (When stop wins, no deadline

@@ -16,6 +16,7 @@ import (
 	"socksd/dispatch"
 	"socksd/internal/leakcheck"
 	"socksd/socks5"
+	"socksd/socksproto"
 )
 
 // observed returns an Upstream for addr whose warnings go to an observer
@@ -46,7 +47,7 @@ func noSecrets(t *testing.T, logs *observer.ObservedLogs) {
 	t.Helper()
 	for _, e := range logs.All() {
 		line := e.Message + fmt.Sprint(e.ContextMap())
-		for _, s := range []string{secretHost, testKey().String(), socks5.TorIsolationUsername} {
+		for _, s := range []string{secretHost, testKey().String(), socksproto.TorIsolationUsername} {
 			if strings.Contains(line, s) {
 				t.Errorf("log line carries %q: %s", s, line)
 			}

@@ -11,25 +11,30 @@ import (
 	"net/netip"
 
 	"socksd/isolation"
+	"socksd/socksproto"
 )
 
 // Protocol is the client's protocol.
 type Protocol uint8
 
 const (
-	ProtoSOCKS4 Protocol = iota + 1
+	ProtoUnknown Protocol = iota // before the first byte is read, or none fits
+	ProtoSOCKS4
 	ProtoSOCKS4a
 	ProtoSOCKS5
 	ProtoHTTPConnect
+	ProtoHTTP // a plain HTTP request: only ever a handshake failure
 )
 
-// Command is what the client asked for.
-type Command uint8
+// Command is what the client asked for: the one command type of the SOCKS
+// wire layer. A request that reaches an Upstream or a Resolver is one of
+// these three; the parsers refuse the others.
+type Command = socksproto.Command
 
 const (
-	CmdConnect    Command = iota + 1
-	CmdResolve            // Tor's RESOLVE (0xF0)
-	CmdResolvePTR         // Tor's RESOLVE_PTR (0xF1)
+	CmdConnect    = socksproto.CmdConnect
+	CmdResolve    = socksproto.CmdResolve    // Tor's RESOLVE (0xF0)
+	CmdResolvePTR = socksproto.CmdResolvePTR // Tor's RESOLVE_PTR (0xF1)
 )
 
 // Request is a parsed client request, whatever its protocol.

@@ -15,6 +15,7 @@ import (
 	"socksd/isolation"
 	"socksd/socks4"
 	"socksd/socks5"
+	"socksd/socksproto"
 )
 
 // Handshake failures that are not protocol errors.
@@ -36,6 +37,8 @@ func (p Protocol) String() string {
 		return "socks5"
 	case ProtoHTTPConnect:
 		return "http-connect"
+	case ProtoHTTP:
+		return "http"
 	}
 	return "unknown"
 }
@@ -51,10 +54,9 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	release := r.release
 	defer release()
 
-	proto := "unknown"
-	req, early, err := s.handshake(r, shown, st, &proto)
+	req, early, proto, err := s.handshake(r, shown, st)
 	if err != nil {
-		s.metrics.connection(proto, handshakeOutcome(err)).Inc()
+		s.metrics.connection(proto.String(), handshakeOutcome(err)).Inc()
 		switch {
 		case errors.Is(err, errWarningPage):
 			s.warnings.warn(s.log, &s.warnings.httpOnSOCKS,
@@ -65,11 +67,11 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 				"closed a plain HTTP request without an answer because its Host header does not name this machine: a web page may be probing the SOCKS port through DNS rebinding, or a client uses this port as a web proxy for other sites (configure it as a SOCKS or HTTP CONNECT proxy)",
 				zap.String("listen", lc.Addr))
 		default:
-			s.log.Debug("handshake failed", zap.String("protocol", proto), zap.Error(err))
+			s.log.Debug("handshake failed", zap.String("protocol", proto.String()), zap.Error(err))
 		}
 		return
 	}
-	s.metrics.handshake(proto).Observe(time.Since(start).Seconds())
+	s.metrics.handshake(proto.String()).Observe(time.Since(start).Seconds())
 	c.SetDeadline(time.Time{})
 	req.ClientAddr = c.RemoteAddr()
 	req.Listener = lc.Addr
@@ -96,122 +98,124 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 }
 
 // handshake sniffs the protocol from the first byte and runs its parser
-// until the request is complete. It returns the request and the
-// optimistic data that followed it (aliasing r's buffer).
-func (s *Server) handshake(r *reader, shown string, st *Settings, proto *string) (*Request, []byte, error) {
+// until the request is complete, under the one Step contract of
+// socksproto.Action. It returns the request, the optimistic data that
+// followed it (aliasing r's buffer) and the protocol as far as it is known
+// (for metrics, also on failure).
+func (s *Server) handshake(r *reader, shown string, st *Settings) (*Request, []byte, Protocol, error) {
 	if err := r.more(); err != nil {
-		return nil, nil, err
+		return nil, nil, ProtoUnknown, err
 	}
+	h := clientHandshake{http: httpHandshake{shown: shown, connect: st.HTTPConnect}}
 	switch b := r.buf[0]; {
 	case b == 4:
-		*proto = "socks4"
-		return s.handshake4(r, proto)
+		h.proto, h.s4 = ProtoSOCKS4, new(socks4.Handshake)
 	case b == 5:
-		*proto = "socks5"
-		return s.handshake5(r)
+		h.proto, h.s5 = ProtoSOCKS5, new(socks5.Handshake)
 	case httpguard.IsHTTP(b):
-		*proto = "http"
-		return s.handshakeHTTP(r, shown, st, proto)
+		h.proto = ProtoHTTP
+	default:
+		return nil, nil, ProtoUnknown, errUnknownProto
 	}
-	return nil, nil, errUnknownProto
-}
-
-func (s *Server) handshake4(r *reader, proto *string) (*Request, []byte, error) {
-	var h socks4.Handshake
 	for {
-		a, err := h.Step(r.buf)
-		if errors.Is(err, socks4.ErrShortBuffer) {
+		if len(r.buf) == 0 {
 			if err := r.more(); err != nil {
-				return nil, nil, err
+				return nil, nil, h.proto, err
+			}
+		}
+		a, err := h.step(r.buf)
+		if errors.Is(err, socksproto.ErrShortBuffer) {
+			if err := r.more(); err != nil {
+				if errors.Is(err, errTooLarge) && h.proto == ProtoHTTP && isConnectLine(r.buf) {
+					r.c.Write(httpguard.AppendConnectError(nil, 431, "", 0))
+				}
+				return nil, nil, h.proto, err
 			}
 			continue
-		}
-		if err != nil {
-			if len(a.Reply) > 0 {
-				r.c.Write(a.Reply)
-			}
-			s.countReply(*proto, 0x5B)
-			return nil, nil, err
 		}
 		if len(a.Reply) > 0 {
-			if _, err := r.c.Write(a.Reply); err != nil {
-				return nil, nil, err
+			if _, werr := r.c.Write(a.Reply); werr != nil && err == nil {
+				return nil, nil, h.proto, werr
 			}
 		}
-		if !a.Done {
-			continue
+		if err != nil {
+			if code, ok := rejectCode(err); ok {
+				s.countReply(h.proto.String(), code)
+			}
+			return nil, nil, h.proto, err
 		}
-		sr := h.Request()
-		req := &Request{Protocol: ProtoSOCKS4, Port: sr.Port, IP: sr.IP}
+		if a.Done {
+			req := h.request()
+			return req, r.buf[a.Consumed:], req.Protocol, nil
+		}
+		// Drop the message: the parsers keep copies of what they need,
+		// so the next one starts at the front of the buffer.
+		r.buf = r.buf[:copy(r.buf, r.buf[a.Consumed:])]
+	}
+}
+
+// clientHandshake is the parser of the protocol the first byte chose;
+// only that one is allocated.
+type clientHandshake struct {
+	proto Protocol // ProtoSOCKS4, ProtoSOCKS5 or ProtoHTTP until request
+	s4    *socks4.Handshake
+	s5    *socks5.Handshake
+	http  httpHandshake
+}
+
+func (h *clientHandshake) step(in []byte) (socksproto.Action, error) {
+	switch h.proto {
+	case ProtoSOCKS4:
+		return h.s4.Step(in)
+	case ProtoSOCKS5:
+		return h.s5.Step(in)
+	}
+	return h.http.step(in)
+}
+
+// request is the finished parser's request in dispatch's terms; the
+// credentials are copied out of the parser and the connection's buffer.
+func (h *clientHandshake) request() *Request {
+	switch h.proto {
+	case ProtoSOCKS4:
+		sr := h.s4.Request()
+		req := &Request{Protocol: ProtoSOCKS4, Command: sr.Command, Port: sr.Port, IP: sr.IP}
 		if sr.Is4a() {
-			req.Protocol = ProtoSOCKS4a
-			*proto = "socks4a"
-			req.IP = netip.Addr{}
-			req.Host = sr.Host
-		}
-		switch sr.Command {
-		case socks4.CmdResolve:
-			req.Command = CmdResolve
-		default:
-			req.Command = CmdConnect
+			req.Protocol, req.IP, req.Host = ProtoSOCKS4a, netip.Addr{}, sr.Host
 		}
 		if len(sr.UserID) > 0 {
 			req.HasAuth = true
 			req.Username = append([]byte(nil), sr.UserID...)
 		}
-		return req, r.buf[a.Consumed:], nil
-	}
-}
-
-func (s *Server) handshake5(r *reader) (*Request, []byte, error) {
-	var h socks5.Handshake
-	off := 0
-	for {
-		if off == len(r.buf) {
-			if err := r.more(); err != nil {
-				return nil, nil, err
-			}
-		}
-		a, err := h.Step(r.buf[off:])
-		if errors.Is(err, socks5.ErrShortBuffer) {
-			if err := r.more(); err != nil {
-				return nil, nil, err
-			}
-			continue
-		}
-		off += a.Consumed
-		if len(a.Reply) > 0 {
-			if _, werr := r.c.Write(a.Reply); werr != nil && err == nil {
-				return nil, nil, werr
-			}
-		}
-		if err != nil {
-			var re *socks5.ReplyError
-			if errors.As(err, &re) {
-				s.countReply("socks5", byte(re.Code))
-			}
-			return nil, nil, err
-		}
-		if !a.Done {
-			continue
-		}
-		sr := h.Request()
-		req := &Request{Protocol: ProtoSOCKS5, Port: sr.Port, IP: sr.IP, Host: string(sr.Host)}
-		switch sr.Command {
-		case socks5.CmdResolve:
-			req.Command = CmdResolve
-		case socks5.CmdResolvePTR:
-			req.Command = CmdResolvePTR
-		default:
-			req.Command = CmdConnect
-		}
+		return req
+	case ProtoSOCKS5:
+		sr := h.s5.Request()
+		req := &Request{Protocol: ProtoSOCKS5, Command: sr.Command, Port: sr.Port, IP: sr.IP, Host: string(sr.Host)}
 		if sr.HasAuth {
 			req.HasAuth = true
 			req.Username = append([]byte(nil), sr.Username...)
 			req.Password = append([]byte(nil), sr.Password...)
 		}
-		return req, r.buf[off:], nil
+		return req
 	}
+	head := &h.http.head
+	req := &Request{Protocol: ProtoHTTPConnect, Command: CmdConnect, Host: head.Host, Port: head.Port}
+	httpIdentity(req, head)
+	return req
+}
+
+// rejectCode is the reply code a handshake failure sent, for the replies
+// metric: a SOCKS5 code, or SOCKS4's 0x5B; nothing for HTTP or a close.
+func rejectCode(err error) (byte, bool) {
+	var r5 *socks5.ReplyError
+	if errors.As(err, &r5) {
+		return byte(r5.Code), true
+	}
+	var r4 *socks4.ReplyError
+	if errors.As(err, &r4) {
+		return byte(r4.Code), true
+	}
+	return 0, false
 }
 
 func handshakeOutcome(err error) string {

@@ -5,7 +5,7 @@ import (
 	"errors"
 
 	"socksd/httpguard"
-	"socksd/socks5"
+	"socksd/socksproto"
 )
 
 // HTTP handshake outcomes that end the connection without a request.
@@ -19,7 +19,7 @@ var (
 // its CONNECT; the handshake deadline bounds their time.
 const maxOptions = 8
 
-// handshakeHTTP reads HTTP requests until a CONNECT (Tor's http-connect
+// An HTTP handshake reads requests until a CONNECT (Tor's http-connect
 // spec and proposal 365):
 //
 //   - A request that is not CONNECT is answered only when its Host names
@@ -37,61 +37,50 @@ const maxOptions = 8
 //     http_connect is off.
 //   - CONNECT becomes the request, with its isolation headers mapped by
 //     httpIdentity.
-func (s *Server) handshakeHTTP(r *reader, shown string, st *Settings, proto *string) (*Request, []byte, error) {
-	for options := 0; ; {
-		head, n, err := httpguard.ParseHead(r.buf)
-		if errors.Is(err, httpguard.ErrShortBuffer) {
-			if err := r.more(); err != nil {
-				if errors.Is(err, errTooLarge) && isConnectLine(r.buf) {
-					r.c.Write(httpguard.AppendConnectError(nil, 431, "", 0))
-				}
-				return nil, nil, err
-			}
-			continue
+//
+// httpHandshake puts this under the Step contract of socksproto.Action,
+// so dispatch's one handshake loop drives it like the SOCKS parsers: a
+// head is consumed only when complete (an answered OPTIONS is consumed
+// with its answer as the Reply), so each call starts at a request line.
+type httpHandshake struct {
+	shown   string // the listener's address: the warning page, AddressedToProxy
+	connect bool   // the listener accepts HTTP CONNECT
+	options int    // OPTIONS answered so far
+	head    httpguard.Head
+}
+
+func (h *httpHandshake) step(in []byte) (socksproto.Action, error) {
+	head, n, err := httpguard.ParseHead(in)
+	switch {
+	case errors.Is(err, httpguard.ErrShortBuffer):
+		return socksproto.Action{}, socksproto.ErrShortBuffer
+	case err != nil && !isConnectLine(in):
+		return socksproto.Action{}, errors.Join(errForeignHost, err)
+	case errors.Is(err, httpguard.ErrHeadTooLarge):
+		return socksproto.Action{Reply: httpguard.AppendConnectError(nil, 431, "", 0)}, err
+	case err != nil:
+		return socksproto.Action{Reply: httpguard.AppendConnectError(nil, 400, "", 0)}, err
+	case !head.IsConnect && !head.AddressedToProxy(h.shown):
+		return socksproto.Action{}, errForeignHost
+	case head.Method == "OPTIONS":
+		if head.HasBody {
+			return socksproto.Action{Reply: httpguard.AppendConnectError(nil, 400, "", 0)},
+				errors.New("dispatch: OPTIONS with a body")
 		}
-		if err != nil {
-			if !isConnectLine(r.buf) {
-				return nil, nil, errors.Join(errForeignHost, err)
-			}
-			status := 400
-			if errors.Is(err, httpguard.ErrHeadTooLarge) {
-				status = 431
-			}
-			r.c.Write(httpguard.AppendConnectError(nil, status, "", 0))
-			return nil, nil, err
+		h.options++
+		keep := head.Persistent && h.options < maxOptions
+		a := socksproto.Action{Consumed: n, Reply: httpguard.AppendOptions(nil, keep)}
+		if !keep {
+			return a, errOptionsAnswered
 		}
-		if !head.IsConnect && !head.AddressedToProxy(shown) {
-			return nil, nil, errForeignHost
-		}
-		if head.Method == "OPTIONS" {
-			if head.HasBody {
-				r.c.Write(httpguard.AppendConnectError(nil, 400, "", 0))
-				return nil, nil, errors.New("dispatch: OPTIONS with a body")
-			}
-			options++
-			keep := head.Persistent && options < maxOptions
-			if _, err := r.c.Write(httpguard.AppendOptions(nil, keep)); err != nil || !keep {
-				return nil, nil, errors.Join(errOptionsAnswered, err)
-			}
-			r.buf = r.buf[:copy(r.buf[:cap(r.buf)], r.buf[n:])]
-			if len(r.buf) == 0 {
-				if err := r.more(); err != nil {
-					return nil, nil, errors.Join(errOptionsAnswered, err)
-				}
-			}
-			continue
-		}
-		if !head.IsConnect || !st.HTTPConnect {
-			// A browser pointed at a SOCKS port as an HTTP proxy: explain
-			// instead of silently closing (Tor's HTTP-on-SocksPort page).
-			r.c.Write(httpguard.WarningPage(shown))
-			return nil, nil, errWarningPage
-		}
-		*proto = "http-connect"
-		req := &Request{Protocol: ProtoHTTPConnect, Command: CmdConnect, Host: head.Host, Port: head.Port}
-		httpIdentity(req, &head)
-		return req, r.buf[n:], nil
+		return a, nil
+	case !head.IsConnect || !h.connect:
+		// A browser pointed at a SOCKS port as an HTTP proxy: explain
+		// instead of silently closing (Tor's HTTP-on-SocksPort page).
+		return socksproto.Action{Reply: httpguard.WarningPage(h.shown)}, errWarningPage
 	}
+	h.head = head
+	return socksproto.Action{Consumed: n, Done: true}, nil
 }
 
 // isConnectLine: the client's bytes start a CONNECT request line.
@@ -127,7 +116,7 @@ func httpIdentity(req *Request, h *httpguard.Head) {
 	if h.HasStreamIsolation && len(h.StreamIsolation) > 0 {
 		token = h.StreamIsolation
 	}
-	tokenUser := []byte(socks5.TorIsolationUsername)
+	tokenUser := []byte(socksproto.TorIsolationUsername)
 	switch {
 	case h.HasAuth && string(h.User) == httpguard.IsolationUser && (token == nil || bytes.Equal(token, h.Pass)):
 		req.Username, req.Password = tokenUser, append([]byte(nil), h.Pass...)

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"socksd/internal/endpoint"
 	"socksd/isolation"
 )
 
@@ -217,7 +217,8 @@ func (s *Server) Configure(st Settings, ls []ListenerConfig) error {
 // by a crashed predecessor is removed first; a live one (something
 // answers) is an error.
 func listen(addr string) (net.Listener, error) {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+	network, path := endpoint.Split(addr)
+	if network == "unix" {
 		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 				c.Close()

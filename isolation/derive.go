@@ -24,13 +24,6 @@ const (
 	tagEpoch byte = 'E' // new-identity epoch: always
 )
 
-// torS0X0 is the username by which a client says "the password alone is my
-// isolation token" (torspec socks-extensions, "Extended usernames": format
-// code 0 is legacy isolation carried in the password). Other <torS0X>
-// format codes (RPC object ids) mean nothing to socksd and are hashed as an
-// ordinary username.
-const torS0X0 = "<torS0X>0"
-
 // Key derives the isolation key of one stream under p.
 //
 // The session group and the new-identity epoch are always part of the key:

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"socksd/socksproto"
 )
 
 // Fields is the set of request properties a listener isolates on; it
@@ -42,8 +44,10 @@ type field struct {
 // field and the line of dispatch's fillKey that sets it.
 var fields = [...]field{
 	{SOCKSAuth, "socks_auth", func(e encoder, in Input) {
-		if bytes.Equal(in.Username, []byte(torS0X0)) {
-			e.field('X', in.Password) // <torS0X>0: the password alone
+		if bytes.Equal(in.Username, []byte(socksproto.TorIsolationUsername)) {
+			// <torS0X>0: the password alone. Other <torS0X> formats
+			// mean nothing to socksd and are hashed as a username.
+			e.field('X', in.Password)
 		} else {
 			e.field('A', in.Username, in.Password)
 		}

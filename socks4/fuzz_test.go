@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"socksd/socksproto"
 )
 
 // chunksFrom turns fuzz bytes into read sizes, so the fuzzer also explores
@@ -72,7 +74,7 @@ func FuzzStep(f *testing.F) {
 			if _, ok := hostOf([]byte(r.Host)); r.Is4a() != (r.Host != "") || !ok && r.Host != "" {
 				t.Fatalf("inconsistent request %+v", *r)
 			}
-			if r.Command == CmdConnect && r.Port == 0 || r.IP.As4() == [4]byte{} {
+			if r.Command == socksproto.CmdConnect && r.Port == 0 || r.IP.As4() == [4]byte{} {
 				t.Fatalf("accepted a forbidden request %+v", *r)
 			}
 			// Round trip: a client's encoding of the request parses to
@@ -89,7 +91,7 @@ func FuzzStep(f *testing.F) {
 			if p := run(enc[:len(enc)-1], []int{len(enc)}); !p.short {
 				t.Fatalf("strict prefix of a valid request: %+v", p)
 			}
-		case whole.err == ErrVersion.Error():
+		case whole.err == socksproto.ErrVersion.Error():
 			if in[0] == 4 || whole.reply != "" {
 				t.Fatalf("version error on %x with reply %q", in[0], whole.reply)
 			}
@@ -103,10 +105,10 @@ func FuzzStep(f *testing.F) {
 
 func TestHandshakeErrDoneSentinel(t *testing.T) {
 	var h Handshake
-	if _, err := h.Step(hx(t, "06")); !errors.Is(err, ErrVersion) {
+	if _, err := h.Step(hx(t, "06")); !errors.Is(err, socksproto.ErrVersion) {
 		t.Fatal(err)
 	}
-	if _, err := h.Step(hx(t, "04 01 0050 c0000201 00")); !errors.Is(err, ErrDone) {
-		t.Fatalf("Step after a version error: %v, want ErrDone", err)
+	if _, err := h.Step(hx(t, "04 01 0050 c0000201 00")); !errors.Is(err, socksproto.ErrHandshakeOver) {
+		t.Fatalf("Step after a version error: %v, want socksproto.ErrHandshakeOver", err)
 	}
 }

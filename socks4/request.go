@@ -8,15 +8,6 @@ import (
 	"socksd/socksproto"
 )
 
-// Command is the CD field of a SOCKS4 request.
-type Command byte
-
-const (
-	CmdConnect Command = 0x01
-	CmdBind    Command = 0x02 // not supported (socks-extensions.txt §1.1)
-	CmdResolve Command = 0xF0 // Tor's RESOLVE (socks-extensions.txt §2)
-)
-
 // Limits on a request. A request still unterminated when the buffer holds
 // MaxMessage bytes is refused at once instead of being waited for, so a
 // client cannot make socksd buffer an unbounded userid or hostname.
@@ -28,7 +19,7 @@ const (
 
 // Request is a complete, validated SOCKS4 or SOCKS4a request.
 type Request struct {
-	Command Command
+	Command socksproto.Command
 	Port    uint16
 	// IP is DSTIP as sent. For SOCKS4a it is the marker 0.0.0.x (x != 0)
 	// and Host holds the destination.
@@ -52,45 +43,30 @@ func is4aMarker(ip [4]byte) bool {
 	return ip[0] == 0 && ip[1] == 0 && ip[2] == 0 && ip[3] != 0
 }
 
-// Action is what the caller must do after a Step.
-type Action struct {
-	// Consumed is the number of bytes of in that belong to the request.
-	// On Done, in[Consumed:] is optimistic data for the upstream. On
-	// ErrShortBuffer it is 0. On other errors it says how far the parser
-	// read and is only informational: the connection is closed.
-	Consumed int
-	// Reply is what to write to the client before closing when Step
-	// fails with a *ReplyError (00 5B 00 00 00 00 00 00); nil otherwise. A
-	// granted request gets no reply here: the caller answers with
-	// AppendReply once the upstream or resolver has answered.
-	Reply []byte
-	// Done means the request is complete and valid; see Handshake.Request.
-	Done bool
-}
-
 // Handshake parses one SOCKS4/4a request. The zero value is ready to use.
 // It holds the parsed request, including a copy of the userid, so parsing
 // does not allocate except for a SOCKS4a hostname string.
 type Handshake struct {
 	req      Request
-	finished bool // Step has returned Done or an error other than ErrShortBuffer
+	finished bool // Step has returned Done or an error other than socksproto.ErrShortBuffer
 	valid    bool // req holds a complete, valid request
 	user     [MaxMessage - headerLen - 1]byte
 	reply    [8]byte
 }
 
-// Step parses the request at the start of in, which must hold every byte
-// the client has sent so far (the caller appends each read to the same
-// buffer and calls Step again after ErrShortBuffer).
+// Step parses the request at the start of in under the contract of
+// socksproto.Action: in holds every byte the client has sent so far (a
+// SOCKS4 request is one message, so nothing is consumed before Done).
 //
 // Outcomes:
-//   - ErrShortBuffer: incomplete; Consumed is 0. Every strict prefix of a
-//     valid request gives this.
+//   - socksproto.ErrShortBuffer: incomplete; Consumed is 0. Every strict
+//     prefix of a valid request gives this.
 //   - Done: the request is valid; read it with Request.
-//   - a *ReplyError (errors.As), wrapping one of ErrCommandUnsupported,
-//     ErrZeroPort, ErrZeroIP, ErrHostname, ErrHostnameTooLong, ErrTooLong:
-//     write Action.Reply to the client, then close.
-//   - ErrVersion: not SOCKS4; close without a reply.
+//   - a *ReplyError (errors.As), wrapping one of socksproto.ErrCommand,
+//     socksproto.ErrPortZero, socksproto.ErrHostname, ErrZeroIP,
+//     ErrHostnameTooLong, ErrTooLong: write Action.Reply to the client,
+//     then close.
+//   - socksproto.ErrVersion: not SOCKS4; close without a reply.
 //
 // The outcome depends only on the first MaxMessage bytes of in and on
 // where the request ends, never on how the bytes were split into reads:
@@ -98,19 +74,19 @@ type Handshake struct {
 // only once the whole request is there. So a BIND is answered after its
 // userid arrives, as C Tor does, and an over-long field is answered as
 // soon as the limit is crossed.
-func (h *Handshake) Step(in []byte) (Action, error) {
+func (h *Handshake) Step(in []byte) (socksproto.Action, error) {
 	if h.finished {
-		return Action{}, ErrDone
+		return socksproto.Action{}, socksproto.ErrHandshakeOver
 	}
 	if len(in) == 0 {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	if in[0] != 4 {
 		h.finished = true
-		return Action{}, fmt.Errorf("%w (got %#02x)", ErrVersion, in[0])
+		return socksproto.Action{}, fmt.Errorf("%w (got %#02x)", socksproto.ErrVersion, in[0])
 	}
 	if len(in) < headerLen {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	// Everything is decided from the first MaxMessage bytes, which is
 	// what makes the outcome independent of how reads were split.
@@ -125,7 +101,7 @@ func (h *Handshake) Step(in []byte) (Action, error) {
 		if len(lim) == MaxMessage {
 			return h.reject(len(lim), ErrTooLong)
 		}
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	user := lim[headerLen : headerLen+userEnd]
 	end := headerLen + userEnd + 1
@@ -141,29 +117,29 @@ func (h *Handshake) Step(in []byte) (Action, error) {
 		case n < 0 && len(lim) == MaxMessage:
 			return h.reject(len(lim), ErrTooLong)
 		case n < 0:
-			return Action{}, ErrShortBuffer
+			return socksproto.Action{}, socksproto.ErrShortBuffer
 		}
 		host = rest[:n]
 		end += n + 1
 	}
 
 	// Content, now that the whole request is here.
-	cmd := Command(in[1])
+	cmd := socksproto.Command(in[1])
 	port := uint16(in[2])<<8 | uint16(in[3])
 	switch {
-	case cmd != CmdConnect && cmd != CmdResolve:
-		return h.reject(end, ErrCommandUnsupported)
+	case cmd != socksproto.CmdConnect && cmd != socksproto.CmdResolve:
+		return h.reject(end, socksproto.ErrCommand)
 	case ip == [4]byte{}:
 		return h.reject(end, ErrZeroIP)
-	case port == 0 && cmd == CmdConnect:
+	case port == 0 && cmd == socksproto.CmdConnect:
 		// RESOLVE carries no meaningful port, so 0 is fine there.
-		return h.reject(end, ErrZeroPort)
+		return h.reject(end, socksproto.ErrPortZero)
 	}
 	var hostname string
 	if host != nil {
 		v, ok := hostOf(host)
 		if !ok {
-			return h.reject(end, ErrHostname)
+			return h.reject(end, socksproto.ErrHostname)
 		}
 		hostname = string(v)
 	}
@@ -172,7 +148,7 @@ func (h *Handshake) Step(in []byte) (Action, error) {
 		h.req.UserID = h.user[:copy(h.user[:], user)]
 	}
 	h.finished, h.valid = true, true
-	return Action{Consumed: end, Done: true}, nil
+	return socksproto.Action{Consumed: end, Done: true}, nil
 }
 
 // Request returns the parsed request after Step reported Done, else nil.
@@ -183,10 +159,10 @@ func (h *Handshake) Request() *Request {
 	return &h.req
 }
 
-func (h *Handshake) reject(consumed int, err error) (Action, error) {
+func (h *Handshake) reject(consumed int, err error) (socksproto.Action, error) {
 	h.finished = true
 	reply := AppendReply(h.reply[:0], ReplyRejected, netip.Addr{}, 0)
-	return Action{Consumed: consumed, Reply: reply}, &ReplyError{Code: ReplyRejected, Err: err}
+	return socksproto.Action{Consumed: consumed, Reply: reply}, &ReplyError{Code: ReplyRejected, Err: err}
 }
 
 // hostOf returns the destination a SOCKS4a HOSTNAME names: the name itself

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"socksd/socksproto"
 )
 
 // hx decodes a hex vector; spaces are ignored, and "<text>" inserts the
@@ -40,7 +42,7 @@ var rejectReply = "005b000000000000"
 func rep(n int, c byte) string { return strings.Repeat(string([]byte{c}), n) }
 
 type wantReq struct {
-	cmd  Command
+	cmd  socksproto.Command
 	port uint16
 	ip   string
 	host string
@@ -55,49 +57,49 @@ var validVectors = []struct {
 	want     wantReq
 }{
 	{"socks4 connect", "04 01 0050 c0000201 00", 0,
-		wantReq{CmdConnect, 80, "192.0.2.1", "", "", false}},
+		wantReq{socksproto.CmdConnect, 80, "192.0.2.1", "", "", false}},
 	{"socks4 connect with userid", "04 01 01bb c0000201 <alice> 00", 0,
-		wantReq{CmdConnect, 443, "192.0.2.1", "", "alice", false}},
+		wantReq{socksproto.CmdConnect, 443, "192.0.2.1", "", "alice", false}},
 	{"socks4 userid raw bytes kept", "04 01 0050 c0000201 fffe01 00", 0,
-		wantReq{CmdConnect, 80, "192.0.2.1", "", "\xff\xfe\x01", false}},
+		wantReq{socksproto.CmdConnect, 80, "192.0.2.1", "", "\xff\xfe\x01", false}},
 	{"socks4 resolve", "04 f0 0000 c0000201 00", 0,
-		wantReq{CmdResolve, 0, "192.0.2.1", "", "", false}},
+		wantReq{socksproto.CmdResolve, 0, "192.0.2.1", "", "", false}},
 	{"socks4a connect", "04 01 0050 00000001 00 <example.com> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", "example.com", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "example.com", "", true}},
 	{"socks4a connect 0.0.0.255 with userid", "04 01 0050 000000ff <u> 00 <example.com> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.255", "example.com", "u", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.255", "example.com", "u", true}},
 	{"socks4a resolve port 0", "04 f0 0000 00000001 00 <example.com> 00", 0,
-		wantReq{CmdResolve, 0, "0.0.0.1", "example.com", "", true}},
+		wantReq{socksproto.CmdResolve, 0, "0.0.0.1", "example.com", "", true}},
 	{"socks4a onion", "04 01 0050 00000001 00 <www.2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", "www.2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "www.2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion", "", true}},
 	{"socks4a exit notation", "04 01 0050 00000001 00 <www.example.com.exampletornode.exit> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", "www.example.com.exampletornode.exit", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "www.example.com.exampletornode.exit", "", true}},
 	{"socks4a fqdn trailing dot", "04 01 0050 00000001 00 <example.com.> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", "example.com.", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "example.com.", "", true}},
 	{"socks4a underscore and inner hyphen", "04 01 0050 00000001 00 <a_b.c-.x--y> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", "a_b.c-.x--y", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "a_b.c-.x--y", "", true}},
 	{"socks4a ipv4 literal", "04 01 0050 00000001 00 <192.0.2.7> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", "192.0.2.7", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "192.0.2.7", "", true}},
 	{"socks4a ipv6 literal", "04 01 0050 00000001 00 <2001:db8::1> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", "2001:db8::1", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "2001:db8::1", "", true}},
 	{"socks4a bracketed ipv6 literal", "04 01 0050 00000001 00 <[2001:db8::1]> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", "2001:db8::1", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "2001:db8::1", "", true}},
 	{"socks4a punycode", "04 01 0050 00000001 00 <xn--bcher-kva.de> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", "xn--bcher-kva.de", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "xn--bcher-kva.de", "", true}},
 	{"socks4a 255-byte hostname", "04 01 0050 00000001 00 <" + label255() + "> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", label255(), "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", label255(), "", true}},
 	{"512-byte message exactly", "04 01 0050 00000001 <" + rep(247, 'u') + "> 00 <" + label255() + "> 00", 0,
-		wantReq{CmdConnect, 80, "0.0.0.1", label255(), rep(247, 'u'), true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", label255(), rep(247, 'u'), true}},
 	{"socks4 early data kept", "04 01 0050 c0000201 00 <GET / HTTP/1.0\r\n\r\n>", 9,
-		wantReq{CmdConnect, 80, "192.0.2.1", "", "", false}},
+		wantReq{socksproto.CmdConnect, 80, "192.0.2.1", "", "", false}},
 	{"socks4a early data kept", "04 01 0050 00000001 00 <example.com> 00 <hello>", 21,
-		wantReq{CmdConnect, 80, "0.0.0.1", "example.com", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "example.com", "", true}},
 	// A NUL cannot be inside a SOCKS4a hostname: the first NUL ends it and
 	// what follows is the client's early data. This is the framing of the
 	// protocol (C Tor reads it the same way); the early data then goes to
 	// "exa", never to "exa\x00mple.com".
 	{"socks4a NUL ends hostname", "04 01 0050 00000001 00 <exa> 00 <mple.com> 00", 13,
-		wantReq{CmdConnect, 80, "0.0.0.1", "exa", "", true}},
+		wantReq{socksproto.CmdConnect, 80, "0.0.0.1", "exa", "", true}},
 }
 
 // label255 is a valid 255-byte hostname: 63-byte labels joined by dots.
@@ -112,41 +114,41 @@ var rejectVectors = []struct {
 	consumed int // 0 = len(in)
 	err      error
 }{
-	{"socks4 BIND", "04 02 0050 c0000201 00", 0, ErrCommandUnsupported},
-	{"socks4a BIND", "04 02 0050 00000001 00 <example.com> 00", 0, ErrCommandUnsupported},
-	{"command 0x00", "04 00 0050 c0000201 00", 0, ErrCommandUnsupported},
-	{"command 0x03", "04 03 0050 c0000201 00", 0, ErrCommandUnsupported},
-	{"RESOLVE_PTR is socks5-only", "04 f1 0050 c0000201 00", 0, ErrCommandUnsupported},
-	{"command 0xff", "04 ff 0050 c0000201 00", 0, ErrCommandUnsupported},
+	{"socks4 BIND", "04 02 0050 c0000201 00", 0, socksproto.ErrCommand},
+	{"socks4a BIND", "04 02 0050 00000001 00 <example.com> 00", 0, socksproto.ErrCommand},
+	{"command 0x00", "04 00 0050 c0000201 00", 0, socksproto.ErrCommand},
+	{"command 0x03", "04 03 0050 c0000201 00", 0, socksproto.ErrCommand},
+	{"RESOLVE_PTR is socks5-only", "04 f1 0050 c0000201 00", 0, socksproto.ErrCommand},
+	{"command 0xff", "04 ff 0050 c0000201 00", 0, socksproto.ErrCommand},
 	{"socks4 IP 0", "04 01 0050 00000000 00", 0, ErrZeroIP},
 	{"socks4 IP 0 resolve", "04 f0 0000 00000000 00", 0, ErrZeroIP},
 	{"socks4 IP 0 with userid", "04 01 0050 00000000 <bob> 00", 0, ErrZeroIP},
-	{"port 0 connect", "04 01 0000 c0000201 00", 0, ErrZeroPort},
-	{"port 0 socks4a connect", "04 01 0000 00000001 00 <example.com> 00", 0, ErrZeroPort},
+	{"port 0 connect", "04 01 0000 c0000201 00", 0, socksproto.ErrPortZero},
+	{"port 0 socks4a connect", "04 01 0000 00000001 00 <example.com> 00", 0, socksproto.ErrPortZero},
 	{"2000-byte userid", "04 01 0050 c0000201 <" + rep(2000, 'u') + "> 00", MaxMessage, ErrTooLong},
 	{"userid unterminated at 512", "04 01 0050 c0000201 <" + rep(504, 'u') + ">", MaxMessage, ErrTooLong},
 	{"2000-byte socks4a hostname", "04 01 0050 00000001 00 <" + rep(2000, 'h') + "> 00", 9 + 256, ErrHostnameTooLong},
 	{"256-byte socks4a hostname unterminated", "04 01 0050 00000001 00 <" + rep(256, 'h') + ">", 9 + 256, ErrHostnameTooLong},
 	{"256-byte socks4a hostname terminated", "04 01 0050 00000001 00 <" + rep(256, 'h') + "> 00", 9 + 256, ErrHostnameTooLong},
 	{"unterminated hostname at 512", "04 01 0050 00000001 <" + rep(300, 'u') + "> 00 <" + rep(203, 'h') + ">", MaxMessage, ErrTooLong},
-	{"hostname ---", "04 01 0050 00000001 00 <---> 00", 0, ErrHostname},
-	{"empty hostname", "04 01 0050 00000001 00 00", 0, ErrHostname},
-	{"hostname invalid UTF-8", "04 01 0050 00000001 00 ff fe <.com> 00", 0, ErrHostname},
-	{"hostname UTF-8 not punycode", "04 01 0050 00000001 00 <b> c3bc <cher.de> 00", 0, ErrHostname},
-	{"hostname control byte", "04 01 0050 00000001 00 <exa> 01 <mple.com> 00", 0, ErrHostname},
-	{"hostname space", "04 01 0050 00000001 00 <exa mple.com> 00", 0, ErrHostname},
-	{"hostname empty label", "04 01 0050 00000001 00 <a..b> 00", 0, ErrHostname},
-	{"hostname leading dot", "04 01 0050 00000001 00 <.a> 00", 0, ErrHostname},
-	{"hostname dot only", "04 01 0050 00000001 00 <.> 00", 0, ErrHostname},
-	{"hostname two trailing dots", "04 01 0050 00000001 00 <a..> 00", 0, ErrHostname},
-	{"hostname label starts with hyphen", "04 01 0050 00000001 00 <a.-b> 00", 0, ErrHostname},
-	{"hostname label starts with underscore", "04 01 0050 00000001 00 <_dmarc.example.com> 00", 0, ErrHostname},
-	{"hostname with port", "04 01 0050 00000001 00 <example.com:80> 00", 0, ErrHostname},
-	{"hostname ipv6 with zone", "04 01 0050 00000001 00 <fe80::1%eth0> 00", 0, ErrHostname},
-	{"hostname bracketed name", "04 01 0050 00000001 00 <[example.com]> 00", 0, ErrHostname},
-	{"hostname bracketed ipv4", "04 01 0050 00000001 00 <[192.0.2.1]> 00", 0, ErrHostname},
-	{"hostname unbalanced bracket", "04 01 0050 00000001 00 <[::1> 00", 0, ErrHostname},
-	{"hostname percent-encoded", "04 01 0050 00000001 00 <exa%6dple.com> 00", 0, ErrHostname},
+	{"hostname ---", "04 01 0050 00000001 00 <---> 00", 0, socksproto.ErrHostname},
+	{"empty hostname", "04 01 0050 00000001 00 00", 0, socksproto.ErrHostname},
+	{"hostname invalid UTF-8", "04 01 0050 00000001 00 ff fe <.com> 00", 0, socksproto.ErrHostname},
+	{"hostname UTF-8 not punycode", "04 01 0050 00000001 00 <b> c3bc <cher.de> 00", 0, socksproto.ErrHostname},
+	{"hostname control byte", "04 01 0050 00000001 00 <exa> 01 <mple.com> 00", 0, socksproto.ErrHostname},
+	{"hostname space", "04 01 0050 00000001 00 <exa mple.com> 00", 0, socksproto.ErrHostname},
+	{"hostname empty label", "04 01 0050 00000001 00 <a..b> 00", 0, socksproto.ErrHostname},
+	{"hostname leading dot", "04 01 0050 00000001 00 <.a> 00", 0, socksproto.ErrHostname},
+	{"hostname dot only", "04 01 0050 00000001 00 <.> 00", 0, socksproto.ErrHostname},
+	{"hostname two trailing dots", "04 01 0050 00000001 00 <a..> 00", 0, socksproto.ErrHostname},
+	{"hostname label starts with hyphen", "04 01 0050 00000001 00 <a.-b> 00", 0, socksproto.ErrHostname},
+	{"hostname label starts with underscore", "04 01 0050 00000001 00 <_dmarc.example.com> 00", 0, socksproto.ErrHostname},
+	{"hostname with port", "04 01 0050 00000001 00 <example.com:80> 00", 0, socksproto.ErrHostname},
+	{"hostname ipv6 with zone", "04 01 0050 00000001 00 <fe80::1%eth0> 00", 0, socksproto.ErrHostname},
+	{"hostname bracketed name", "04 01 0050 00000001 00 <[example.com]> 00", 0, socksproto.ErrHostname},
+	{"hostname bracketed ipv4", "04 01 0050 00000001 00 <[192.0.2.1]> 00", 0, socksproto.ErrHostname},
+	{"hostname unbalanced bracket", "04 01 0050 00000001 00 <[::1> 00", 0, socksproto.ErrHostname},
+	{"hostname percent-encoded", "04 01 0050 00000001 00 <exa%6dple.com> 00", 0, socksproto.ErrHostname},
 }
 
 func TestStepValid(t *testing.T) {
@@ -188,8 +190,8 @@ func TestStepValid(t *testing.T) {
 			if string(r.UserID) != w.user || r.Host != w.host {
 				t.Fatalf("request changed when the input buffer was overwritten: %+v", *r)
 			}
-			if _, err := h.Step(in); !errors.Is(err, ErrDone) {
-				t.Fatalf("Step after Done: %v, want ErrDone", err)
+			if _, err := h.Step(in); !errors.Is(err, socksproto.ErrHandshakeOver) {
+				t.Fatalf("Step after Done: %v, want socksproto.ErrHandshakeOver", err)
 			}
 		})
 	}
@@ -221,8 +223,8 @@ func TestStepReject(t *testing.T) {
 			if h.Request() != nil {
 				t.Fatal("Request() != nil after rejection")
 			}
-			if _, err := h.Step(in); !errors.Is(err, ErrDone) {
-				t.Fatalf("Step after rejection: %v, want ErrDone", err)
+			if _, err := h.Step(in); !errors.Is(err, socksproto.ErrHandshakeOver) {
+				t.Fatalf("Step after rejection: %v, want socksproto.ErrHandshakeOver", err)
 			}
 		})
 	}
@@ -238,8 +240,8 @@ func TestStepVersion(t *testing.T) {
 	} {
 		var h Handshake
 		act, err := h.Step(hx(t, v))
-		if !errors.Is(err, ErrVersion) {
-			t.Fatalf("%s: err = %v, want ErrVersion", v, err)
+		if !errors.Is(err, socksproto.ErrVersion) {
+			t.Fatalf("%s: err = %v, want socksproto.ErrVersion", v, err)
 		}
 		var re *ReplyError
 		if errors.As(err, &re) || act.Reply != nil || act.Done || act.Consumed != 0 {
@@ -260,8 +262,8 @@ func TestStepStrictPrefixes(t *testing.T) {
 		for i := 0; i < n; i++ {
 			var h Handshake
 			act, err := h.Step(in[:i])
-			if !errors.Is(err, ErrShortBuffer) || act.Consumed != 0 || act.Done || act.Reply != nil {
-				t.Fatalf("%s: prefix %d/%d: action %+v err %v, want ErrShortBuffer", tc.name, i, n, act, err)
+			if !errors.Is(err, socksproto.ErrShortBuffer) || act.Consumed != 0 || act.Done || act.Reply != nil {
+				t.Fatalf("%s: prefix %d/%d: action %+v err %v, want socksproto.ErrShortBuffer", tc.name, i, n, act, err)
 			}
 		}
 	}
@@ -330,8 +332,8 @@ func TestHostOf(t *testing.T) {
 }
 
 func TestReplyErrorText(t *testing.T) {
-	e := &ReplyError{Code: ReplyRejected, Err: ErrZeroPort}
-	if !strings.Contains(e.Error(), "0x5b") || !errors.Is(e, ErrZeroPort) {
+	e := &ReplyError{Code: ReplyRejected, Err: socksproto.ErrPortZero}
+	if !strings.Contains(e.Error(), "0x5b") || !errors.Is(e, socksproto.ErrPortZero) {
 		t.Fatalf("ReplyError = %q", e.Error())
 	}
 	if (&ReplyError{Code: ReplyRejected}).Error() != "socks4: reply 0x5b" {
@@ -349,8 +351,8 @@ type outcome struct {
 	req      string // request fields, rendered
 }
 
-var sentinels = []error{ErrShortBuffer, ErrVersion, ErrCommandUnsupported, ErrZeroPort, ErrZeroIP,
-	ErrHostname, ErrHostnameTooLong, ErrTooLong, ErrDone}
+var sentinels = []error{socksproto.ErrShortBuffer, socksproto.ErrVersion, socksproto.ErrCommand, socksproto.ErrPortZero, ErrZeroIP,
+	socksproto.ErrHostname, ErrHostnameTooLong, ErrTooLong, socksproto.ErrHandshakeOver}
 
 // run feeds in to a fresh Handshake in chunks of the given sizes, each time
 // with the whole buffer received so far, as a dispatcher does.
@@ -360,7 +362,7 @@ func run(in []byte, chunks []int) outcome {
 	for _, c := range chunks {
 		n = min(n+c, len(in))
 		act, err := h.Step(in[:n])
-		if errors.Is(err, ErrShortBuffer) {
+		if errors.Is(err, socksproto.ErrShortBuffer) {
 			if act.Consumed != 0 || act.Reply != nil || act.Done {
 				return outcome{err: "short buffer with side effects"}
 			}
@@ -415,8 +417,8 @@ func TestStepUnterminatedWaits(t *testing.T) {
 	} {
 		var h Handshake
 		in := hx(t, v)
-		if act, err := h.Step(in); !errors.Is(err, ErrShortBuffer) || act.Consumed != 0 || act.Reply != nil {
-			t.Fatalf("%d bytes %q: action %+v err %v, want ErrShortBuffer", len(in), v[:20], act, err)
+		if act, err := h.Step(in); !errors.Is(err, socksproto.ErrShortBuffer) || act.Consumed != 0 || act.Reply != nil {
+			t.Fatalf("%d bytes %q: action %+v err %v, want socksproto.ErrShortBuffer", len(in), v[:20], act, err)
 		}
 	}
 }

@@ -1,13 +1,17 @@
 package socks5
 
-import "bytes"
+import (
+	"bytes"
+
+	"socksd/socksproto"
+)
 
 // stepAuth parses "VER ULEN UNAME PLEN PASSWD" (RFC 1929 §2). Empty
 // fields are accepted as C Tor does since bug 29175 (0.3.5.8): the values
-// are isolation data, not access control, unless h.RequireAuth.
-func (h *Handshake) stepAuth(in []byte) (Action, error) {
+// are isolation data, not access control.
+func (h *Handshake) stepAuth(in []byte) (socksproto.Action, error) {
 	if len(in) < 1 {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	h.authRep = [2]byte{userPassVersion, 0x01}
 	if in[0] != userPassVersion {
@@ -16,16 +20,16 @@ func (h *Handshake) stepAuth(in []byte) (Action, error) {
 		return h.fail(0, h.authRep[:], ErrAuthVersion)
 	}
 	if len(in) < 2 {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	ulen := int(in[1])
 	if len(in) < 3+ulen {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	plen := int(in[2+ulen])
 	end := 3 + ulen + plen
 	if len(in) < end {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	// Copy: in belongs to the caller and its next read may overwrite it.
 	user := h.user[:copy(h.user[:], in[2:2+ulen])]
@@ -36,16 +40,10 @@ func (h *Handshake) stepAuth(in []byte) (Action, error) {
 	// Proposal 351: "<torS0X>" starts an extended-parameter username; C Tor
 	// 0.4.9 knows only format "0" (password = isolation key) and refuses
 	// the others instead of mistaking them for legacy isolation data.
-	if bytes.HasPrefix(user, []byte(extPrefix)) {
-		if string(user) != TorIsolationUsername {
-			return h.fail(end, h.authRep[:], ErrTorExtension)
-		}
-		h.req.TorIsolationForm = true
-	}
-	if h.RequireAuth && (h.Credentials == nil || !h.Credentials(user, pass)) {
-		return h.fail(end, h.authRep[:], ErrAuthRejected)
+	if bytes.HasPrefix(user, []byte(socksproto.TorExtPrefix)) && string(user) != socksproto.TorIsolationUsername {
+		return h.fail(end, h.authRep[:], ErrTorExtension)
 	}
 	h.authRep[1] = 0x00
 	h.state = stateRequest
-	return Action{Consumed: end, Reply: h.authRep[:]}, nil
+	return socksproto.Action{Consumed: end, Reply: h.authRep[:]}, nil
 }

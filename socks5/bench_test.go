@@ -3,6 +3,8 @@ package socks5
 import (
 	"net/netip"
 	"testing"
+
+	"socksd/socksproto"
 )
 
 // BenchmarkHandshakeConnect: greeting + CONNECT by hostname, parsed by a
@@ -66,14 +68,14 @@ func BenchmarkClientRequestEncode(b *testing.B) {
 	early := []byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = AppendClientRequest(buf[:0], user, pass, CmdConnect, "example.com", netip.Addr{}, 80, early)
+		buf = AppendClientRequest(buf[:0], user, pass, socksproto.CmdConnect, "example.com", netip.Addr{}, 80, early)
 	}
 }
 
 // BenchmarkClientReply: parsing Tor's three answers to a CONNECT.
 func BenchmarkClientReply(b *testing.B) {
 	in := unhex(b, "05 02 01 00 05 00 00 01 00000000 0000")
-	c := &Client{Command: CmdConnect}
+	c := &Client{Command: socksproto.CmdConnect}
 	b.ReportAllocs()
 	for b.Loop() {
 		c.Reset()

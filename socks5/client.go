@@ -32,7 +32,7 @@ func CheckClientRequest(user, pass []byte, host string, ip netip.Addr) error {
 // IPv4 and IPv4-mapped addresses, ATYP 4 for IPv6). user and pass may be
 // empty (Tor accepts that, bug 29175). Arguments CheckClientRequest refuses
 // append nothing: the caller checks first, or compares lengths.
-func AppendClientRequest(dst []byte, user, pass []byte, cmd Command, host string, ip netip.Addr, port uint16, early []byte) []byte {
+func AppendClientRequest(dst []byte, user, pass []byte, cmd socksproto.Command, host string, ip netip.Addr, port uint16, early []byte) []byte {
 	if CheckClientRequest(user, pass, host, ip) != nil {
 		return dst
 	}
@@ -56,7 +56,7 @@ func AppendClientRequest(dst []byte, user, pass []byte, cmd Command, host string
 // of the wrong kind for the command are errors, never panics.
 //
 // Step consumes every complete message at the start of in. It returns
-// ErrShortBuffer (consuming nothing) when not even the next message is
+// socksproto.ErrShortBuffer (consuming nothing) when not even the next message is
 // complete; a nil error with Done false when it consumed some messages
 // and needs more; Done when the reply has been read, with in[Consumed:]
 // the first bytes of the stream. A failure reply is returned as a
@@ -64,9 +64,9 @@ func AppendClientRequest(dst []byte, user, pass []byte, cmd Command, host string
 // ReplyGeneralFailure wrapping ErrUpstreamUnknownReply), with
 // ClientResult.Consumed and Code filled in.
 type Client struct {
-	// Command is the command that was sent; it decides which answers are
+	// socksproto.Command is the command that was sent; it decides which answers are
 	// valid: RESOLVE wants an address, RESOLVE_PTR a hostname.
-	Command Command
+	Command socksproto.Command
 
 	state clientState
 	host  [255]byte
@@ -94,7 +94,7 @@ type ClientResult struct {
 	Port uint16
 }
 
-// Reset prepares c for another exchange with the same Command.
+// Reset prepares c for another exchange with the same socksproto.Command.
 func (c *Client) Reset() { c.state = clientMethod }
 
 // Step parses the upstream's bytes; see Client.
@@ -103,11 +103,11 @@ func (c *Client) Step(in []byte) (ClientResult, error) {
 	for {
 		n, err := c.step(in[res.Consumed:], &res)
 		res.Consumed += n
-		if err == ErrShortBuffer && res.Consumed > 0 {
+		if err == socksproto.ErrShortBuffer && res.Consumed > 0 {
 			return res, nil
 		}
 		if err != nil || res.Done {
-			if err != nil && err != ErrShortBuffer {
+			if err != nil && err != socksproto.ErrShortBuffer {
 				c.state = clientDone
 			}
 			return res, err
@@ -118,10 +118,10 @@ func (c *Client) Step(in []byte) (ClientResult, error) {
 // step parses one message; it returns the bytes it used.
 func (c *Client) step(in []byte, res *ClientResult) (int, error) {
 	if c.state == clientDone {
-		return 0, ErrHandshakeOver
+		return 0, socksproto.ErrHandshakeOver
 	}
 	if len(in) < 1 {
-		return 0, ErrShortBuffer
+		return 0, socksproto.ErrShortBuffer
 	}
 	switch c.state {
 	case clientMethod:
@@ -138,7 +138,7 @@ func (c *Client) step(in []byte, res *ClientResult) (int, error) {
 			return 0, ErrUpstreamVersion
 		}
 		if len(in) < 2 {
-			return 0, ErrShortBuffer
+			return 0, socksproto.ErrShortBuffer
 		}
 		switch in[1] {
 		case MethodUserPass:
@@ -153,7 +153,7 @@ func (c *Client) step(in []byte, res *ClientResult) (int, error) {
 			return 0, ErrUpstreamVersion
 		}
 		if len(in) < 2 {
-			return 0, ErrShortBuffer
+			return 0, socksproto.ErrShortBuffer
 		}
 		if in[1] != 0 {
 			return 2, ErrUpstreamAuth
@@ -170,14 +170,14 @@ func (c *Client) stepReply(in []byte, res *ClientResult) (int, error) {
 		return 0, ErrUpstreamVersion
 	}
 	if len(in) < 3 {
-		return 0, ErrShortBuffer
+		return 0, socksproto.ErrShortBuffer
 	}
 	code := Reply(in[1])
 	if in[2] != 0 {
 		return 0, fmt.Errorf("%w: reserved byte %#02x", ErrUpstreamMalformed, in[2])
 	}
 	if len(in) < 4 {
-		return 0, ErrShortBuffer
+		return 0, socksproto.ErrShortBuffer
 	}
 	if in[3] == ATYPNone && code == ReplySucceeded {
 		// C Tor's failed RESOLVE: "05 04 00 00 00000000 0000".
@@ -189,7 +189,7 @@ func (c *Client) stepReply(in []byte, res *ClientResult) (int, error) {
 	case n < 0:
 		return 0, fmt.Errorf("%w: ATYP %#02x", ErrUpstreamMalformed, in[3])
 	case n == 0 || len(in) < 3+n:
-		return 0, ErrShortBuffer
+		return 0, socksproto.ErrShortBuffer
 	}
 	end := 3 + n
 	res.Code = code
@@ -204,11 +204,11 @@ func (c *Client) stepReply(in []byte, res *ClientResult) (int, error) {
 	}
 	atyp := in[3]
 	switch c.Command {
-	case CmdResolve:
+	case socksproto.CmdResolve:
 		if atyp == ATYPDomain {
 			return end, fmt.Errorf("%w: RESOLVE answered with a hostname", ErrUpstreamMalformed)
 		}
-	case CmdResolvePTR:
+	case socksproto.CmdResolvePTR:
 		if atyp != ATYPDomain {
 			return end, fmt.Errorf("%w: RESOLVE_PTR answered with an address", ErrUpstreamMalformed)
 		}

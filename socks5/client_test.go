@@ -14,26 +14,26 @@ func TestAppendClientRequest(t *testing.T) {
 	tests := []struct {
 		name       string
 		user, pass string
-		cmd        Command
+		cmd        socksproto.Command
 		host       string
 		ip         string
 		port       uint16
 		early      string
 		want       string
 	}{
-		{"connect hostname with early data", "<torS0X>0", "k1", CmdConnect, "example.com", "", 80, "'GET /'",
+		{"connect hostname with early data", "<torS0X>0", "k1", socksproto.CmdConnect, "example.com", "", 80, "'GET /'",
 			"05 01 02  01 09 '<torS0X>0' 02 'k1'  05 01 00 03 0b 'example.com' 0050  'GET /'"},
-		{"empty credentials", "", "", CmdConnect, "a.onion", "", 443, "",
+		{"empty credentials", "", "", socksproto.CmdConnect, "a.onion", "", 443, "",
 			"05 01 02  01 00 00  05 01 00 03 07 'a.onion' 01bb"},
-		{"connect ipv4", "u", "p", CmdConnect, "", "127.0.0.1", 8080, "",
+		{"connect ipv4", "u", "p", socksproto.CmdConnect, "", "127.0.0.1", 8080, "",
 			"05 01 02  01 01 'u' 01 'p'  05 01 00 01 7f000001 1f90"},
-		{"mapped ipv4 sent as ATYP 1", "u", "p", CmdConnect, "", "::ffff:10.1.2.3", 1, "",
+		{"mapped ipv4 sent as ATYP 1", "u", "p", socksproto.CmdConnect, "", "::ffff:10.1.2.3", 1, "",
 			"05 01 02  01 01 'u' 01 'p'  05 01 00 01 0a010203 0001"},
-		{"connect ipv6", "u", "p", CmdConnect, "", "2001:db8::1", 80, "",
+		{"connect ipv6", "u", "p", socksproto.CmdConnect, "", "2001:db8::1", 80, "",
 			"05 01 02  01 01 'u' 01 'p'  05 01 00 04 20010db8000000000000000000000001 0050"},
-		{"resolve", "u", "p", CmdResolve, "example.test", "", 0, "",
+		{"resolve", "u", "p", socksproto.CmdResolve, "example.test", "", 0, "",
 			"05 01 02  01 01 'u' 01 'p'  05 f0 00 03 0c 'example.test' 0000"},
-		{"resolve_ptr", "u", "p", CmdResolvePTR, "", "198.51.100.7", 0, "",
+		{"resolve_ptr", "u", "p", socksproto.CmdResolvePTR, "", "198.51.100.7", 0, "",
 			"05 01 02  01 01 'u' 01 'p'  05 f1 00 01 c6336407 0000"},
 	}
 	for _, tt := range tests {
@@ -74,7 +74,7 @@ func TestAppendClientRequestRefuses(t *testing.T) {
 		if err := CheckClientRequest(c.user, c.pass, c.host, c.ip); !errors.Is(err, ErrFieldTooLong) {
 			t.Errorf("%s: CheckClientRequest %v", c.name, err)
 		}
-		if got := AppendClientRequest([]byte{1}, c.user, c.pass, CmdConnect, c.host, c.ip, 80, []byte("x")); !bytes.Equal(got, []byte{1}) {
+		if got := AppendClientRequest([]byte{1}, c.user, c.pass, socksproto.CmdConnect, c.host, c.ip, 80, []byte("x")); !bytes.Equal(got, []byte{1}) {
 			t.Errorf("%s: appended % x", c.name, got)
 		}
 	}
@@ -82,7 +82,7 @@ func TestAppendClientRequestRefuses(t *testing.T) {
 
 // driveClient feeds all of in to a Client with command cmd, looping like
 // the upstream does; it returns the final result (Consumed summed).
-func driveClient(cmd Command, in []byte) (ClientResult, error) {
+func driveClient(cmd socksproto.Command, in []byte) (ClientResult, error) {
 	c := &Client{Command: cmd}
 	var total ClientResult
 	for {
@@ -102,7 +102,7 @@ func TestClientVectors(t *testing.T) {
 	const ok = "05 02 01 00 "
 	tests := []struct {
 		name     string
-		cmd      Command
+		cmd      socksproto.Command
 		in       string
 		err      error // sentinel; nil = success
 		code     Reply
@@ -110,38 +110,38 @@ func TestClientVectors(t *testing.T) {
 		port     uint16
 		rest     string // bytes after the reply (stream data)
 	}{
-		{name: "connect success (tor)", cmd: CmdConnect, in: ok + "05 00 00 01 00000000 0000 'HTTP/1.0 200'", ip: "0.0.0.0", rest: "'HTTP/1.0 200'"},
-		{name: "tor pipelined: method selection omitted", cmd: CmdResolvePTR, in: "01 00 05 04 00 00 00000000 0000", err: &ReplyError{}, code: ReplyHostUnreachable},
-		{name: "tor pipelined: connect success", cmd: CmdConnect, in: "01 00 05 00 00 01 00000000 0000 'HTTP'", ip: "0.0.0.0", rest: "'HTTP'"},
-		{name: "tor pipelined: auth failure", cmd: CmdConnect, in: "01 01", err: ErrUpstreamAuth},
-		{name: "connect success ipv6 bound", cmd: CmdConnect, in: ok + "05 00 00 04 00000000000000000000000000000001 1234", ip: "::1", port: 0x1234},
-		{name: "connect success hostname bound", cmd: CmdConnect, in: ok + "05 00 00 03 07 'a.onion' 0050", host: "a.onion", port: 80},
-		{name: "resolve answer", cmd: CmdResolve, in: ok + "05 00 00 01 7f000001 0000", ip: "127.0.0.1"},
-		{name: "resolve answer ipv6", cmd: CmdResolve, in: ok + "05 00 00 04 fea00000000000000000000000000001 0000", ip: "fea0::1"},
-		{name: "resolve_ptr answer", cmd: CmdResolvePTR, in: ok + "05 00 00 03 10 'rev.example.test' 0000", host: "rev.example.test"},
-		{name: "tor resolve failure ATYP 0", cmd: CmdResolve, in: ok + "05 04 00 00 00000000 0000", err: &ReplyError{}, code: ReplyHostUnreachable},
-		{name: "connect refused", cmd: CmdConnect, in: ok + "05 05 00 01 00000000 0000", err: &ReplyError{}, code: ReplyConnectionRefused},
-		{name: "onion F6", cmd: CmdConnect, in: ok + "05 f6 00 01 00000000 0000", err: &ReplyError{}, code: ReplyOnionBadAddress},
-		{name: "unassigned code", cmd: CmdConnect, in: ok + "05 42 00 01 00000000 0000", err: ErrUpstreamUnknownReply, code: ReplyGeneralFailure},
-		{name: "failure with garbage name is just the failure", cmd: CmdConnect, in: ok + "05 04 00 03 02 00ff 0000", err: &ReplyError{}, code: ReplyHostUnreachable},
+		{name: "connect success (tor)", cmd: socksproto.CmdConnect, in: ok + "05 00 00 01 00000000 0000 'HTTP/1.0 200'", ip: "0.0.0.0", rest: "'HTTP/1.0 200'"},
+		{name: "tor pipelined: method selection omitted", cmd: socksproto.CmdResolvePTR, in: "01 00 05 04 00 00 00000000 0000", err: &ReplyError{}, code: ReplyHostUnreachable},
+		{name: "tor pipelined: connect success", cmd: socksproto.CmdConnect, in: "01 00 05 00 00 01 00000000 0000 'HTTP'", ip: "0.0.0.0", rest: "'HTTP'"},
+		{name: "tor pipelined: auth failure", cmd: socksproto.CmdConnect, in: "01 01", err: ErrUpstreamAuth},
+		{name: "connect success ipv6 bound", cmd: socksproto.CmdConnect, in: ok + "05 00 00 04 00000000000000000000000000000001 1234", ip: "::1", port: 0x1234},
+		{name: "connect success hostname bound", cmd: socksproto.CmdConnect, in: ok + "05 00 00 03 07 'a.onion' 0050", host: "a.onion", port: 80},
+		{name: "resolve answer", cmd: socksproto.CmdResolve, in: ok + "05 00 00 01 7f000001 0000", ip: "127.0.0.1"},
+		{name: "resolve answer ipv6", cmd: socksproto.CmdResolve, in: ok + "05 00 00 04 fea00000000000000000000000000001 0000", ip: "fea0::1"},
+		{name: "resolve_ptr answer", cmd: socksproto.CmdResolvePTR, in: ok + "05 00 00 03 10 'rev.example.test' 0000", host: "rev.example.test"},
+		{name: "tor resolve failure ATYP 0", cmd: socksproto.CmdResolve, in: ok + "05 04 00 00 00000000 0000", err: &ReplyError{}, code: ReplyHostUnreachable},
+		{name: "connect refused", cmd: socksproto.CmdConnect, in: ok + "05 05 00 01 00000000 0000", err: &ReplyError{}, code: ReplyConnectionRefused},
+		{name: "onion F6", cmd: socksproto.CmdConnect, in: ok + "05 f6 00 01 00000000 0000", err: &ReplyError{}, code: ReplyOnionBadAddress},
+		{name: "unassigned code", cmd: socksproto.CmdConnect, in: ok + "05 42 00 01 00000000 0000", err: ErrUpstreamUnknownReply, code: ReplyGeneralFailure},
+		{name: "failure with garbage name is just the failure", cmd: socksproto.CmdConnect, in: ok + "05 04 00 03 02 00ff 0000", err: &ReplyError{}, code: ReplyHostUnreachable},
 
-		{name: "method version 4", cmd: CmdConnect, in: "04 02", err: ErrUpstreamVersion},
-		{name: "method FF", cmd: CmdConnect, in: "05 ff", err: ErrUpstreamNoMethod},
-		{name: "method 00 not offered", cmd: CmdConnect, in: "05 00 05 00 00 01 00000000 0000", err: ErrUpstreamMethod},
-		{name: "method 01 not offered", cmd: CmdConnect, in: "05 01", err: ErrUpstreamMethod},
-		{name: "auth version 5", cmd: CmdConnect, in: "05 02 05 00", err: ErrUpstreamVersion},
-		{name: "auth failure", cmd: CmdConnect, in: "05 02 01 01", err: ErrUpstreamAuth},
-		{name: "reply version 4", cmd: CmdConnect, in: ok + "04 5a 0000 00000000", err: ErrUpstreamVersion},
-		{name: "reply reserved byte", cmd: CmdConnect, in: ok + "05 00 01 01 00000000 0000", err: ErrUpstreamMalformed},
-		{name: "reply ATYP 0x23", cmd: CmdConnect, in: ok + "05 00 00 23 00000000 0000", err: ErrUpstreamMalformed},
-		{name: "ATYP 0 on success", cmd: CmdResolve, in: ok + "05 00 00 00 00000000 0000", err: ErrUpstreamMalformed},
-		{name: "hostname with NUL", cmd: CmdResolvePTR, in: ok + "05 00 00 03 05 'ab' 00 'cd' 0000", err: ErrUpstreamMalformed},
-		{name: "empty hostname on success", cmd: CmdResolvePTR, in: ok + "05 00 00 03 00 0000", err: ErrUpstreamMalformed},
-		{name: "non-ASCII hostname", cmd: CmdConnect, in: ok + "05 00 00 03 03 'a' c3a9 0000", err: ErrUpstreamMalformed},
-		{name: "resolve answered with hostname", cmd: CmdResolve, in: ok + "05 00 00 03 07 'a.onion' 0000", err: ErrUpstreamMalformed},
-		{name: "resolve_ptr answered with address", cmd: CmdResolvePTR, in: ok + "05 00 00 01 7f000001 0000", err: ErrUpstreamMalformed},
-		{name: "SOCKS4 reply from upstream", cmd: CmdConnect, in: "00 5a 0000 00000000", err: ErrUpstreamVersion},
-		{name: "HTTP from upstream", cmd: CmdConnect, in: "'HTTP/1.0 501'", err: ErrUpstreamVersion},
+		{name: "method version 4", cmd: socksproto.CmdConnect, in: "04 02", err: ErrUpstreamVersion},
+		{name: "method FF", cmd: socksproto.CmdConnect, in: "05 ff", err: ErrUpstreamNoMethod},
+		{name: "method 00 not offered", cmd: socksproto.CmdConnect, in: "05 00 05 00 00 01 00000000 0000", err: ErrUpstreamMethod},
+		{name: "method 01 not offered", cmd: socksproto.CmdConnect, in: "05 01", err: ErrUpstreamMethod},
+		{name: "auth version 5", cmd: socksproto.CmdConnect, in: "05 02 05 00", err: ErrUpstreamVersion},
+		{name: "auth failure", cmd: socksproto.CmdConnect, in: "05 02 01 01", err: ErrUpstreamAuth},
+		{name: "reply version 4", cmd: socksproto.CmdConnect, in: ok + "04 5a 0000 00000000", err: ErrUpstreamVersion},
+		{name: "reply reserved byte", cmd: socksproto.CmdConnect, in: ok + "05 00 01 01 00000000 0000", err: ErrUpstreamMalformed},
+		{name: "reply ATYP 0x23", cmd: socksproto.CmdConnect, in: ok + "05 00 00 23 00000000 0000", err: ErrUpstreamMalformed},
+		{name: "ATYP 0 on success", cmd: socksproto.CmdResolve, in: ok + "05 00 00 00 00000000 0000", err: ErrUpstreamMalformed},
+		{name: "hostname with NUL", cmd: socksproto.CmdResolvePTR, in: ok + "05 00 00 03 05 'ab' 00 'cd' 0000", err: ErrUpstreamMalformed},
+		{name: "empty hostname on success", cmd: socksproto.CmdResolvePTR, in: ok + "05 00 00 03 00 0000", err: ErrUpstreamMalformed},
+		{name: "non-ASCII hostname", cmd: socksproto.CmdConnect, in: ok + "05 00 00 03 03 'a' c3a9 0000", err: ErrUpstreamMalformed},
+		{name: "resolve answered with hostname", cmd: socksproto.CmdResolve, in: ok + "05 00 00 03 07 'a.onion' 0000", err: ErrUpstreamMalformed},
+		{name: "resolve_ptr answered with address", cmd: socksproto.CmdResolvePTR, in: ok + "05 00 00 01 7f000001 0000", err: ErrUpstreamMalformed},
+		{name: "SOCKS4 reply from upstream", cmd: socksproto.CmdConnect, in: "00 5a 0000 00000000", err: ErrUpstreamVersion},
+		{name: "HTTP from upstream", cmd: socksproto.CmdConnect, in: "'HTTP/1.0 501'", err: ErrUpstreamVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,16 +188,16 @@ func TestClientVectors(t *testing.T) {
 
 func TestClientStrictPrefixes(t *testing.T) {
 	msgs := []struct {
-		cmd   Command
+		cmd   socksproto.Command
 		setup string
 		msg   string
 	}{
-		{CmdConnect, "", "05 02"},
-		{CmdConnect, "05 02", "01 00"},
-		{CmdConnect, "05 02 01 00", "05 00 00 01 00000000 0000"},
-		{CmdConnect, "05 02 01 00", "05 00 00 04 00000000000000000000000000000001 0000"},
-		{CmdResolvePTR, "05 02 01 00", "05 00 00 03 10 'rev.example.test' 0000"},
-		{CmdResolve, "05 02 01 00", "05 04 00 00 00000000 0000"},
+		{socksproto.CmdConnect, "", "05 02"},
+		{socksproto.CmdConnect, "05 02", "01 00"},
+		{socksproto.CmdConnect, "05 02 01 00", "05 00 00 01 00000000 0000"},
+		{socksproto.CmdConnect, "05 02 01 00", "05 00 00 04 00000000000000000000000000000001 0000"},
+		{socksproto.CmdResolvePTR, "05 02 01 00", "05 00 00 03 10 'rev.example.test' 0000"},
+		{socksproto.CmdResolve, "05 02 01 00", "05 04 00 00 00000000 0000"},
 	}
 	for _, m := range msgs {
 		msg := unhex(t, m.msg)
@@ -209,7 +209,7 @@ func TestClientStrictPrefixes(t *testing.T) {
 				}
 			}
 			r, err := c.Step(msg[:n])
-			if !errors.Is(err, ErrShortBuffer) || r.Consumed != 0 || r.Done {
+			if !errors.Is(err, socksproto.ErrShortBuffer) || r.Consumed != 0 || r.Done {
 				t.Fatalf("%s prefix %d: %+v %v", m.msg, n, r, err)
 			}
 		}
@@ -219,7 +219,7 @@ func TestClientStrictPrefixes(t *testing.T) {
 // TestClientPartialProgress: a buffer holding the method selection and
 // half the auth status consumes the first and asks for more, without error.
 func TestClientPartialProgress(t *testing.T) {
-	c := &Client{Command: CmdConnect}
+	c := &Client{Command: socksproto.CmdConnect}
 	r, err := c.Step(unhex(t, "05 02 01"))
 	if err != nil || r.Consumed != 2 || r.Done {
 		t.Fatalf("%+v %v", r, err)
@@ -228,7 +228,7 @@ func TestClientPartialProgress(t *testing.T) {
 	if err != nil || r.Consumed != 12 || !r.Done {
 		t.Fatalf("%+v %v", r, err)
 	}
-	if _, err := c.Step(nil); !errors.Is(err, ErrHandshakeOver) {
+	if _, err := c.Step(nil); !errors.Is(err, socksproto.ErrHandshakeOver) {
 		t.Fatalf("after done: %v", err)
 	}
 	c.Reset()
@@ -255,12 +255,12 @@ var clientSeeds = []string{
 // never panics, never reads past its input, and reaches the same result.
 func FuzzClientReply(f *testing.F) {
 	for i, s := range clientSeeds {
-		for _, cmd := range []Command{CmdConnect, CmdResolve, CmdResolvePTR} {
+		for _, cmd := range []socksproto.Command{socksproto.CmdConnect, socksproto.CmdResolve, socksproto.CmdResolvePTR} {
 			f.Add(unhex(f, s), byte(cmd), uint64(i)+1)
 		}
 	}
 	f.Fuzz(func(t *testing.T, in []byte, cmdByte byte, seed uint64) {
-		cmd := Command(cmdByte)
+		cmd := socksproto.Command(cmdByte)
 		whole, werr := driveClient(cmd, in)
 		c := &Client{Command: cmd}
 		var buf []byte
@@ -277,7 +277,7 @@ func FuzzClientReply(f *testing.F) {
 			buf = buf[r.Consumed:]
 			consumed += r.Consumed
 			last, cerr = r, err
-			if err == ErrShortBuffer {
+			if err == socksproto.ErrShortBuffer {
 				if len(rest) == 0 {
 					break
 				}
@@ -307,7 +307,7 @@ func FuzzClientReply(f *testing.F) {
 			if whole.Host == nil && !whole.IP.IsValid() {
 				t.Fatal("success without address")
 			}
-			if cmd == CmdResolvePTR && whole.Host == nil || cmd == CmdResolve && whole.Host != nil {
+			if cmd == socksproto.CmdResolvePTR && whole.Host == nil || cmd == socksproto.CmdResolve && whole.Host != nil {
 				t.Fatalf("wrong answer kind for %v: %+v", cmd, whole)
 			}
 		}

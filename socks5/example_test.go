@@ -20,7 +20,7 @@ func ExampleHandshake() {
 		}
 		in = in[a.Consumed:]
 		if err != nil {
-			fmt.Println("close:", err) // ErrShortBuffer would mean: read more
+			fmt.Println("close:", err) // socksproto.ErrShortBuffer would mean: read more
 			return
 		}
 		if a.Done {

@@ -1,25 +1,27 @@
 package socks5
 
+import "socksd/socksproto"
+
 // stepGreeting parses "VER NMETHODS METHODS" (RFC 1928 §3) and selects a
 // method the way C Tor does (proto_socks.c process_socks5_methods_request):
 // username/password when offered, so isolation credentials arrive, else
 // no-auth; anything else, zero methods included, gets "05 FF".
-func (h *Handshake) stepGreeting(in []byte) (Action, error) {
+func (h *Handshake) stepGreeting(in []byte) (socksproto.Action, error) {
 	if len(in) < 1 {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	if in[0] != Version {
 		// Includes "auth before negotiation" (a first message starting
 		// 0x01): the first byte decides the protocol, and a peer that does
 		// not start with 5 gets no SOCKS5 answer.
-		return h.fail(0, nil, ErrVersion)
+		return h.fail(0, nil, socksproto.ErrVersion)
 	}
 	if len(in) < 2 {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	n := int(in[1])
 	if len(in) < 2+n {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	var userPass, noAuth bool
 	for _, m := range in[2 : 2+n] {
@@ -35,12 +37,12 @@ func (h *Handshake) stepGreeting(in []byte) (Action, error) {
 	case userPass:
 		h.method = MethodUserPass
 		h.state = stateAuth
-	case noAuth && !h.RequireAuth:
+	case noAuth:
 		h.method = MethodNoAuth
 		h.state = stateRequest
 	default:
 		return h.fail(2+n, h.reply[:], ErrNoAcceptableMethod)
 	}
 	h.reply[1] = h.method
-	return Action{Consumed: 2 + n, Reply: h.reply[:]}, nil
+	return socksproto.Action{Consumed: 2 + n, Reply: h.reply[:]}, nil
 }

@@ -10,7 +10,7 @@ import (
 //
 // Checks run in byte order, so the outcome never depends on how the
 // message was split across reads:
-//  1. VER ≠ 5: ErrVersion, closed without a reply.
+//  1. VER ≠ 5: socksproto.ErrVersion, closed without a reply.
 //  2. RSV ≠ 0: reply 0x01 at once. C Tor's trunnel parser fails on the
 //     reserved byte as soon as it reads it and answers SOCKS5_GENERAL_ERROR.
 //  3. unknown ATYP: reply 0x08 at once (the length of the rest is unknown).
@@ -30,35 +30,35 @@ import (
 //     accepts a name with a NUL by cutting it there, we refuse it).
 //  7. CONNECT to port 0: 0x01 (tor 0.4.9.11 answers 0x01 too, after
 //     parsing; same rule as socks4).
-func (h *Handshake) stepRequest(in []byte) (Action, error) {
+func (h *Handshake) stepRequest(in []byte) (socksproto.Action, error) {
 	if len(in) < 1 {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	if in[0] != Version {
-		return h.fail(0, nil, ErrVersion)
+		return h.fail(0, nil, socksproto.ErrVersion)
 	}
 	if len(in) < 3 {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	if in[2] != 0 {
 		return h.reject(0, ReplyGeneralFailure, ErrReserved)
 	}
 	if len(in) < 4 {
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
-	cmd := Command(in[1])
+	cmd := socksproto.Command(in[1])
 	n := addrLen(in[3:])
 	switch {
 	case n < 0 || in[3] == ATYPNone:
 		return h.reject(0, ReplyAddressUnsupported, ErrAddressType)
 	case n == 0 || len(in) < 3+n:
-		return Action{}, ErrShortBuffer
+		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	end := 3 + n
 	switch cmd {
-	case CmdConnect, CmdResolve, CmdResolvePTR:
+	case socksproto.CmdConnect, socksproto.CmdResolve, socksproto.CmdResolvePTR:
 	default:
-		return h.reject(end, ReplyCommandUnsupported, ErrCommand)
+		return h.reject(end, ReplyCommandUnsupported, socksproto.ErrCommand)
 	}
 
 	r := &h.req
@@ -67,28 +67,28 @@ func (h *Handshake) stepRequest(in []byte) (Action, error) {
 	r.IP, r.Port = ip, port
 	switch {
 	case name == nil:
-	case cmd == CmdResolvePTR:
+	case cmd == socksproto.CmdResolvePTR:
 		ip, ok := socksproto.ParseIPLiteral(name)
 		if !ok {
 			return h.reject(end, ReplyAddressUnsupported, ErrAddressType)
 		}
 		r.IP = ip
 	case !socksproto.ValidHostname(name):
-		return h.reject(end, ReplyGeneralFailure, ErrHostname)
+		return h.reject(end, ReplyGeneralFailure, socksproto.ErrHostname)
 	default:
 		r.Host = h.host[:copy(h.host[:], name)]
 	}
-	if cmd == CmdConnect && r.Port == 0 {
-		return h.reject(end, ReplyGeneralFailure, ErrPortZero)
+	if cmd == socksproto.CmdConnect && r.Port == 0 {
+		return h.reject(end, ReplyGeneralFailure, socksproto.ErrPortZero)
 	}
 	h.state = stateDone
-	return Action{Consumed: end, Done: true}, nil
+	return socksproto.Action{Consumed: end, Done: true}, nil
 }
 
 // reject fails the handshake with a request reply carrying code and a
 // zeroed IPv4 BND.ADDR/BND.PORT, the form C Tor sends
 // (socks_request_set_socks5_error: ATYP 0x01).
-func (h *Handshake) reject(consumed int, code Reply, err error) (Action, error) {
+func (h *Handshake) reject(consumed int, code Reply, err error) (socksproto.Action, error) {
 	rep := AppendReply(h.reqRep[:0], code, netip.Addr{}, 0)
 	return h.fail(consumed, rep, &ReplyError{Code: code, Err: err})
 }

@@ -9,7 +9,9 @@
 // side reads, writes, blocks or logs; the caller owns sockets and deadlines.
 package socks5
 
-import "errors"
+import (
+	"errors"
+)
 
 // Version is the SOCKS protocol version byte (RFC 1928 §3).
 const Version = 0x05
@@ -35,75 +37,25 @@ const (
 	ATYPNone = 0x00
 )
 
-// Command is the CMD field of a SOCKS5 request (RFC 1928 §4,
-// socks-extensions.txt §2).
-type Command byte
-
-const (
-	CmdConnect      Command = 0x01
-	CmdBind         Command = 0x02
-	CmdUDPAssociate Command = 0x03
-	CmdResolve      Command = 0xF0 // Tor: forward lookup, answer in BND.ADDR
-	CmdResolvePTR   Command = 0xF1 // Tor: reverse lookup, answer as a hostname
-)
-
-func (c Command) String() string {
-	switch c {
-	case CmdConnect:
-		return "CONNECT"
-	case CmdBind:
-		return "BIND"
-	case CmdUDPAssociate:
-		return "UDP ASSOCIATE"
-	case CmdResolve:
-		return "RESOLVE"
-	case CmdResolvePTR:
-		return "RESOLVE_PTR"
-	}
-	return "unknown command"
-}
-
-// TorIsolationUsername is the proposal 351 username whose password is the
-// stream-isolation key; extPrefix starts every extended-parameter username.
-const (
-	TorIsolationUsername = "<torS0X>0"
-	extPrefix            = "<torS0X>"
-)
-
-// Sentinel errors. Request-phase rejections come wrapped in *ReplyError
-// whose Code is the reply already encoded in Action.Reply.
+// Sentinel errors of SOCKS5 alone; the ones every handshake shares
+// (socksproto.ErrShortBuffer, ErrVersion, ErrCommand, ErrHostname,
+// ErrPortZero, ErrHandshakeOver) live in socksproto. Request-phase
+// rejections come wrapped in *ReplyError whose Code is the reply already
+// encoded in Action.Reply.
 var (
-	// ErrShortBuffer: the input holds no complete message yet. Nothing was
-	// consumed; keep the bytes, read more, call again with all of them.
-	ErrShortBuffer = errors.New("socks5: short buffer")
-
-	// ErrVersion: a version byte other than 5 where a SOCKS5 message must
-	// start. Nothing is sent: the peer does not speak SOCKS5.
-	ErrVersion = errors.New("socks5: wrong protocol version")
 	// ErrNoAcceptableMethod: the greeting offered no method we accept
 	// (or none at all); "05 FF" is sent, then the connection is closed.
 	ErrNoAcceptableMethod = errors.New("socks5: no acceptable authentication method")
 	// ErrAuthVersion: the username/password message had a VER other than 1.
 	ErrAuthVersion = errors.New("socks5: wrong username/password sub-negotiation version")
-	// ErrAuthRejected: the credentials were refused ("01 01" is sent).
-	ErrAuthRejected = errors.New("socks5: credentials rejected")
 	// ErrTorExtension: a "<torS0X>" username in a format other than "0".
 	ErrTorExtension = errors.New("socks5: unsupported <torS0X> username format")
 	// ErrAuthRepeated: a second username/password message.
 	ErrAuthRepeated = errors.New("socks5: repeated username/password message")
 	// ErrReserved: RSV of a request was not zero.
 	ErrReserved = errors.New("socks5: reserved byte not zero")
-	// ErrCommand: BIND, UDP ASSOCIATE or an unknown command.
-	ErrCommand = errors.New("socks5: command not supported")
 	// ErrAddressType: an unknown ATYP, or RESOLVE_PTR of a hostname.
 	ErrAddressType = errors.New("socks5: address type not supported")
-	// ErrHostname: the DOMAINNAME is empty, has a NUL, is not UTF-8 or not
-	// a hostname at all.
-	ErrHostname = errors.New("socks5: invalid hostname")
-	// ErrPortZero: CONNECT to port 0.
-	ErrPortZero = errors.New("socks5: connect to port 0")
-	// ErrHandshakeOver: Step called after the handshake finished or failed.
-	ErrHandshakeOver = errors.New("socks5: handshake already finished")
 
 	// Client side: the upstream SOCKS5 server misbehaved.
 	ErrUpstreamVersion      = errors.New("socks5: upstream sent wrong version")

@@ -8,6 +8,7 @@ import (
 	"socksd/httpguard"
 	"socksd/socks4"
 	"socksd/socks5"
+	"socksd/socksproto"
 )
 
 // TestOneHostnameRule runs the same names through the three wire forms
@@ -60,7 +61,7 @@ func socks4aAccepts(t *testing.T, name string) bool {
 	msg = append(msg, 0)
 	var h socks4.Handshake
 	a, err := h.Step(msg)
-	if err != nil && !errors.Is(err, socks4.ErrHostname) && !errors.Is(err, socks4.ErrHostnameTooLong) {
+	if err != nil && !errors.Is(err, socksproto.ErrHostname) && !errors.Is(err, socks4.ErrHostnameTooLong) {
 		t.Fatalf("socks4a %.40q: %v", name, err)
 	}
 	return err == nil && a.Done
@@ -76,7 +77,7 @@ func socks5Accepts(t *testing.T, name string) bool {
 	}
 	msg := append([]byte{5, 1, 0, 3, byte(len(name))}, name...)
 	a, err := h.Step(append(msg, 0, 80))
-	if err != nil && !errors.Is(err, socks5.ErrHostname) {
+	if err != nil && !errors.Is(err, socksproto.ErrHostname) {
 		t.Fatalf("socks5 %.40q: %v", name, err)
 	}
 	return err == nil && a.Done

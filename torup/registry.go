@@ -4,12 +4,13 @@ import (
 	"sync"
 
 	"socksd/isolation"
+	"socksd/socksproto"
 )
 
 // torS0X0 is the SOCKS5 username chain sends: "the password alone is the
 // isolation token" (socks-extensions.txt, extended usernames). The
 // password is the isolation key's hex digest.
-const torS0X0 = "<torS0X>0"
+const torS0X0 = socksproto.TorIsolationUsername
 
 // registration is one of socksd's own connections to Tor's SocksPort. It is
 // registered by the local address of that connection before the SOCKS

@@ -7,9 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"socksd/internal/endpoint"
 )
 
 // spec describes one way of reaching the sink.
@@ -103,10 +104,7 @@ func startCmd(dir, logName string, name string, args ...string) (*exec.Cmd, erro
 // connection (bounded), failing early when the process died (gone or a
 // zombie).
 func waitListening(addr string, c *exec.Cmd) error {
-	network, address := "tcp", addr
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		network, address = "unix", p
-	}
+	network, address := endpoint.Split(addr)
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		nc, err := net.DialTimeout(network, address, time.Second)

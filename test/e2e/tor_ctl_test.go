@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"socksd/internal/endpoint"
 )
 
 // torObserver is the tests' own control connection to a tor: it records
@@ -76,10 +78,7 @@ func torDialObserver(t *testing.T, addr, cookiePath string) *torObserver {
 
 // torRawObserver connects without authenticating.
 func torRawObserver(addr string) (*torObserver, error) {
-	network, address := "tcp", addr
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		network, address = "unix", p
-	}
+	network, address := endpoint.Split(addr)
 	conn, err := net.DialTimeout(network, address, 5*time.Second)
 	if err != nil {
 		return nil, err
