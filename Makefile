@@ -9,6 +9,9 @@
 #   make bench    the issue-8 benchmark suite (test/bench/run.sh): loopback
 #                 peers, then through a private Tor network; BENCH_MODE=quick,
 #                 BENCH_TOR=0 (loopback only), BENCH_OUT=dir (default results/)
+#   make bench-real  socksd against Tor alone as a user feels it, on a private
+#                 network with link latency (run.sh real, ~8 min): new
+#                 identities, bursts, bulk, onion, circuits, CPU (results/user.md)
 #   make install  install socksd as a systemd service (deploy/install.sh);
 #                 make uninstall removes it
 #
@@ -27,7 +30,7 @@ TORNET_KEYCACHE ?= $(HOME)/.cache/socksd/tornet-keys
 export TORNET_KEYCACHE
 E2E_TIMEOUT ?= 15m
 
-.PHONY: test deps check fmt vet staticcheck unit e2e run tornet bench install uninstall
+.PHONY: test deps check fmt vet staticcheck unit e2e run tornet bench bench-real install uninstall
 
 test: deps check unit e2e
 
@@ -70,6 +73,9 @@ BENCH_MODE ?=
 # the system tor in deploy/ (torrc.socksd's SocksPort unix:...).
 bench:
 	bash test/bench/run.sh $(or $(BENCH_MODE),full) -unix-upstream
+
+bench-real:
+	bash test/bench/run.sh real
 
 install:
 	deploy/install.sh

@@ -9,6 +9,9 @@
 //	socksbench report -in FILE.json   redraw table and chart from samples
 //	socksbench tor -socksd BIN        through a real Tor (own private network):
 //	                                  TTFB, bulk, attach latency, DNS bridge
+//	socksbench user -socksd BIN       what a user feels on a network with link
+//	                                  latency (-profile real): new identities,
+//	                                  bursts, bulk, onion, circuits, CPU
 //
 // Every load loop is bounded in count and time; every address is loopback.
 package main
@@ -31,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: socksbench sink | run [flags] | report -in samples.json -out DIR")
+		fmt.Fprintln(os.Stderr, "usage: socksbench sink | run [flags] | report -in samples.json -out DIR | tor [flags] | user [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -44,6 +47,8 @@ func main() {
 		err = runReport(os.Args[2:])
 	case "tor":
 		err = runTor(os.Args[2:])
+	case "user":
+		err = runUser(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

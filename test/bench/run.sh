@@ -10,10 +10,29 @@
 # socksd in its product configuration; it writes results/tor.md and appends
 # it to results/bench.md. Extra flags for it: BENCH_TOR_FLAGS.
 # BENCH_OUT=DIR writes to DIR instead of results (runs in parallel).
+#
+#   bash test/bench/run.sh real|lossy [socksbench user flags...]
+# only the user-felt comparison (socksbench user): socksd against Tor alone
+# on a private network with link latency (that tornet profile); about 8
+# minutes, bounded at 15. Writes results/user.md and results/user.json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-full}
 [ $# -gt 0 ] && shift
+if [ "$mode" = real ] || [ "$mode" = lossy ]; then
+	bin=$(mktemp -d /tmp/socksbench-bin.XXXXXX)
+	trap 'rm -rf "$bin"' EXIT
+	go build -o "$bin/socksbench" ./test/bench
+	go build -o "$bin/socksd" ./cmd/socksd
+	out=${BENCH_OUT:-results}
+	mkdir -p "$out"
+	export TORNET_KEYCACHE=${TORNET_KEYCACHE-$HOME/.cache/socksd/tornet-keys}
+	timeout --signal=TERM --kill-after=30 900 \
+		"$bin/socksbench" user -profile "$mode" -socksd "$bin/socksd" -out "$out" "$@" \
+		>/dev/null 2> >(tee "$out/user.log" >&2)
+	echo "wrote $out/user.md" >&2
+	exit 0
+fi
 case $mode in quick) limit=600 torlimit=600 ;; full) limit=1800 torlimit=1800 ;; *) echo "mode must be quick or full" >&2; exit 2 ;; esac
 
 # Peers from Debian (installed when missing; needs root, as dante does).
