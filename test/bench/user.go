@@ -275,16 +275,47 @@ func runUser(args []string) error {
 	}
 	logf("warm; measuring (+%s)", time.Since(t0).Round(100*time.Millisecond))
 
+	// The pool's high-water mark: its gauges, sampled every second.
+	poolMax := map[string]float64{}
+	var poolMu sync.Mutex
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		if metricsAddr == "" {
+			return
+		}
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			for _, l := range scrapeMatching(metricsAddr, "pool") {
+				name, val, _ := strings.Cut(l, " ")
+				if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil && !strings.HasSuffix(name, "_total") {
+					poolMu.Lock()
+					poolMax[name] = max(poolMax[name], v)
+					poolMu.Unlock()
+				}
+			}
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
 	res := newUserResults()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	w := &userWorkload{ctx: ctx, s: s, res: res, dest: dest, onion: onion + ":80", rng: rng, logf: logf}
 	w.run(targets)
 	measured := time.Since(t0) - upTime
+	stopSampling()
+	<-sampled
 
 	rep := userReport{
 		Profile: n.Profile, Settings: s, LoadStart: loadStart, LoadEnd: loadAvg(), NetworkUp: upTime.Seconds(),
 		Samples: res.Samples, Errors: res.Errors, FirstErr: res.FirstErr,
-		Circuits: map[string]circCounts{}, CPU: map[string]float64{}, TorCPU: map[string]float64{},
+		Circuits: map[string]circCounts{}, CPU: map[string]float64{}, TorCPU: map[string]float64{}, PoolMax: poolMax,
 	}
 	for _, t := range targets {
 		c, d, _ := t.obs.snapshot()

@@ -74,14 +74,12 @@ func TestUserGoals(t *testing.T) {
 			mKnown:    {"tor": ms(400, 90), "socksd": ms(404, 90)},
 			mBulk1:    {"tor": {2, 2, 2}, "socksd": {1, 1, 1}},
 		},
-		Circuits: map[string]circCounts{"tor": {Built: map[string]int{"GENERAL": 10}}, "socksd": {Built: map[string]int{"CONTROLLER": 16}}},
-		Hours:    0.5,
-		CPU:      map[string]float64{"socksd": 1},
-		TorCPU:   map[string]float64{"socksd": 40, "tor": 40},
-		PoolMetrics: []string{
-			`socksd_tor_circuit_pool_size 2`,
-			`socksd_tor_circuit_pool_high_water 4`,
-		},
+		Circuits:    map[string]circCounts{"tor": {Built: map[string]int{"GENERAL": 10}}, "socksd": {Built: map[string]int{"CONTROLLER": 16}}},
+		Hours:       0.5,
+		CPU:         map[string]float64{"socksd": 1},
+		TorCPU:      map[string]float64{"socksd": 40, "tor": 40},
+		PoolMetrics: []string{`socksd_tor_pool_circuits 2`},
+		PoolMax:     map[string]float64{poolGauge: 4},
 	}
 	got := map[string]userGoal{}
 	for _, g := range r.goals() {
@@ -110,14 +108,5 @@ func TestUserGoals(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
-	}
-}
-
-func TestPoolHighWater(t *testing.T) {
-	if v := poolHighWater([]string{"socksd_pool_size 3"}); !math.IsNaN(v) {
-		t.Errorf("no high-water line gave %v", v)
-	}
-	if v := poolHighWater([]string{"socksd_pool_size 3", "socksd_pool_high_water 7"}); v != 7 {
-		t.Errorf("got %v", v)
 	}
 }

@@ -23,7 +23,8 @@ type userReport struct {
 	Hours              float64                   // the period the circuit counts cover
 	CPU                map[string]float64        // socksd's CPU seconds over that period
 	TorCPU             map[string]float64        // each target's client tor's
-	PoolMetrics        []string                  // socksd's metric lines about its circuit pool
+	PoolMetrics        []string                  // socksd's metric lines about its circuit pool, at the end
+	PoolMax            map[string]float64        // the highest value of each pool gauge, sampled every second
 	Unused             map[string]map[string]int // after Idle: built, never used, by purpose
 }
 
@@ -114,7 +115,10 @@ func (r *userReport) goals() []userGoal {
 		{what: "bulk, 1 stream: median socksd/Tor", value: q(mBulk1, med), bound: 0.98, unit: "×"},
 		{what: "bulk, 8 parallel streams: median socksd/Tor", value: q(mBulkPar, med), bound: 0.98, unit: "×"},
 	}
-	hwm := poolHighWater(r.PoolMetrics)
+	hwm := math.NaN()
+	if v, ok := r.PoolMax[poolGauge]; ok {
+		hwm = v
+	}
 	extra := r.perHour(sd) - r.perHour(tor)
 	detail := fmt.Sprintf("socksd's tor %s/h, Tor alone %s/h", num(r.perHour(sd)), num(r.perHour(tor)))
 	if !math.IsNaN(hwm) {
@@ -147,21 +151,9 @@ func sumMap(m map[string]int) int {
 	return n
 }
 
-// poolHighWater finds a high-water-mark gauge among the pool metric lines
-// (a name containing "high_water" or "max"), NaN without one.
-func poolHighWater(lines []string) float64 {
-	for _, l := range lines {
-		name, val, ok := strings.Cut(l, " ")
-		if !ok || !(strings.Contains(name, "high_water") || strings.Contains(name, "max")) {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscan(strings.TrimSpace(val), &v); err == nil {
-			return v
-		}
-	}
-	return math.NaN()
-}
+// poolGauge is socksd's count of clean circuits in its warm pool; its
+// highest sampled value is the pool's high-water mark.
+const poolGauge = "socksd_tor_pool_circuits"
 
 func (r *userReport) markdown(targets []string) string {
 	var md strings.Builder
@@ -236,6 +228,12 @@ func (r *userReport) markdown(targets []string) string {
 	}
 	if len(r.PoolMetrics) > 0 {
 		md.WriteString("\nsocksd's pool metrics at the end:\n\n```\n" + strings.Join(r.PoolMetrics, "\n") + "\n```\n")
+		var hi []string
+		for k, v := range r.PoolMax {
+			hi = append(hi, fmt.Sprintf("%s %s", k, num(v)))
+		}
+		slices.Sort(hi)
+		fmt.Fprintf(&md, "\nHighest values sampled every second: %s.\n", strings.Join(hi, ", "))
 	}
 
 	md.WriteString("\n## Targets\n\n| target | measured | verdict | detail |\n|---|---|---|---|\n")
