@@ -137,3 +137,16 @@ func publicAddr(a netip.Addr) bool {
 	a = a.Unmap()
 	return a.IsGlobalUnicast() && !a.IsPrivate()
 }
+
+// NormalizeName is the bridge's name rule for other resolvers that hand
+// out virtual addresses (socksd run's in-namespace resolver): lower case,
+// no final dot, only what Tor accepts as a hostname.
+func NormalizeName(q string) (string, error) { return normalizeName(q) }
+
+// NeverAnswered reports names no resolver of socksd may give an address:
+// localhost, .invalid and .local (see nxdomainName).
+func NeverAnswered(name string) bool { return nxdomainName(name) }
+
+// ParseReverse is parseReverse for other resolvers: the address a
+// normalised PTR query name asks about.
+func ParseReverse(name string) (netip.Addr, bool) { return parseReverse(name) }
