@@ -56,3 +56,24 @@ func TestLoopbackListenerNoKeepAlive(t *testing.T) {
 		t.Errorf("SO_KEEPALIVE = %d on a socket accepted on 127.0.0.1, want 0", on)
 	}
 }
+
+// TestUnixListenerWorldWritable: a Unix listener socksd creates is 0666
+// whatever the umask, so any local user's `socksd run` can connect; the
+// directory holding it is where access is restricted.
+func TestUnixListenerWorldWritable(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	path := t.TempDir() + "/s.sock"
+	ln, err := listen("unix:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if perm := st.Mode & 0o777; perm != 0o666 {
+		t.Fatalf("socket mode %o, want 666", perm)
+	}
+}

@@ -230,6 +230,14 @@ func listen(addr string) (net.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dispatch: %w", err)
 		}
+		// Every local user may connect, as every local user may reach a
+		// loopback TCP listener: socksd run, started by any user, needs
+		// this socket. Restrict access with the directory's permissions
+		// (config.example.toml), not the socket's.
+		if err := os.Chmod(path, 0o666); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("dispatch: %w", err)
+		}
 		return ln, nil
 	}
 	var lc net.ListenConfig
