@@ -22,6 +22,7 @@ import (
 	"socksd/config"
 	"socksd/dispatch"
 	"socksd/internal/systemd"
+	"socksd/netjail"
 )
 
 // Exit codes. systemd's Restart=on-failure restarts on all but exitOK;
@@ -37,7 +38,13 @@ const (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	if netjail.IsHelper() {
+		// socksd run re-executed us inside its namespaces.
+		os.Exit(netjail.Helper())
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 func versionString() string {
 	v := version
@@ -53,6 +60,9 @@ func versionString() string {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "run" {
+		return runCommand(args[1:], stderr)
+	}
 	fs := flag.NewFlagSet("socksd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (TOML); empty = built-in defaults")

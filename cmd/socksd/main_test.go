@@ -21,6 +21,7 @@ import (
 
 	"socksd/internal/leakcheck"
 	"socksd/internal/sockstest"
+	"socksd/netjail"
 )
 
 // TestMain lets a test re-execute this binary as socksd itself
@@ -60,7 +61,9 @@ func TestFlags(t *testing.T) {
 		{"bad launch", []string{"-check-config", "-config", write("e.toml", "[tor]\nlaunch = \"sometimes\"\n")}, exitConfig, "tor.launch"},
 		{"missing file", []string{"-config", filepath.Join(dir, "nope.toml")}, exitConfig, "no such file"},
 		{"bad flag", []string{"-frobnicate"}, exitUsage, "flag provided but not defined"},
-		{"extra arg", []string{"run"}, exitUsage, "unexpected argument"},
+		{"extra arg", []string{"serve"}, exitUsage, "unexpected argument"},
+		{"run without a program", []string{"run"}, netjail.ExitSetup, "usage: socksd run"},
+		{"run with a relative socket", []string{"run", "-socket", "s.sock", "--", "true"}, netjail.ExitSetup, "want an absolute path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
