@@ -17,7 +17,9 @@ set -euo pipefail
 # staticcheck 2026.2.2 (module version v0.8.2): checked to install and run
 # with go1.26.8 (`go install ...@v0.8.2`, then `staticcheck ./...`).
 STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
-PKGS=(tor dnsmasq-base curl proxychains4 torsocks dnsutils chromium ca-certificates)
+# git, iproute2 (ip netns for the canary host) and util-linux (setpriv):
+# the socksd run tests in test/run.
+PKGS=(tor dnsmasq-base curl proxychains4 torsocks dnsutils chromium ca-certificates git iproute2 util-linux)
 
 log() { echo "install-deps: $*" >&2; }
 

@@ -1,0 +1,74 @@
+package run
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// result is what a process run by a test did.
+type result struct {
+	stdout, stderr string
+	code           int
+	took           time.Duration
+}
+
+func (r result) String() string {
+	return "exit " + strconv.Itoa(r.code) + "\nstdout:\n" + r.stdout + "\nstderr:\n" + r.stderr
+}
+
+// jailArgs is the command line of `socksd run` with the package's socksd.
+func jailArgs(flags []string, argv ...string) []string {
+	a := append([]string{socksdBin, "run", "-socket", sd.socket}, flags...)
+	return append(append(a, "--"), argv...)
+}
+
+// jail runs argv under `socksd run` (extra flags first) and waits for it,
+// at most 2 minutes.
+func jail(t *testing.T, flags []string, argv ...string) result {
+	t.Helper()
+	needTornet(t)
+	return command(t, jailArgs(flags, argv...)...)
+}
+
+// command runs argv outside the jail, at most 2 minutes.
+func command(t *testing.T, argv ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = cleanEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	t0 := time.Now()
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(t0)}
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		} else {
+			t.Fatalf("%v: %v", argv, err)
+		}
+	}
+	return r
+}
+
+// cleanEnv is the environment without any proxy variable: the programs
+// must not be told about socksd at all.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToLower(k) {
+		case "http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
