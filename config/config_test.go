@@ -154,7 +154,7 @@ client_protocol = true
 		t.Fatalf("want 2 listeners, got %d", len(ls))
 	}
 	want0 := isolation.SOCKSAuth | isolation.ClientAddr | isolation.ClientProtocol | isolation.SessionGroup
-	if ls[0].Listen != "127.0.0.1:9350" || ls[0].Policy.Fields != want0 || ls[0].Policy.SessionGroup != "127.0.0.1:9350" || ls[0].Policy.KeepAlive {
+	if ls[0].Addr != "127.0.0.1:9350" || ls[0].Policy.Fields != want0 || ls[0].Policy.SessionGroup != "127.0.0.1:9350" || ls[0].Policy.KeepAlive {
 		t.Errorf("simple listener: %+v", ls[0])
 	}
 	want1 := isolation.SOCKSAuth | isolation.ClientProtocol | isolation.DestPort | isolation.SessionGroup

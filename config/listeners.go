@@ -1,30 +1,24 @@
 package config
 
-import "socksd/isolation"
+import "socksd/dispatch"
 
-// ListenerSpec is one resolved SOCKS listener: its address and the
-// isolation policy that results from [isolation] and its own overrides.
-type ListenerSpec struct {
-	Listen string // "host:port" or "unix:/path"
-	Policy isolation.Policy
+// Listeners is every SOCKS listener with its isolation policy: [socks]
+// listeners under the [isolation] defaults (dispatch.Config.Listeners).
+func (c *Config) Listeners() []dispatch.ListenerConfig {
+	return c.SOCKS.Listeners(c.Isolation)
 }
 
-// Listeners turns both listener forms into one list: each `listen = [...]`
-// entry gets the [isolation] defaults, each [[socks.listener]] table its
-// overrides. Every listener isolates on its session group, as every Tor
-// SocksPort is its own session group unless SessionGroup= says otherwise
-// (tor(1), SessionGroup); the group defaults to the listen address.
-func (c *Config) Listeners() []ListenerSpec {
-	out := make([]ListenerSpec, 0, len(c.SOCKS.Listen)+len(c.SOCKS.Listener))
-	for _, addr := range c.SOCKS.Listen {
-		out = append(out, ListenerSpec{Listen: addr, Policy: c.Isolation.Policy(addr)})
+// Settings is the dispatcher's runtime configuration: [socks], with the
+// wait for Tor's reply from tor.socks_timeout and log.safe_logging.
+func (c *Config) Settings() dispatch.Settings {
+	return dispatch.Settings{
+		HandshakeTimeout: c.SOCKS.HandshakeTimeout,
+		UpstreamTimeout:  c.Tor.SOCKSTimeout,
+		MaxConnections:   c.SOCKS.MaxConnections,
+		ExtendedErrors:   c.SOCKS.ExtendedErrors,
+		HTTPConnect:      c.SOCKS.HTTPConnect,
+		SafeSOCKS:        c.SOCKS.SafeSOCKS,
+		RejectInternal:   c.SOCKS.RejectInternal,
+		SafeLogging:      c.Log.SafeLogging,
 	}
-	for _, l := range c.SOCKS.Listener {
-		group := l.SessionGroup
-		if group == "" {
-			group = l.Listen
-		}
-		out = append(out, ListenerSpec{Listen: l.Listen, Policy: c.Isolation.Apply(l.Isolation).Policy(group)})
-	}
-	return out
 }

@@ -157,7 +157,7 @@ func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicL
 		}
 		return nil, exitFailure
 	}
-	if err := w.srv.Configure(settingsFrom(eff), listenersFrom(eff, socks)); err != nil {
+	if err := w.srv.Configure(eff.Settings(), listenersFrom(eff, socks)); err != nil {
 		log.Error("cannot listen", zap.Error(err))
 		w.close()
 		return nil, exitFailure
@@ -346,17 +346,4 @@ func (d *daemon) reload() {
 	}
 	d.cfg = cfg
 	d.log.Info("reloaded", zap.Int("listeners", len(cfg.Listeners())))
-}
-
-func settingsFrom(cfg config.Config) dispatch.Settings {
-	return dispatch.Settings{
-		HandshakeTimeout: cfg.SOCKS.HandshakeTimeout,
-		UpstreamTimeout:  cfg.Tor.SOCKSTimeout,
-		MaxConnections:   cfg.SOCKS.MaxConnections,
-		ExtendedErrors:   cfg.SOCKS.ExtendedErrors,
-		HTTPConnect:      cfg.SOCKS.HTTPConnect,
-		SafeSOCKS:        cfg.SOCKS.SafeSOCKS,
-		RejectInternal:   cfg.SOCKS.RejectInternal,
-		SafeLogging:      cfg.Log.SafeLogging,
-	}
 }

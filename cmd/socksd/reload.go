@@ -17,12 +17,12 @@ import (
 // live is what a reload applies without a restart.
 type live struct {
 	Settings  dispatch.Settings
-	Listeners []config.ListenerSpec // isolation, keep_alive and session groups included
+	Listeners []dispatch.ListenerConfig // isolation, keep_alive and session groups included
 	LogLevel  string
 }
 
 func liveOf(cfg config.Config) live {
-	return live{Settings: settingsFrom(cfg), Listeners: cfg.Listeners(), LogLevel: cfg.Log.Level}
+	return live{Settings: cfg.Settings(), Listeners: cfg.Listeners(), LogLevel: cfg.Log.Level}
 }
 
 // fixedPart is something start builds once from one section of the file

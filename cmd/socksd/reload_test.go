@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"socksd/config"
+	"socksd/dispatch"
 	"socksd/isolation"
 )
 
@@ -57,7 +58,7 @@ func TestReloadChanges(t *testing.T) {
 func TestReloadEveryKey(t *testing.T) {
 	base := config.Default()
 	on := true
-	base.SOCKS.Listener = []config.Listener{{Listen: "127.0.0.1:2", SessionGroup: "g", Isolation: &isolation.Override{}}}
+	base.SOCKS.Listener = []dispatch.ListenerTable{{Listen: "127.0.0.1:2", SessionGroup: "g", Isolation: &isolation.Override{}}}
 	ov := reflect.ValueOf(base.SOCKS.Listener[0].Isolation).Elem()
 	for i := 0; i < ov.NumField(); i++ {
 		ov.Field(i).Set(reflect.ValueOf(&on))

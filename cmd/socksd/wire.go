@@ -150,17 +150,14 @@ func dnsConfig(cfg config.Config) resolve.Config {
 // with per-application lookup for listeners that isolate on it, and the
 // sockets systemd passed in for their addresses.
 func listenersFrom(cfg config.Config, socks *inherited) []dispatch.ListenerConfig {
-	specs := cfg.Listeners()
-	out := make([]dispatch.ListenerConfig, 0, len(specs))
-	for _, s := range specs {
-		lc := dispatch.ListenerConfig{Addr: s.Listen, Policy: s.Policy}
-		if s.Policy.Fields&isolation.ClientApp != 0 {
-			lc.AppLookup = isolation.LookupConn
+	ls := cfg.Listeners()
+	for i, lc := range ls {
+		if lc.Policy.Fields&isolation.ClientApp != 0 {
+			ls[i].AppLookup = isolation.LookupConn
 		}
-		lc.Listener = socks.take(s.Listen)
-		out = append(out, lc)
+		ls[i].Listener = socks.take(lc.Addr)
 	}
-	return out
+	return ls
 }
 
 // inherited holds the sockets systemd passed (socket activation) that no

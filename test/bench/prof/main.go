@@ -41,21 +41,7 @@ func run(path string) error {
 	if err != nil {
 		return err
 	}
-	var ls []dispatch.ListenerConfig
-	for _, s := range cfg.Listeners() {
-		ls = append(ls, dispatch.ListenerConfig{Addr: s.Listen, Policy: s.Policy})
-	}
-	st := dispatch.Settings{
-		HandshakeTimeout: cfg.SOCKS.HandshakeTimeout,
-		UpstreamTimeout:  cfg.Tor.SOCKSTimeout,
-		MaxConnections:   cfg.SOCKS.MaxConnections,
-		ExtendedErrors:   cfg.SOCKS.ExtendedErrors,
-		HTTPConnect:      cfg.SOCKS.HTTPConnect,
-		SafeSOCKS:        cfg.SOCKS.SafeSOCKS,
-		RejectInternal:   cfg.SOCKS.RejectInternal,
-		SafeLogging:      cfg.Log.SafeLogging,
-	}
-	if err := srv.Configure(st, ls); err != nil {
+	if err := srv.Configure(cfg.Settings(), cfg.Listeners()); err != nil {
 		return err
 	}
 	if a := os.Getenv("SOCKSD_PPROF"); a != "" {
