@@ -130,7 +130,7 @@ func TestHTTPWarningPage(t *testing.T) {
 		reqs := []string{"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
 			"POST / HTTP/1.1\r\nHost: " + h.addr + "\r\nContent-Length: 2\r\n\r\nhi"}
 		if !httpConnect {
-			reqs = append(reqs, "CONNECT example.com:443 HTTP/1.1\r\n\r\n")
+			reqs = append(reqs, "CONNECT example.com:443 HTTP/1.1\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n")
 		}
 		for _, req := range reqs {
 			c := h.dial()

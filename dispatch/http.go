@@ -33,8 +33,9 @@ const maxOptions = 8
 //     is read from the same connection, as the spec asks clients to do;
 //     an OPTIONS announcing a body is refused with 400 (RFC 9110 §9.3.7
 //     lets a server refuse what it does not read).
-//   - Any other method gets the warning page, and so does CONNECT when
-//     http_connect is off.
+//   - Any other method gets the warning page, and so do CONNECT and
+//     OPTIONS when http_connect is off (the port is then no HTTP CONNECT
+//     proxy, so OPTIONS has no CONNECT to announce).
 //   - CONNECT becomes the request, with its isolation headers mapped by
 //     httpIdentity.
 //
@@ -62,7 +63,7 @@ func (h *httpHandshake) step(in []byte) (socksproto.Action, error) {
 		return socksproto.Action{Reply: httpguard.AppendConnectError(nil, 400, "", 0)}, err
 	case !head.IsConnect && !head.AddressedToProxy(h.shown):
 		return socksproto.Action{}, errForeignHost
-	case head.Method == "OPTIONS":
+	case head.Method == "OPTIONS" && h.connect:
 		if head.HasBody {
 			return socksproto.Action{Reply: httpguard.AppendConnectError(nil, 400, "", 0)},
 				errors.New("dispatch: OPTIONS with a body")
