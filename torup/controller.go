@@ -42,7 +42,7 @@ type ControllerConfig struct {
 	// ProbeInterval is how often an idle connection (no event since the
 	// last probe) is checked with GETINFO version; ProbeTimeout is how long
 	// Tor has to answer before the connection is deemed hung and closed
-	// (defaults 12s and 5s).
+	// (defaults 1s and 3s: a frozen Tor is noticed within about 5s).
 	ProbeInterval, ProbeTimeout time.Duration
 }
 
@@ -89,10 +89,10 @@ func newController(cfg ControllerConfig, att *attacher, m *metrics, log *zap.Log
 		cfg.BackoffMax = 10 * time.Second
 	}
 	if cfg.ProbeInterval <= 0 {
-		cfg.ProbeInterval = 12 * time.Second
+		cfg.ProbeInterval = defaultProbeInterval
 	}
 	if cfg.ProbeTimeout <= 0 {
-		cfg.ProbeTimeout = 5 * time.Second
+		cfg.ProbeTimeout = defaultProbeTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Controller{
@@ -358,11 +358,26 @@ loop:
 	c.m.ctlConnected.Set(0)
 	c.att.setControl(nil)
 	conn.Close()
-	wg.Wait()
 	if c.ctx.Err() == nil {
-		c.log.Warn("lost Tor's control connection; failing closed and reconnecting", zap.Error(conn.Err()))
+		n := c.att.reg.abortPending()
+		c.log.Warn("lost Tor's control connection; failing closed and reconnecting",
+			zap.Int("streams_failed", n), zap.Error(conn.Err()))
 	}
+	wg.Wait()
 }
+
+// Liveness probe timing. A frozen Tor (SIGSTOP, a wedged main loop) must
+// be noticed within seconds, because every stream waiting for it waits in
+// vain: idle for at most two intervals, then the probe's timeout, so about
+// 4s and at most 5s. A Tor that is merely busy still answers GETINFO
+// version within milliseconds (one main-loop turn), and one that delivers
+// events while the probe waits is alive by definition, so the timeout is
+// then extended (up to probeMaxWaits times) instead of declaring it hung.
+const (
+	defaultProbeInterval = time.Second
+	defaultProbeTimeout  = 3 * time.Second
+	probeMaxWaits        = 10
+)
 
 // probe notices a hung control connection: a Tor that stopped reading or
 // answering without closing the socket (a stopped process, a wedged main
@@ -395,10 +410,7 @@ func (c *Controller) probeLoop(conn *torctl.Conn, events *atomic.Uint64, stop <-
 			seen = n
 			continue
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ProbeTimeout)
-		_, err := conn.GetInfo(ctx, "version")
-		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
-		cancel()
+		err, timedOut := c.probeOnce(conn, events)
 		var te *torctl.Error
 		switch {
 		case err == nil, errors.As(err, &te):
@@ -415,6 +427,41 @@ func (c *Controller) probeLoop(conn *torctl.Conn, events *atomic.Uint64, stop <-
 		default:
 			return // the connection ended or socksd is stopping: serve sees it
 		}
+	}
+}
+
+// probeOnce sends one GETINFO version and waits for the answer: up to
+// ProbeTimeout, extended while events keep arriving (Tor is alive, only
+// slow to answer). timedOut reports that Tor said nothing at all.
+func (c *Controller) probeOnce(conn *torctl.Conn, events *atomic.Uint64) (err error, timedOut bool) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := conn.GetInfo(ctx, "version")
+		done <- err
+	}()
+	t := time.NewTimer(c.cfg.ProbeTimeout)
+	defer t.Stop()
+	seen := events.Load()
+	for waits := 1; ; waits++ {
+		select {
+		case err := <-done:
+			if err == nil {
+				c.m.ctlProbe.Observe(time.Since(start).Seconds())
+			}
+			return err, false
+		case <-t.C:
+		}
+		if n := events.Load(); n == seen || waits >= probeMaxWaits {
+			cancel()
+			<-done
+			return context.DeadlineExceeded, c.ctx.Err() == nil
+		} else {
+			seen = n
+		}
+		t.Reset(c.cfg.ProbeTimeout)
 	}
 }
 

@@ -18,6 +18,8 @@ type metrics struct {
 	ctlConnected        prometheus.Gauge
 	ctlReconnects       prometheus.Counter
 	ctlHung             prometheus.Counter
+	ctlProbe            prometheus.Observer
+	ctlProbeHist        prometheus.Histogram
 	bootstrap           prometheus.Gauge
 	timeouts            prometheus.Counter
 	refused             prometheus.Counter
@@ -99,6 +101,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Opens refused because the control connection was down.",
 		}),
 	}
+	m.ctlProbeHist = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "socksd", Subsystem: "tor", Name: "control_probe_seconds",
+		Help:    "Round trip of the liveness probe (GETINFO version) on an idle control connection: how busy Tor is.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+	m.ctlProbe = m.ctlProbeHist
 	m.poolSize = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "socksd", Subsystem: "tor", Name: "pool_circuits",
 		Help: "Clean circuits ready in the warm pool (built, never used, no key yet).",
@@ -133,7 +141,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.attached, m.attachLatency, m.circBuilt, m.circFailed, m.circLaunched,
 			m.circInUse, m.ctlConnected, m.ctlReconnects, m.ctlHung, m.bootstrap, m.timeouts, m.refused,
-			m.poolSize, m.poolTarget, m.poolReqVec, m.poolBuilt, m.poolExpVec)
+			m.ctlProbeHist, m.poolSize, m.poolTarget, m.poolReqVec, m.poolBuilt, m.poolExpVec)
 	}
 	return m
 }

@@ -2,12 +2,18 @@ package torup
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
+	"socksd/dispatch"
+	"socksd/socks5"
 	"socksd/torctl"
 )
 
@@ -98,5 +104,106 @@ func TestBusyConnectionNotProbed(t *testing.T) {
 	}
 	if !tor.ctl.Connected() {
 		t.Error("answered probes closed the connection")
+	}
+}
+
+// silentSocksPort accepts connections and reads what they send, but
+// never answers: a SocksPort of a frozen Tor (the kernel still accepts).
+func silentSocksPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// When the control connection is lost, every stream still waiting for
+// Tor's reply gets 0x01 at once (fail closed), RESOLVEs included.
+func TestPendingStreamsFailWhenControlLost(t *testing.T) {
+	s := fakeTor(t, silentSocksPort(t), "")
+	tor := startFakeTor(t, s.Addr(), func(tor *Tor) { tor.ctlBackoff = time.Hour })
+	waitFor(t, "connected", tor.ctl.Connected)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := tor.Upstream().Open(ctx, connectReq("127.0.0.1", 80, "waiting"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	errs := make(chan error, 2)
+	go func() { errs <- st.Await(ctx) }()
+	go func() {
+		_, err := tor.Resolver().Resolve(ctx, &dispatch.Request{Protocol: dispatch.ProtoSOCKS5, Command: dispatch.CmdResolve, Host: "example.test", Key: keyOf("r")})
+		errs <- err
+	}()
+	waitFor(t, "both requests registered", func() bool { return tor.reg.len() == 2 })
+	s.DropConn()
+	start := time.Now()
+	for range 2 {
+		select {
+		case err := <-errs:
+			if replyCode(err) != socks5.ReplyGeneralFailure || !errors.Is(err, ErrControlDown) {
+				t.Errorf("waiting request: %v, want 0x01 ErrControlDown", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a waiting request kept waiting after the control connection was lost")
+		}
+	}
+	t.Logf("both failed %v after the drop", time.Since(start).Round(time.Millisecond))
+}
+
+// A Tor slow to answer the probe while its events keep coming is busy,
+// not hung: the probe waits longer instead of closing the connection.
+func TestSlowProbeWithEventsIsNotHung(t *testing.T) {
+	s := fakeTor(t, "127.0.0.1:10", "")
+	release := make(chan struct{})
+	s.Handle(`^GETINFO version$`, func(string) string {
+		<-release
+		return "250-version=0.4.9.11\n250 OK"
+	})
+	tor := startFakeTor(t, s.Addr(), func(tor *Tor) {
+		tor.ctlProbe = time.Hour // driven by hand below
+		tor.ctlProbeWait = 200 * time.Millisecond
+	})
+	waitFor(t, "connected", tor.ctl.Connected)
+	var events atomic.Uint64
+	done := make(chan struct{})
+	var timedOut bool
+	var perr error
+	go func() {
+		defer close(done)
+		perr, timedOut = tor.ctl.probeOnce(tor.ctl.Conn(), &events)
+	}()
+	// Events for 5 probe timeouts, then the answer.
+	for range 50 {
+		events.Add(1)
+		time.Sleep(20 * time.Millisecond) // the pace of a busy Tor's events, not a synchronisation
+	}
+	close(release)
+	<-done
+	if timedOut || perr != nil {
+		t.Errorf("probe of a busy tor: err %v, timedOut %v; want an answer", perr, timedOut)
 	}
 }

@@ -1,6 +1,7 @@
 package torup
 
 import (
+	"context"
 	"sync"
 
 	"socksd/isolation"
@@ -28,6 +29,12 @@ type registration struct {
 	outcome  streamOutcome
 	ended    bool
 	done     chan struct{} // closed when the stream's last event was seen
+	// answered: Tor's SOCKS reply said success, the stream relays. Until
+	// then the stream is still being placed, and abort (set while its
+	// reply is awaited) fails it when the control connection is lost.
+	answered bool
+	aborted  bool
+	abort    context.CancelFunc
 }
 
 // streamOutcome is how Tor ended (or answered) a stream.
@@ -66,6 +73,60 @@ func (r *registration) finish(status, reason, remote string) {
 	r.ended = true
 	r.outcome.Status, r.outcome.Reason, r.outcome.RemoteReason = status, reason, remote
 	close(r.done)
+}
+
+// awaiting installs the cancel function of the wait for Tor's reply, or
+// calls it at once if the registration was aborted already.
+func (r *registration) awaiting(cancel context.CancelFunc) {
+	r.mu.Lock()
+	r.abort = cancel
+	aborted := r.aborted
+	r.mu.Unlock()
+	if aborted {
+		cancel()
+	}
+}
+
+// markAnswered records that Tor answered the request with success: the
+// stream is no longer being placed, and losing the control connection
+// must not cut it.
+func (r *registration) markAnswered() {
+	r.mu.Lock()
+	r.answered, r.abort = true, nil
+	r.mu.Unlock()
+}
+
+// wasAborted reports whether the control connection was lost while the
+// stream was being placed.
+func (r *registration) wasAborted() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.aborted
+}
+
+// abortPending fails every stream still being placed (fail closed: with
+// the control connection gone nobody attaches it, and a frozen Tor would
+// never answer it) and returns how many.
+func (g *registry) abortPending() int {
+	g.mu.Lock()
+	var cancels []context.CancelFunc
+	n := 0
+	for _, r := range g.byLocal {
+		r.mu.Lock()
+		if !r.answered && !r.aborted {
+			r.aborted = true
+			n++
+			if r.abort != nil {
+				cancels = append(cancels, r.abort)
+			}
+		}
+		r.mu.Unlock()
+	}
+	g.mu.Unlock()
+	for _, c := range cancels {
+		c()
+	}
+	return n
 }
 
 func (r *registration) result() streamOutcome {

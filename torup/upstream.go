@@ -24,6 +24,9 @@ type upstream struct {
 	// Resolve call that owns the request (each call passes its own copy
 	// of the request, so the pointer is unique to the call).
 	pending sync.Map // *dispatch.Request → *registration
+	// cancels carries a RESOLVE's cancel function to its registration
+	// the same way, so losing the control connection fails it at once.
+	cancels sync.Map // *dispatch.Request → context.CancelFunc
 }
 
 var (
@@ -41,8 +44,27 @@ func (u *upstream) newChain(addr string) *chain.Upstream {
 func (u *upstream) onConnect(local net.Addr, req *dispatch.Request) {
 	r := newRegistration(req.Key, local.String())
 	r.keepAlive = req.KeepAlive
+	if v, ok := u.cancels.LoadAndDelete(req); ok {
+		r.abort = v.(context.CancelFunc)
+	}
 	u.t.reg.add(r)
+	if ctl := u.t.ctl; ctl != nil && !ctl.Connected() {
+		// The connection went down after ready() let this request
+		// through, possibly before abortPending ran: fail it too.
+		r.mu.Lock()
+		r.aborted = true
+		r.mu.Unlock()
+		if r.abort != nil {
+			r.abort()
+		}
+	}
 	u.pending.Store(req, r)
+}
+
+// aborted is the reply of a request the lost control connection failed.
+func (u *upstream) aborted(err error) error {
+	u.t.m.refused.Inc()
+	return &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: fmt.Errorf("%w (while placing the stream: %w)", ErrControlDown, err)}
 }
 
 func (u *upstream) take(req *dispatch.Request) *registration {
@@ -92,7 +114,7 @@ func (u *upstream) Open(ctx context.Context, req *dispatch.Request, early []byte
 		}
 		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: fmt.Errorf("torup: unexpected stream type %T", s)}
 	}
-	return &Stream{Stream: cs, reg: reg, g: u.t.reg}, nil
+	return &Stream{Stream: cs, reg: reg, g: u.t.reg, u: u}, nil
 }
 
 // Resolve implements dispatch.Resolver with Tor's RESOLVE (0xF0) on the
@@ -111,9 +133,17 @@ func (u *upstream) Resolve(ctx context.Context, req *dispatch.Request) (netip.Ad
 		return netip.Addr{}, err
 	}
 	r := *req
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	u.cancels.Store(&r, cancel)
 	addr, err := c.Resolve(ctx, &r)
+	u.cancels.Delete(&r)
 	if reg := u.take(&r); reg != nil {
-		err = refine(ctx, reg, err)
+		if err != nil && reg.wasAborted() {
+			err = u.aborted(err)
+		} else {
+			err = refine(ctx, reg, err)
+		}
 		u.t.reg.remove(reg)
 	}
 	return addr, err
@@ -126,9 +156,17 @@ func (u *upstream) ResolvePTR(ctx context.Context, req *dispatch.Request) (strin
 		return "", err
 	}
 	r := *req
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	u.cancels.Store(&r, cancel)
 	name, err := c.ResolvePTR(ctx, &r)
+	u.cancels.Delete(&r)
 	if reg := u.take(&r); reg != nil {
-		err = refine(ctx, reg, err)
+		if err != nil && reg.wasAborted() {
+			err = u.aborted(err)
+		} else {
+			err = refine(ctx, reg, err)
+		}
 		u.t.reg.remove(reg)
 	}
 	return name, err
@@ -142,12 +180,27 @@ type Stream struct {
 	*chain.Stream
 	reg  *registration
 	g    *registry
+	u    *upstream
 	once sync.Once
 }
 
-// Await implements dispatch.Stream.
+// Await implements dispatch.Stream. A stream still waiting for Tor's
+// reply when the control connection is lost gets 0x01 at once
+// (registry.abortPending): nobody attaches it any more, and a frozen Tor
+// would never answer it.
 func (s *Stream) Await(ctx context.Context) error {
-	return refine(ctx, s.reg, s.Stream.Await(ctx))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.reg.awaiting(cancel)
+	err := s.Stream.Await(ctx)
+	if err == nil {
+		s.reg.markAnswered()
+		return nil
+	}
+	if s.reg.wasAborted() {
+		return s.u.aborted(err)
+	}
+	return refine(ctx, s.reg, err)
 }
 
 // Close implements io.Closer.
