@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"socksd/socksproto"
@@ -32,6 +33,13 @@ var seedVectors = []string{
 	"05 01 00 05 01 01 01 7f000001 0050",
 	"05 01 00 05 01 00 01 7f000001 0000",
 	"05 01 00 05 01 00 03 05 '[::1]' 0050",
+	"05 01 97 01 0000 05 01 00 03 07 'a.onion' 01bb",
+	"05 02 02 97 01 0002 0009 'isolation' 0003 'tok' 0008 'lifetime' 0002 '60' 05 01 00 03 07 'a.onion' 01bb 'GET /'",
+	"05 01 97 01 0001 0006 'colour' 0003 'red' 05 01 00 03 07 'a.onion' 01bb",
+	"05 01 97 01 0002 0005 'fresh' 0001 '1' 0005 'fresh' 0001 '0'",
+	"05 01 97 02 0000",
+	"05 01 97 01 0001 0000 0000",
+	"05 01 97 01 ffff ffff",
 }
 
 // driveChunks is drive for a client whose bytes arrive in pieces: next
@@ -83,7 +91,8 @@ func sameOutcome(a, b outcome) string {
 	}
 	ra, rb := a.req, b.req
 	if ra.Command != rb.Command || ra.IP != rb.IP || !bytes.Equal(ra.Host, rb.Host) || ra.Port != rb.Port ||
-		ra.HasAuth != rb.HasAuth || !bytes.Equal(ra.Username, rb.Username) || !bytes.Equal(ra.Password, rb.Password) {
+		ra.HasAuth != rb.HasAuth || !bytes.Equal(ra.Username, rb.Username) || !bytes.Equal(ra.Password, rb.Password) ||
+		ra.ExtAuth != rb.ExtAuth || !reflect.DeepEqual(ra.Options, rb.Options) {
 		return fmt.Sprintf("request %+v vs %+v", ra, rb)
 	}
 	if !bytes.Equal(a.early, b.early) {

@@ -5,7 +5,9 @@ import "socksd/socksproto"
 // stepGreeting parses "VER NMETHODS METHODS" (RFC 1928 §3) and selects a
 // method the way C Tor does (proto_socks.c process_socks5_methods_request):
 // username/password when offered, so isolation credentials arrive, else
-// no-auth; anything else, zero methods included, gets "05 FF".
+// no-auth; anything else, zero methods included, gets "05 FF". Tor's
+// extended authentication (0x97, proposal 229) comes first when offered:
+// a client offering it asks for per-stream options.
 func (h *Handshake) stepGreeting(in []byte) (socksproto.Action, error) {
 	if len(in) < 1 {
 		return socksproto.Action{}, socksproto.ErrShortBuffer
@@ -23,9 +25,11 @@ func (h *Handshake) stepGreeting(in []byte) (socksproto.Action, error) {
 	if len(in) < 2+n {
 		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
-	var userPass, noAuth bool
+	var extAuth, userPass, noAuth bool
 	for _, m := range in[2 : 2+n] {
 		switch m {
+		case MethodTorExtended:
+			extAuth = true
 		case MethodUserPass:
 			userPass = true
 		case MethodNoAuth:
@@ -34,6 +38,9 @@ func (h *Handshake) stepGreeting(in []byte) (socksproto.Action, error) {
 	}
 	h.reply = [2]byte{Version, MethodNoAcceptable}
 	switch {
+	case extAuth:
+		h.method = MethodTorExtended
+		h.state = stateExtAuth
 	case userPass:
 		h.method = MethodUserPass
 		h.state = stateAuth

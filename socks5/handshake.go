@@ -29,6 +29,7 @@ type Handshake struct {
 	pass    [255]byte
 	reply   [2]byte  // method selection
 	authRep [2]byte  // RFC 1929 status
+	extRep  [4]byte  // proposal 229 status
 	reqRep  [10]byte // request rejection
 }
 
@@ -37,6 +38,7 @@ type hsState uint8
 const (
 	stateGreeting hsState = iota // expecting "05 NMETHODS METHODS"
 	stateAuth                    // 0x02 selected: expecting "01 ULEN ..."
+	stateExtAuth                 // 0x97 selected: expecting "01 NPAIRS ..."
 	stateRequest                 // expecting the request (or, after 0x00, an unsolicited "01 ...")
 	stateDone
 	stateFailed
@@ -60,6 +62,13 @@ type Request struct {
 	// may be empty (socks-extensions.txt §1.1, Tor bug 29175).
 	HasAuth            bool
 	Username, Password []byte
+
+	// ExtAuth: the client negotiated method 0x97 (proposal 229), which
+	// also says it understands Tor's extended reply codes. Options holds
+	// what its pairs asked for; USERNAME and PASSWD pairs fill Username
+	// and Password (and HasAuth) as RFC 1929 would.
+	ExtAuth bool
+	Options socksproto.StreamOptions
 }
 
 // Request returns the parsed request; valid after Step returned Done,
@@ -81,6 +90,8 @@ func (h *Handshake) Step(in []byte) (socksproto.Action, error) {
 		return h.stepGreeting(in)
 	case stateAuth:
 		return h.stepAuth(in)
+	case stateExtAuth:
+		return h.stepExtAuth(in)
 	case stateRequest:
 		// RFC 1929 after 0x00 was selected: C Tor accepts a message
 		// starting with 0x01 as username/password in any state before the

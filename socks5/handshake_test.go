@@ -242,6 +242,10 @@ func TestHandshakeStrictPrefixes(t *testing.T) {
 		{"05 01 00", "05 f0 00 03 0c 'example.test' 0000"},
 		{"05 01 00", "05 f1 00 01 c6336407 0000"},
 		{"05 01 00", "05 01 00 03 ff '" + strings.Repeat("a", 255) + "' 0050"},
+		{"", "05 02 02 97"},
+		{"05 01 97", "01 0000"},
+		{"05 01 97", "01 0002 0009 'isolation' 0003 'tok' 0005 'fresh' 0001 '1'"},
+		{"05 01 97", "01 0002 0008 'USERNAME' 0001 'u' 0006 'PASSWD' 0000"},
 	}
 	for _, p := range phases {
 		msg := unhex(t, p.msg)

@@ -20,6 +20,7 @@ const Version = 0x05
 const (
 	MethodNoAuth       = 0x00
 	MethodUserPass     = 0x02 // RFC 1929
+	MethodTorExtended  = 0x97 // proposal 229: key/value pairs (extauth.go)
 	MethodNoAcceptable = 0xFF
 )
 
@@ -54,6 +55,13 @@ var (
 	ErrAuthRepeated = errors.New("socks5: repeated username/password message")
 	// ErrReserved: RSV of a request was not zero.
 	ErrReserved = errors.New("socks5: reserved byte not zero")
+	// ErrExtAuthVersion: a proposal 229 message whose VER is not 1, or a
+	// pair with an empty key: the proposal's MUSTs, answered by closing.
+	ErrExtAuthVersion = errors.New("socks5: malformed extended authentication")
+	// ErrExtAuthArgs: a proposal 229 pair socksd refuses (an unknown key,
+	// a bad value, a repeated key, a message over MaxExtAuth): status
+	// 0x02 is sent. It wraps socksproto.ErrOption where that applies.
+	ErrExtAuthArgs = errors.New("socks5: invalid extended authentication arguments")
 	// ErrAddressType: an unknown ATYP, or RESOLVE_PTR of a hostname.
 	ErrAddressType = errors.New("socks5: address type not supported")
 
