@@ -12,6 +12,12 @@
 #   make bench-real  socksd against Tor alone as a user feels it, on a private
 #                 network with link latency (run.sh real, ~8 min): new
 #                 identities, bursts, bulk, onion, circuits, CPU (results/user.md)
+#   make soak     the reliability suite's long form (scripts/soak.sh, ~15 min):
+#                 floods, slowloris, fd limits, tor kill -9 and SIGSTOP, DNS
+#                 abuse, garbage, an 8-minute churn; numbers in results/soak/
+#   make fuzz     every fuzz target, one at a time, FUZZTIME each (default
+#                 60s, -parallel FUZZ_PARALLEL=1); execs per target in
+#                 results/fuzz/report.md
 #   make install  install socksd as a systemd service (deploy/install.sh);
 #                 make uninstall removes it
 #
@@ -30,7 +36,7 @@ TORNET_KEYCACHE ?= $(HOME)/.cache/socksd/tornet-keys
 export TORNET_KEYCACHE
 E2E_TIMEOUT ?= 15m
 
-.PHONY: test deps check fmt vet staticcheck unit e2e run tornet bench bench-real install uninstall
+.PHONY: test deps check fmt vet staticcheck unit e2e run tornet bench bench-real soak fuzz install uninstall
 
 test: deps check unit e2e
 
@@ -76,6 +82,15 @@ bench:
 
 bench-real:
 	bash test/bench/run.sh real
+
+# The reliability suite's short form runs in e2e (make test).
+soak: deps
+	bash scripts/soak.sh
+
+FUZZTIME ?= 60s
+FUZZ_PARALLEL ?= 1
+fuzz:
+	FUZZTIME=$(FUZZTIME) FUZZ_PARALLEL=$(FUZZ_PARALLEL) bash scripts/fuzz.sh
 
 install:
 	deploy/install.sh

@@ -81,6 +81,13 @@ func startSocksd(t *testing.T, tmpl string) *Socksd {
 // only in their cleanup.
 func launchSocksd(t *testing.T, tmpl string, cleanup func(*Socksd)) *Socksd {
 	t.Helper()
+	return launchSocksdUnder(t, tmpl, cleanup)
+}
+
+// launchSocksdUnder is launchSocksd with socksd run under a wrapper that
+// execs it (prlimit --nofile=N --), so the process is still socksd.
+func launchSocksdUnder(t *testing.T, tmpl string, cleanup func(*Socksd), wrapper ...string) *Socksd {
+	t.Helper()
 	n := needTornet(t)
 	dir := t.TempDir()
 	v := SocksdVars{
@@ -106,7 +113,8 @@ func launchSocksd(t *testing.T, tmpl string, cleanup func(*Socksd)) *Socksd {
 	if err := os.WriteFile(s.ConfigPath, cfg.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, err := n.Spawn("socksd", s.LogPath, socksdBin, "-config", s.ConfigPath, "-shutdown-grace", "2s")
+	argv := append(append([]string(nil), wrapper...), socksdBin, "-config", s.ConfigPath, "-shutdown-grace", "2s")
+	p, err := n.Spawn("socksd", s.LogPath, argv...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make fuzz: run every fuzz target in the repository, one at a time, for
+# FUZZTIME each (default 60s), with FUZZ_PARALLEL workers (default 1, so
+# the figures are per core and the machine stays usable). Writes a table
+# of executions per target to $FUZZ_OUT/report.md (default results/fuzz)
+# and fails if any target found a crasher (kept by go test under the
+# package's testdata/fuzz/ for the regression run of `make test`).
+#
+#   FUZZTIME=10m make fuzz            # longer
+#   FUZZ_ONLY=FuzzParseHead make fuzz # one target (a regexp on the name)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME=${FUZZTIME:-60s}
+PARALLEL=${FUZZ_PARALLEL:-1}
+OUT=${FUZZ_OUT:-results/fuzz}
+ONLY=${FUZZ_ONLY:-.}
+mkdir -p "$OUT"
+report="$OUT/report.md"
+{
+	echo "# make fuzz, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(go version | cut -d' ' -f3), $(nproc) CPUs, -fuzztime $FUZZTIME, -parallel $PARALLEL"
+	echo
+	echo "| package | target | execs | execs/s | new interesting | result |"
+	echo "|---|---|---:|---:|---:|---|"
+} >"$report"
+failed=0
+# Targets found by their declaration: no package is built to list them.
+while IFS=: read -r file name; do
+	dir=$(dirname "$file")
+	name=${name#func }
+	name=${name%%(*}
+	[[ $name =~ $ONLY ]] || continue
+	log="$OUT/$(echo "${dir#./}" | tr / _).$name.log"
+	echo "fuzz: $dir $name ($FUZZTIME)" >&2
+	if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -parallel "$PARALLEL" "$dir" >"$log" 2>&1; then
+		result=ok
+	else
+		result="FAIL (see $log)"
+		failed=1
+	fi
+	# The last progress line: "fuzz: elapsed: 1m0s, execs: 123 (2/sec), new interesting: 3 (total: 50)"
+	last=$(grep -E '^fuzz: elapsed: .*execs: ' "$log" | tail -1)
+	execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
+	# Average rate over the run ("1h2m3s" → seconds).
+	secs=$(sed -nE 's/.*elapsed: ([0-9hms]+),.*/\1/p' <<<"$last" |
+		awk '{ t = 0; n = ""; for (i = 1; i <= length($0); i++) { c = substr($0, i, 1);
+			if (c ~ /[0-9]/) n = n c; else { t += n * (c == "h" ? 3600 : c == "m" ? 60 : 1); n = "" } } print t }')
+	rate=$([[ -n $execs && ${secs:-0} -gt 0 ]] && echo $((execs / secs)))
+	newi=$(sed -nE 's/.*new interesting: ([0-9]+).*/\1/p' <<<"$last")
+	echo "| ${dir#./} | $name | ${execs:-?} | ${rate:-?} | ${newi:-?} | $result |" >>"$report"
+done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*(' . | sort)
+cat "$report"
+exit $failed
