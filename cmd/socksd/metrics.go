@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/netutil"
 
 	"socksd/internal/admin"
 	"socksd/internal/ratelog"
@@ -34,6 +35,13 @@ func newMux(reg *prometheus.Registry) *http.ServeMux {
 	return mux
 }
 
+// metricsMaxConns bounds the metrics listener's open connections: a
+// scraper and a browser need a handful, and without a bound any local
+// user could hold idle keep-alive connections until socksd runs out of
+// descriptors (they come out of fdReserveBase). Past it, new connections
+// wait in the kernel's backlog until one closes.
+const metricsMaxConns = 32
+
 // startMetrics listens on addr and serves mux. A non-loopback address is
 // allowed but warned about: the metrics listener also carries admin
 // endpoints and reveals usage patterns.
@@ -45,11 +53,13 @@ func startMetrics(addr string, mux *http.ServeMux, log *zap.Logger) (*http.Serve
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	ln = netutil.LimitListener(ln, metricsMaxConns)
 	srv := &http.Server{
 		// Every path, /metrics included, refuses a foreign Host (DNS
 		// rebinding).
 		Handler:           admin.HostGuard(addr, mux),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       30 * time.Second, // a keep-alive connection gives its slot back
 		// net/http's own errors (accept failures such as EMFILE, TLS
 		// noise from port scans) as structured, rate-limited warnings
 		// instead of plain text on stderr.
