@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -103,29 +102,40 @@ func (f *forwarder) handle(c *net.TCPConn) {
 		f.warn("socksd is reachable again")
 	}
 	st := s.(*chain.Stream)
+	up := st.Conn() // socksd's Unix socket
 	// The program's first bytes (a TLS hello, an HTTP request) go upstream
 	// while Tor builds the stream: optimistic data, as socksd's own relay
-	// does. Tor holds them until the stream is open.
-	up := make(chan struct{})
+	// does; Tor holds them until the stream is open. TCPConn.WriteTo and
+	// ReadFrom with a *net.UnixConn on the other side splice(2): the
+	// bytes never enter this process.
+	sent := make(chan struct{})
 	go func() {
-		defer close(up)
-		st.ReadFrom(c)
+		defer close(sent)
+		c.WriteTo(up)
 		st.CloseWrite()
 	}()
 	if err := st.Await(ctx); err != nil {
 		reset(c)
 		st.Close()
-		<-up
+		<-sent
 		return
 	}
-	if _, err := st.WriteTo(c); err != nil {
+	if rest := st.Rest(); len(rest) > 0 {
+		if _, err := c.Write(rest); err != nil {
+			reset(c)
+			st.Close()
+			<-sent
+			return
+		}
+	}
+	if _, err := c.ReadFrom(up); err != nil {
 		reset(c)
 		st.Close()
-		<-up
+		<-sent
 		return
 	}
 	c.CloseWrite()
-	<-up
+	<-sent
 	st.Close()
 	c.Close()
 }
@@ -137,5 +147,3 @@ func reset(c *net.TCPConn) {
 	c.SetLinger(0)
 	c.Close()
 }
-
-var _ io.ReaderFrom = (*chain.Stream)(nil)
