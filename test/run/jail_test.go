@@ -37,7 +37,7 @@ func jail(t *testing.T, flags []string, argv ...string) result {
 }
 
 // command runs argv outside the jail, at most 2 minutes.
-func command(t *testing.T, argv ...string) result {
+func command(t testing.TB, argv ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

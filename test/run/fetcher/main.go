@@ -3,10 +3,14 @@
 // resolver, exactly what LD_PRELOAD tools such as torsocks cannot see.
 //
 //	fetcher [-dns ip:53] URL...   GET each URL, print "OK <body>" or "ERR <error>"
+//	fetcher -n N [-proxy socks5h://ip:port] URL
+//	                              GET URL N times on fresh connections and print
+//	                              "STATS ttfb_p50_us=.. ttfb_p90_us=.. bytes=.. seconds=.."
 //
 // With -dns, names are resolved by asking that server directly (the
-// canary's resolver) instead of /etc/resolv.conf. Exit 0 when every GET
-// succeeded, 1 otherwise.
+// canary's resolver) instead of /etc/resolv.conf. With -proxy the
+// requests go through that SOCKS5 proxy (the benchmarks' direct case).
+// Exit 0 when every GET succeeded, 1 otherwise.
 package main
 
 import (
@@ -16,7 +20,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -24,6 +31,8 @@ import (
 func main() {
 	dnsServer := flag.String("dns", "", "resolve names with this DNS server (ip:port) instead of the system's")
 	timeout := flag.Duration("timeout", 60*time.Second, "per-request timeout")
+	repeat := flag.Int("n", 0, "benchmark: GET the URL this many times and print statistics")
+	proxy := flag.String("proxy", "", "benchmark: a socks5h:// proxy URL")
 	flag.Parse()
 	r := &net.Resolver{PreferGo: true}
 	if *dnsServer != "" {
@@ -40,6 +49,17 @@ func main() {
 			DialContext:       d.DialContext,
 			DisableKeepAlives: true,
 		},
+	}
+	if *proxy != "" {
+		u, err := url.Parse(*proxy)
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(2)
+		}
+		c.Transport.(*http.Transport).Proxy = http.ProxyURL(u)
+	}
+	if *repeat > 0 {
+		os.Exit(bench(c, flag.Arg(0), *repeat))
 	}
 	code := 0
 	for _, u := range flag.Args() {
@@ -59,4 +79,41 @@ func main() {
 		fmt.Printf("OK %s\n", strings.TrimSpace(string(b)))
 	}
 	os.Exit(code)
+}
+
+// bench GETs u n times, each on a new connection, and prints the time to
+// first byte (from the start of the request: name lookup, connect and the
+// proxy's handshake included) and the bytes and seconds of the bodies.
+func bench(c *http.Client, u string, n int) int {
+	ttfb := make([]time.Duration, 0, n)
+	var total int64
+	var bodyTime time.Duration
+	for range n {
+		var first time.Time
+		trace := &httptrace.ClientTrace{GotFirstResponseByte: func() { first = time.Now() }}
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", u, nil)
+		if err != nil {
+			fmt.Println("ERR", err)
+			return 1
+		}
+		start := time.Now()
+		resp, err := c.Do(req)
+		if err != nil {
+			fmt.Println("ERR", err)
+			return 1
+		}
+		m, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			fmt.Println("ERR", resp.StatusCode, err)
+			return 1
+		}
+		ttfb = append(ttfb, first.Sub(start))
+		bodyTime += time.Since(first)
+		total += m
+	}
+	slices.Sort(ttfb)
+	fmt.Printf("STATS ttfb_p50_us=%d ttfb_p90_us=%d bytes=%d seconds=%.6f\n",
+		ttfb[len(ttfb)/2].Microseconds(), ttfb[len(ttfb)*9/10].Microseconds(), total, bodyTime.Seconds())
+	return 0
 }
