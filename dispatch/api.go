@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"time"
 
 	"socksd/isolation"
 	"socksd/socksproto"
@@ -52,7 +53,14 @@ type Request struct {
 	ClientAddr net.Addr
 	Listener   string        // the listener's configured address (its session group by default)
 	Key        isolation.Key // filled in by the dispatcher from the listener's policy
-	KeepAlive  bool          // the listener's Policy.KeepAlive, filled in with Key
+	KeepAlive  bool          // the listener's Policy.KeepAlive or the stream's keep_alive, filled in with Key
+	// Lifetime, when not 0, is the stream's lifetime option: new streams
+	// of its identity take the identity's circuit for at most this long.
+	// The upstream caps it at its own circuit lifetime.
+	Lifetime time.Duration
+
+	opts    socksproto.StreamOptions // the stream's options (applyStreamOptions)
+	extAuth bool                     // the client negotiated SOCKS5 method 0x97
 }
 
 // Stream is an upstream stream whose request has been written but whose

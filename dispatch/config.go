@@ -29,6 +29,10 @@ type ListenerTable struct {
 	Listen       string              `toml:"listen"` // "host:port" or "unix:/path"
 	SessionGroup string              `toml:"session_group"`
 	Isolation    *isolation.Override `toml:"isolation"`
+	// PTArgs reads the SOCKS5 username and password (SOCKS4: the userid)
+	// as pt-spec arguments carrying stream options. Off by default: it
+	// turns what are otherwise isolation strings into arguments.
+	PTArgs bool `toml:"pt_args"`
 }
 
 // DefaultConfig is the [socks] table a file that omits it gets: one
@@ -97,7 +101,7 @@ func (c *Config) Listeners(iso isolation.Config) []ListenerConfig {
 		if group == "" {
 			group = l.Listen
 		}
-		out = append(out, ListenerConfig{Addr: l.Listen, Policy: iso.Apply(l.Isolation).Policy(group)})
+		out = append(out, ListenerConfig{Addr: l.Listen, Policy: iso.Apply(l.Isolation).Policy(group), PTArgs: l.PTArgs})
 	}
 	return out
 }

@@ -76,6 +76,19 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	req.ClientAddr = c.RemoteAddr()
 	req.Listener = lc.Addr
 
+	if err := applyStreamOptions(req, lc); err != nil {
+		s.warnings.warn(s.log, &s.warnings.streamOptions,
+			"refused a stream whose pt-spec arguments (the SOCKS username and password of a pt_args listener) are not valid stream options: see the README for the keys and values",
+			zap.String("protocol", req.Protocol.String()), zap.String("listen", lc.Addr))
+		s.log.Debug("stream options refused", zap.Error(err))
+		s.finish(c, req, st, err, netip.Addr{}, "", outcomeRejected)
+		return
+	}
+	if err := checkOnionOnly(req); err != nil {
+		s.logRequest(req, st, "refused", err)
+		s.finish(c, req, st, err, netip.Addr{}, "", outcomeRejected)
+		return
+	}
 	if err := checkPolicy(req, st, s.opt.IsVirtual); err != nil {
 		if errors.Is(err, ErrUnsafeSOCKS) {
 			s.warnings.warn(s.log, &s.warnings.unsafeSOCKS,
@@ -190,7 +203,8 @@ func (h *clientHandshake) request() *Request {
 		return req
 	case ProtoSOCKS5:
 		sr := h.s5.Request()
-		req := &Request{Protocol: ProtoSOCKS5, Command: sr.Command, Port: sr.Port, IP: sr.IP, Host: string(sr.Host)}
+		req := &Request{Protocol: ProtoSOCKS5, Command: sr.Command, Port: sr.Port, IP: sr.IP, Host: string(sr.Host),
+			extAuth: sr.ExtAuth, opts: sr.Options}
 		if sr.HasAuth {
 			req.HasAuth = true
 			req.Username = append([]byte(nil), sr.Username...)
@@ -280,8 +294,11 @@ func (s *Server) fillKey(req *Request, lc *ListenerConfig, c net.Conn) {
 	// Per-username and per-application renewals (NewUserEpoch,
 	// NewAppEpoch) move only the keys they name.
 	in.Epoch = s.renewals.epoch(in.Epoch, req.HasAuth, req.Username, in.App)
+	if req.opts.Fresh {
+		in.Fresh = freshCounter.Add(1)
+	}
 	req.Key = lc.Policy.Key(in)
-	req.KeepAlive = lc.Policy.KeepAlive
+	req.KeepAlive = req.opts.KeepAlive.Or(lc.Policy.KeepAlive)
 }
 
 // resolve answers RESOLVE and RESOLVE_PTR. An address literal given to
@@ -317,7 +334,7 @@ func (s *Server) resolve(c net.Conn, req *Request, st *Settings) {
 // finish writes the final reply of a request that is not relayed and
 // counts it.
 func (s *Server) finish(c net.Conn, req *Request, st *Settings, err error, addr netip.Addr, host string, outcome string) {
-	out, code := appendReply(nil, req, err, addr, host, st.ExtendedErrors)
+	out, code := appendReply(nil, req, err, addr, host, extendedErrors(req, st))
 	c.SetWriteDeadline(time.Now().Add(st.HandshakeTimeout))
 	c.Write(out)
 	s.countReply(req.Protocol.String(), byte(code))

@@ -43,6 +43,7 @@ type hopt struct {
 	upstream  dispatch.Upstream
 	policy    isolation.Policy
 	appLookup func(net.Conn) (isolation.App, error)
+	ptArgs    bool // the listener reads SOCKS credentials as pt-spec arguments
 }
 
 func testSettings() dispatch.Settings {
@@ -91,7 +92,7 @@ func newHarness(t testing.TB, o hopt) *harness {
 	if pol.Fields == 0 {
 		pol = isolation.Policy{Fields: isolation.Default | isolation.SessionGroup, SessionGroup: "test"}
 	}
-	if err := srv.Configure(st, []dispatch.ListenerConfig{{Addr: "127.0.0.1:0", Policy: pol, AppLookup: o.appLookup}}); err != nil {
+	if err := srv.Configure(st, []dispatch.ListenerConfig{{Addr: "127.0.0.1:0", Policy: pol, AppLookup: o.appLookup, PTArgs: o.ptArgs}}); err != nil {
 		t.Fatal(err)
 	}
 	h.srv = srv

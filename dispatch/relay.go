@@ -72,7 +72,7 @@ func (s *Server) connect(ss *session, req *Request, early []byte, st *Settings, 
 		s.metrics.Bytes.WithLabelValues("up").Add(float64(nEarly + int(<-upDone)))
 		return
 	}
-	out, code := appendReply(nil, req, nil, netip.Addr{}, "", st.ExtendedErrors)
+	out, code := appendReply(nil, req, nil, netip.Addr{}, "", extendedErrors(req, st))
 	s.countReply(req.Protocol.String(), byte(code))
 	if _, err := c.Write(out); err != nil {
 		rl.abort()

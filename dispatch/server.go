@@ -47,6 +47,9 @@ type ListenerConfig struct {
 	// Listener, if set, is an already-open socket to serve instead of
 	// binding Addr (systemd socket activation). The Server closes it.
 	Listener net.Listener
+	// PTArgs: SOCKS credentials are pt-spec arguments carrying stream
+	// options ("k=v;k=v"), not an identity (applyStreamOptions).
+	PTArgs bool
 }
 
 // Options are a Server's dependencies.

@@ -22,6 +22,8 @@ type clientWarnings struct {
 	httpOnSOCKS ratelog.Limiter
 	foreignHost ratelog.Limiter
 	unsafeSOCKS ratelog.Limiter
+	// streamOptions: a pt_args listener got arguments it cannot apply.
+	streamOptions ratelog.Limiter
 }
 
 func newClientWarnings(every time.Duration, now func() time.Time) *clientWarnings {
@@ -29,6 +31,8 @@ func newClientWarnings(every time.Duration, now func() time.Time) *clientWarning
 		httpOnSOCKS: ratelog.Limiter{Every: every, Now: now},
 		foreignHost: ratelog.Limiter{Every: every, Now: now},
 		unsafeSOCKS: ratelog.Limiter{Every: every, Now: now},
+
+		streamOptions: ratelog.Limiter{Every: every, Now: now},
 	}
 }
 

@@ -22,6 +22,7 @@ const keyDomain = "socksd/isolation/key/v1"
 const (
 	tagGroup byte = 'G' // session group: always
 	tagEpoch byte = 'E' // new-identity epoch: always
+	tagFresh byte = 'F' // a fresh stream's own value: whenever set
 )
 
 // Key derives the isolation key of one stream under p.
@@ -70,6 +71,13 @@ func (p Policy) Key(in Input) Key {
 		if f := &fields[i]; p.Fields&f.f != 0 && f.key != nil {
 			f.key(e, in)
 		}
+	}
+	if in.Fresh != 0 {
+		// A stream that asked for a circuit of its own: whatever the
+		// policy, no other stream has this value, so no other key.
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], in.Fresh)
+		e.field(tagFresh, n[:])
 	}
 
 	var k Key

@@ -376,3 +376,24 @@ func BenchmarkKey(b *testing.B) {
 		_ = p.Key(in)
 	}
 }
+
+// TestKeyFresh: a fresh stream's value separates it under every policy,
+// even one that isolates on nothing, and Fresh 0 changes nothing.
+func TestKeyFresh(t *testing.T) {
+	for _, f := range []Fields{0, Default, all} {
+		p := Policy{Fields: f, SessionGroup: "g"}
+		in := base()
+		plain := p.Key(in)
+		in.Fresh = 1
+		one := p.Key(in)
+		in.Fresh = 2
+		two := p.Key(in)
+		if one == plain || two == plain || one == two {
+			t.Errorf("fields %v: fresh keys not distinct: %v %v %v", f, plain, one, two)
+		}
+		in.Fresh = 0
+		if p.Key(in) != plain {
+			t.Errorf("fields %v: Fresh 0 changed the key", f)
+		}
+	}
+}
