@@ -178,6 +178,10 @@ type keyState struct {
 	// KeepAliveIsolateSOCKSAuth), so a circuit carrying streams outlives
 	// circuit_lifetime.
 	keepAlive bool
+	// lifetime, when not 0, is the newest stream's lifetime option: the
+	// key's circuits take new streams for at most this long, never
+	// longer than circuit_lifetime.
+	lifetime time.Duration
 	// donate: the key's CONNECT build in flight is no longer needed (a
 	// pool circuit served its streams) and goes to the pool when built.
 	donate bool
@@ -324,7 +328,12 @@ func (a *attacher) usable(c *circuit, now time.Time) bool {
 	if !c.built || c.retired {
 		return false
 	}
-	if c.firstUse.IsZero() || a.cfg.Lifetime <= 0 || now.Sub(c.firstUse) < a.cfg.Lifetime {
+	ks := a.keys[c.key]
+	lifetime := a.cfg.Lifetime
+	if ks != nil && ks.lifetime > 0 && (lifetime <= 0 || ks.lifetime < lifetime) {
+		lifetime = ks.lifetime
+	}
+	if c.firstUse.IsZero() || lifetime <= 0 || now.Sub(c.firstUse) < lifetime {
 		return true
 	}
 	if len(c.streams) == 0 {
@@ -333,7 +342,6 @@ func (a *attacher) usable(c *circuit, now time.Time) bool {
 	if a.cfg.KeepAlive {
 		return true
 	}
-	ks := a.keys[c.key]
 	return ks != nil && ks.keepAlive
 }
 

@@ -174,9 +174,11 @@ func (a *attacher) newStream(id string, key isolation.Key, reg *registration) *s
 	a.streams[id] = s
 	if reg != nil {
 		reg.setStream(id)
-		// The newest stream's listener decides, so a reload that turns
-		// keep_alive off applies to a key that already has circuits.
-		a.key(key).keepAlive = reg.keepAlive
+		// The newest stream's listener (or its keep_alive and lifetime
+		// options) decides, so a reload that turns keep_alive off applies
+		// to a key that already has circuits.
+		ks := a.key(key)
+		ks.keepAlive, ks.lifetime = reg.keepAlive, reg.lifetime
 	}
 	if a.cfg.SOCKSTimeout > 0 && !a.cfg.Passive {
 		s.timer = time.AfterFunc(a.cfg.SOCKSTimeout, func() { a.timeout(id) })

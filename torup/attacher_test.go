@@ -336,6 +336,47 @@ func TestLifetimeExpiryBuildsNewCircuit(t *testing.T) {
 	}
 }
 
+// A stream's lifetime option shortens its key's circuit lifetime, and is
+// capped at circuit_lifetime.
+func TestStreamLifetimeOption(t *testing.T) {
+	for _, tc := range []struct {
+		lifetime, wait time.Duration
+	}{
+		{time.Minute, time.Minute + time.Second},         // shorter: honoured
+		{20 * time.Minute, 10*time.Minute + time.Second}, // longer: capped
+	} {
+		t.Run(fmt.Sprint("lifetime=", tc.lifetime), func(t *testing.T) {
+			h := newHarness(t, attacherConfig{Lifetime: 10 * time.Minute})
+			k := testKey("k")
+			h.open("127.0.0.1:40001", k).lifetime = tc.lifetime
+			h.open("127.0.0.1:40002", k).lifetime = tc.lifetime
+			h.open("127.0.0.1:40003", k).lifetime = tc.lifetime
+			h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
+			h.f.waitCall(t, "EXTENDCIRCUIT", 1)
+			h.settle()
+			h.built("100", "$E1")
+			h.f.waitCall(t, "ATTACHSTREAM 1 100", 1)
+			h.stream("1", "SUCCEEDED", "100")
+			h.stream("1", "CLOSED", "100", "REASON", "DONE")
+
+			// Within the lifetime the circuit is reused.
+			h.clk.add(tc.wait - 2*time.Second)
+			h.streamNew("2", "127.0.0.1", "127.0.0.1:40002")
+			h.f.waitCall(t, "ATTACHSTREAM 2 100", 1)
+			h.stream("2", "SUCCEEDED", "100")
+			h.stream("2", "CLOSED", "100", "REASON", "DONE")
+
+			// Past it a new stream gets a new circuit.
+			h.clk.add(2 * time.Second)
+			h.streamNew("3", "127.0.0.1", "127.0.0.1:40003")
+			h.f.waitCall(t, "EXTENDCIRCUIT", 2)
+			h.settle()
+			h.built("101", "$E2")
+			h.f.waitCall(t, "ATTACHSTREAM 3 101", 1)
+		})
+	}
+}
+
 func TestOnionHandedBack(t *testing.T) {
 	h := newHarness(t, attacherConfig{})
 	h.open("127.0.0.1:40001", testKey("a"))

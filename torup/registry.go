@@ -3,6 +3,7 @@ package torup
 import (
 	"context"
 	"sync"
+	"time"
 
 	"socksd/isolation"
 	"socksd/socksproto"
@@ -22,7 +23,8 @@ const torS0X0 = socksproto.TorIsolationUsername
 type registration struct {
 	key       isolation.Key
 	local     string
-	keepAlive bool // the request's listener has keep_alive
+	keepAlive bool          // the request's listener or stream has keep_alive
+	lifetime  time.Duration // the stream's lifetime option; 0: circuit_lifetime
 
 	mu       sync.Mutex
 	streamID string

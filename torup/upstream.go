@@ -43,7 +43,7 @@ func (u *upstream) newChain(addr string) *chain.Upstream {
 
 func (u *upstream) onConnect(local net.Addr, req *dispatch.Request) {
 	r := newRegistration(req.Key, local.String())
-	r.keepAlive = req.KeepAlive
+	r.keepAlive, r.lifetime = req.KeepAlive, req.Lifetime
 	if v, ok := u.cancels.LoadAndDelete(req); ok {
 		r.abort = v.(context.CancelFunc)
 	}
