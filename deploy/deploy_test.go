@@ -245,6 +245,7 @@ func TestInstallScript(t *testing.T) {
 		"usr/local/share/doc/socksd/README.md":           0o644,
 		"usr/local/share/doc/socksd/config.example.toml": 0o644,
 		"usr/local/share/doc/socksd/torrc.socksd":        0o644,
+		"usr/local/share/man/man8/socksd.8":              0o644,
 	}
 	for rel, mode := range want {
 		fi, err := os.Stat(p(rel))

@@ -40,6 +40,7 @@ repo=$(dirname "$here")
 
 bindir=$destdir$prefix/bin
 docdir=$destdir$prefix/share/doc/socksd
+mandir=$destdir$prefix/share/man/man8
 unitdir=$destdir/etc/systemd/system
 confdir=$destdir/etc/socksd
 tordir=$destdir/etc/tor/torrc.d
@@ -71,10 +72,22 @@ if [ "$uninstall" = 1 ]; then
 			systemctl disable --now "$u" >/dev/null 2>&1 || true
 		done
 	fi
-	for f in "$bindir/socksd" "$tordir/socksd.conf" "$docdir/README.md" \
+	fragment=0
+	[ -e "$tordir/socksd.conf" ] && fragment=1
+	for f in "$bindir/socksd" "$tordir/socksd.conf" "$docdir/README.md" "$mandir/socksd.8" \
 		"$docdir/config.example.toml" "$docdir/torrc.socksd" "$confdir/socksd.toml.dist"; do
 		if [ -e "$f" ]; then rm -f "$f"; say "removed $f"; fi
 	done
+	# A reload (not a restart: circuits survive) makes tor drop the
+	# fragment's settings and close socksd's SocksPort, so the socket
+	# /run/tor/socksd.socks goes away with the rest.
+	if [ "$fragment" = 1 ] && have_systemd && systemctl is-active --quiet tor@default.service; then
+		if systemctl reload tor@default.service; then
+			say "reloaded tor@default without the fragment"
+		else
+			say "WARNING: tor did not reload; it drops socksd's SocksPort at its next restart"
+		fi
+	fi
 	for u in $units; do
 		if [ -e "$unitdir/$u" ]; then rm -f "$unitdir/$u"; say "removed $unitdir/$u"; fi
 	done
@@ -112,6 +125,7 @@ done
 put "$here/README.md" "$docdir/README.md" 644
 put "$repo/config.example.toml" "$docdir/config.example.toml" 644
 put "$here/torrc.socksd" "$docdir/torrc.socksd" 644
+put "$here/socksd.8" "$mandir/socksd.8" 644
 
 if [ -e "$confdir/socksd.toml" ]; then
 	if ! cmp -s "$here/socksd.toml" "$confdir/socksd.toml"; then

@@ -17,7 +17,7 @@ import (
 // innerScript runs as the first process of the box's new mount, PID, UTS
 // and network namespaces. It builds the box's root: an overlay whose
 // lower layer is the host's / (read-only to the box: every write goes to
-// a tmpfs upper layer), fresh tmpfs on /tmp, /run and /var/tmp, the
+// a tmpfs upper layer), fresh tmpfs on /tmp, /run and /var/tmp (with a real system's modes), the
 // shared directory bound at /srv/systest, and it masks the units that
 // would touch the host's devices (udev) or clock. Then it becomes
 // systemd as PID 1.
@@ -35,7 +35,8 @@ mkdir -p "$D/layer/u" "$D/layer/w"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$D/layer/u,workdir=$D/layer/w" "$D/root"
 for d in proc sys dev; do mount --rbind "/$d" "$D/root/$d"; done
 mount -t proc proc "$D/root/proc"
-for d in tmp run var/tmp; do mount -t tmpfs -o mode=1777 tmpfs "$D/root/$d"; done
+mount -t tmpfs -o mode=0755 tmpfs "$D/root/run"
+for d in tmp var/tmp; do mount -t tmpfs -o mode=1777 tmpfs "$D/root/$d"; done
 mkdir -p "$D/root/srv/systest"
 mount --bind "$SHARED" "$D/root/srv/systest"
 for u in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \

@@ -33,7 +33,7 @@ func startTornet(t *testing.T, bin, netns, dir string) *Tornet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir+".log"))
+	logf, err := os.Create(filepath.Join(dir + ".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,8 @@ func startTornet(t *testing.T, bin, netns, dir string) *Tornet {
 func buildTools(t *testing.T, shared, version string) {
 	t.Helper()
 	for _, b := range []struct{ out, pkg, ldflags string }{
-		{"socksd", "socksd/cmd/socksd", "-X main.version=" + version},
+		{"socksd", "socksd/cmd/socksd", "-X main.version=" + version + "1"},
+		{"socksd2", "socksd/cmd/socksd", "-X main.version=" + version + "2"},
 		{"tornet", "socksd/cmd/tornet", ""},
 		{"probe", "socksd/test/systemd/probe", ""},
 	} {
