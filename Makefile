@@ -20,6 +20,10 @@
 #                 results/fuzz/report.md
 #   make install  install socksd as a systemd service (deploy/install.sh);
 #                 make uninstall removes it
+#   make deb      build the Debian package into dist/ (deploy/deb/build.sh)
+#   make test-systemd  (root) the deployment under a real systemd booted in
+#                 a throwaway box on an overlay of / (test/systemd); part of
+#                 make test
 #
 # The e2e suite (test/...) needs SOCKSD_TORNET=1; without it those tests skip.
 
@@ -36,9 +40,9 @@ TORNET_KEYCACHE ?= $(HOME)/.cache/socksd/tornet-keys
 export TORNET_KEYCACHE
 E2E_TIMEOUT ?= 15m
 
-.PHONY: test deps check fmt vet staticcheck unit e2e run tornet bench bench-real soak fuzz install uninstall
+.PHONY: test deps check fmt vet staticcheck unit e2e test-systemd run tornet bench bench-real soak fuzz install uninstall deb
 
-test: deps check unit e2e
+test: deps check unit e2e test-systemd
 
 deps:
 	scripts/install-deps.sh
@@ -67,6 +71,12 @@ unit:
 # builds the socksd binary under test with the race detector.
 e2e:
 	SOCKSD_TORNET=1 $(GO) test -race -count=1 -timeout $(E2E_TIMEOUT) ./test/...
+
+# Boots systemd as PID 1 in new namespaces on an overlay of / (never on
+# the host's root: its boot-time cleanup would empty the host's /tmp) and
+# drives install.sh and the Debian package in it; about 5 minutes.
+test-systemd:
+	SOCKSD_SYSTEMD=1 $(GO) test -count=1 -timeout 15m -v ./test/systemd/
 
 run: deps
 	$(GO) run ./cmd/socksd -config config.example.toml
@@ -97,3 +107,6 @@ install:
 
 uninstall:
 	deploy/install.sh --uninstall
+
+deb:
+	deploy/deb/build.sh

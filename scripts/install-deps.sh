@@ -10,6 +10,10 @@
 #   curl, proxychains4, torsocks   real SOCKS/HTTP clients driven by test/e2e
 #   dnsutils                       dig, for the DNS bridge e2e tests
 #   chromium                       headless browser e2e test
+#   systemd, iproute2, procps      test/systemd boots systemd (252+) as PID 1 in
+#                                  a throwaway box (ip for its loopback, pgrep);
+#                                  systemd brings deb-systemd-helper for the
+#                                  package's maintainer scripts
 #
 # Knobs: STATICCHECK_VERSION (default below), SKIP_APT=1 (skip the apt part).
 set -euo pipefail
@@ -18,8 +22,8 @@ set -euo pipefail
 # with go1.26.8 (`go install ...@v0.8.2`, then `staticcheck ./...`).
 STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
 # git, iproute2 (ip netns for the canary host) and util-linux (setpriv):
-# the socksd run tests in test/run.
-PKGS=(tor dnsmasq-base curl proxychains4 torsocks dnsutils chromium ca-certificates git iproute2 util-linux)
+# the socksd run tests in test/run. systemd and procps: test/systemd.
+PKGS=(tor dnsmasq-base curl proxychains4 torsocks dnsutils chromium ca-certificates git iproute2 util-linux systemd procps)
 
 log() { echo "install-deps: $*" >&2; }
 
@@ -52,7 +56,7 @@ if [[ "$have" != *"($want)"* ]]; then
   GOFLAGS= go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi
 
-for bin in tor tor-gencert tor-resolve curl proxychains4 torsocks dig chromium; do
+for bin in tor tor-gencert tor-resolve curl proxychains4 torsocks dig chromium ip pgrep deb-systemd-helper dpkg-deb; do
   command -v "$bin" >/dev/null || [[ -x /usr/sbin/$bin ]] || { log "$bin still missing after install"; exit 1; }
 done
 log "ok"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build socksd's Debian package with dpkg-deb (make deb).
 #
-#   deploy/deb/build.sh [--binary PATH] [--version V] [--out DIR]
+#   deploy/deb/build.sh [--binary PATH] [--version V] [--out DIR] [--compress xz|gzip|none]
 #
 # The tree is laid out by deploy/install.sh (--destdir, --prefix /usr), so
 # the package and a source install hold the same files; the units then
@@ -10,7 +10,8 @@
 # --binary, socksd is built from this checkout (static, -trimpath). The
 # version defaults to 0.0~git<date>.<commit>; the package is written to
 # --out (default dist/) as socksd_<version>_<arch>.deb and its path
-# printed.
+# printed. --compress picks dpkg-deb's compressor (default xz, Debian's;
+# the systemd test uses none: xz takes a minute on a busy machine).
 #
 # Why dpkg-deb and not a packager such as nfpm: dpkg-deb is on every
 # Debian machine (it is how dpkg itself unpacks), the package is a
@@ -24,13 +25,15 @@ repo=$(dirname "$deploy")
 binary=
 version=
 out=$repo/dist
+compress=xz
 
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--binary) binary=$2; shift 2 ;;
 	--version) version=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
-	-h|--help) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--compress) compress=$2; shift 2 ;;
+	-h|--help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -99,5 +102,5 @@ CONTROL
 
 mkdir -p "$out"
 deb=$out/socksd_${version}_$arch.deb
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+dpkg-deb --root-owner-group "-Z$compress" --build "$root" "$deb" >/dev/null
 echo "$deb"

@@ -16,7 +16,7 @@ import (
 func (e *env) buildDeb(t *testing.T, binary, version string) string {
 	t.Helper()
 	out, err := exec.Command(filepath.Join(repoRoot(t), "deploy/deb/build.sh"),
-		"--binary", filepath.Join(e.shared, binary), "--version", version, "--out", e.shared).CombinedOutput()
+		"--binary", filepath.Join(e.shared, binary), "--version", version, "--out", e.shared, "--compress", "none").CombinedOutput()
 	if err != nil {
 		t.Fatalf("build.sh: %v\n%s", err, out)
 	}
@@ -29,8 +29,11 @@ func (e *env) buildDeb(t *testing.T, binary, version string) string {
 // service restarted on the new binary), purge (nothing left).
 func (e *env) debPackage(t *testing.T) {
 	b := e.box
+	t0 := time.Now()
+	step := func(what string) { t.Logf("%5.1fs %s", time.Since(t0).Seconds(), what) }
 	deb1 := e.buildDeb(t, "socksd", "0.0.1~systest1")
 	deb2 := e.buildDeb(t, "socksd2", "0.0.1~systest2")
+	step("built two packages")
 
 	b.Sh(`printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d`)
 	out := b.Must("dpkg", "-i", deb1)
@@ -49,14 +52,18 @@ func (e *env) debPackage(t *testing.T) {
 
 	// Configuring again without the policy: postinst reloads tor (the
 	// fragment's SocksPort) and starts socksd.
+	step("installed under policy-rc.d")
 	b.Must("dpkg-reconfigure", "socksd")
+	step("dpkg-reconfigure")
 	if st := b.Show("socksd", "ActiveState"); st != "active" {
 		t.Fatalf("socksd %s after postinst without policy-rc.d", st)
 	}
 	e.healthy(t)
+	step("healthy")
 	if body := e.curl(t, "127.0.0.1:9350", "/", 90*time.Second); body != tornet.HelloBody {
 		t.Fatalf("body %q", body)
 	}
+	step("curl")
 
 	// The admin edits the conffile; the upgrade keeps it without asking
 	// (the shipped version did not change) and restarts on the new binary.
@@ -67,6 +74,7 @@ echo '# edited by the systemd test' >>/etc/socksd/socksd.toml`)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("upgrade: %v\n%s", err, out)
 	}
+	step("upgraded")
 	conf := b.Must("cat", "/etc/socksd/socksd.toml")
 	if !strings.Contains(conf, "# edited by the systemd test") || !strings.Contains(conf, `level = "debug"`) {
 		t.Errorf("upgrade lost the edited config:\n%s", conf)
@@ -85,7 +93,9 @@ echo '# edited by the systemd test' >>/etc/socksd/socksd.toml`)
 	}
 	e.healthy(t)
 
+	step("healthy after upgrade")
 	b.Must("dpkg", "--purge", "socksd")
+	step("purged")
 	if st := strings.TrimSpace(b.Out("dpkg-query", "-W", "-f=${Status}", "socksd")); strings.Contains(st, "installed") && !strings.Contains(st, "not-installed") {
 		t.Errorf("dpkg status after purge: %q", st)
 	}
