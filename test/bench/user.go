@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -45,6 +46,7 @@ type userTarget struct {
 	proxy   string // where the bench's client speaks SOCKS5
 	pid     int    // socksd's pid; 0 for Tor alone
 	obs     *circObserver
+	torPID  int     // its client tor's pid
 	cpu0    float64 // CPU seconds at the start of the measured period
 	torCPU0 float64
 }
@@ -121,6 +123,7 @@ func runUser(args []string) error {
 	fs.IntVar(&s.Parallel, "parallel", 8, "streams of the parallel GET")
 	fs.IntVar(&s.ParallelBytes, "parallel-bytes", 2<<20, "bytes per stream of the parallel GET")
 	fs.IntVar(&s.OnionIDs, "onion", 8, "onion identities per target (each: a first stream, then -later streams)")
+	budget := fs.Duration("budget", 10*time.Minute, "bound on the workload: phases not reached by then are skipped (the report says so)")
 	fs.DurationVar(&s.Idle, "idle", 0, "after the workload, wait this long with no traffic, then count circuits built and never used")
 	socksdBase := fs.String("socksd-base", "", "a second socksd build (say the one before a change), measured in the same run as socksd-base with a client tor of its own")
 	confluxOff := fs.Bool("conflux-off", false, "also measure Tor alone with ConfluxEnabled 0 (tor-nocfx): what conflux does to its figures")
@@ -135,23 +138,23 @@ func runUser(args []string) error {
 	t0 := time.Now()
 	loadStart := loadAvg()
 
-	// A signal (run.sh's timeout, Ctrl-C) cancels bring-up, or stops
-	// socksd and the network.
+	// A first signal (run.sh's timeout, Ctrl-C) cancels bring-up, or ends
+	// the workload early: the report then has what was measured. A second
+	// one stops socksd and the network at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sigc := make(chan os.Signal, 1)
+	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigc)
 	live := &liveProc{}
 	var netMu sync.Mutex
 	var nw *tornet.Network
 	go func() {
-		sig, ok := <-sigc
-		if !ok {
-			return
-		}
-		logf("%v: stopping socksd and the network", sig)
+		sig := <-sigc
+		logf("%v: ending the workload; the report follows (a second signal stops at once)", sig)
 		cancel()
+		sig = <-sigc
+		logf("%v: stopping socksd and the network", sig)
 		live.stop()
 		netMu.Lock()
 		if nw != nil {
@@ -268,9 +271,10 @@ func runUser(args []string) error {
 	}
 	for _, t := range targets {
 		t.obs.reset()
-		t.torCPU0 = cpuOf(n.PIDs()[t.torName])
+		t.torPID = n.PIDs()[t.torName]
+		t.torCPU0 = procCPU(t.torPID)
 		if t.pid != 0 {
-			t.cpu0 = cpuOf(t.pid)
+			t.cpu0 = procCPU(t.pid)
 		}
 	}
 	logf("warm; measuring (+%s)", time.Since(t0).Round(100*time.Millisecond))
@@ -290,7 +294,8 @@ func runUser(args []string) error {
 		for {
 			for _, l := range scrapeMatching(metricsAddr, "pool") {
 				name, val, _ := strings.Cut(l, " ")
-				if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil && !strings.HasSuffix(name, "_total") {
+				metric, _, _ := strings.Cut(name, "{")
+				if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil && !strings.HasSuffix(metric, "_total") {
 					poolMu.Lock()
 					poolMax[name] = max(poolMax[name], v)
 					poolMu.Unlock()
@@ -306,24 +311,27 @@ func runUser(args []string) error {
 
 	res := newUserResults()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	w := &userWorkload{ctx: ctx, s: s, res: res, dest: dest, onion: onion + ":80", rng: rng, logf: logf}
+	wctx, wcancel := context.WithTimeout(ctx, *budget)
+	defer wcancel()
+	w := &userWorkload{ctx: wctx, s: s, res: res, dest: dest, onion: onion + ":80", rng: rng, logf: logf}
 	w.run(targets)
+	cutShort := wctx.Err() != nil
 	measured := time.Since(t0) - upTime
 	stopSampling()
 	<-sampled
 
 	rep := userReport{
 		Profile: n.Profile, Settings: s, LoadStart: loadStart, LoadEnd: loadAvg(), NetworkUp: upTime.Seconds(),
-		Samples: res.Samples, Errors: res.Errors, FirstErr: res.FirstErr,
+		Samples: res.Samples, Errors: res.Errors, FirstErr: res.FirstErr, CutShort: cutShort,
 		Circuits: map[string]circCounts{}, CPU: map[string]float64{}, TorCPU: map[string]float64{}, PoolMax: poolMax,
 	}
 	for _, t := range targets {
 		c, d, _ := t.obs.snapshot()
 		rep.Circuits[t.name] = c
 		rep.Hours = d.Hours()
-		rep.TorCPU[t.name] = cpuOf(n.PIDs()[t.torName]) - t.torCPU0
+		rep.TorCPU[t.name] = procCPU(t.torPID) - t.torCPU0
 		if t.pid != 0 {
-			rep.CPU[t.name] = cpuOf(t.pid) - t.cpu0
+			rep.CPU[t.name] = procCPU(t.pid) - t.cpu0
 		}
 	}
 	if metricsAddr != "" {
@@ -356,6 +364,21 @@ func runUser(args []string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(*out, "user.md"), []byte(md), 0o644)
+}
+
+// procCPU is one process's CPU seconds (utime+stime), NaN when pid is 0 or
+// gone (so a figure never silently covers another process).
+func procCPU(pid int) float64 {
+	if pid <= 0 {
+		return math.NaN()
+	}
+	f, err := statFields(pid)
+	if err != nil || len(f) < 13 {
+		return math.NaN()
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks
 }
 
 // startUserClient starts the client tor of one target: the same torrc for

@@ -40,6 +40,14 @@ func (w *userWorkload) turns(targets []*userTarget, n int, fn func(t *userTarget
 
 func ms(d time.Duration) float64 { return d.Seconds() * 1e3 }
 
+// fail records a failed request, unless the workload was ended (budget,
+// signal) while it ran.
+func (w *userWorkload) fail(measure, target string, err error) {
+	if w.ctx.Err() == nil {
+		w.res.fail(measure, target, err)
+	}
+}
+
 func (w *userWorkload) run(targets []*userTarget) {
 	s := w.s
 	t0 := time.Now()
@@ -48,14 +56,14 @@ func (w *userWorkload) run(targets []*userTarget) {
 	w.turns(targets, s.IDs, func(t *userTarget, i int) {
 		id := fmt.Sprintf("seq-%s-%d", t.name, i)
 		if d, _, err := userGet(w.ctx, t.proxy, w.dest, id, "/", userTimeout); err != nil {
-			w.res.fail(mNewSeq, t.name, err)
+			w.fail(mNewSeq, t.name, err)
 			return
 		} else {
 			w.res.add(mNewSeq, t.name, ms(d))
 		}
 		for range s.Later {
 			if d, _, err := userGet(w.ctx, t.proxy, w.dest, id, "/", userTimeout); err != nil {
-				w.res.fail(mKnown, t.name, err)
+				w.fail(mKnown, t.name, err)
 			} else {
 				w.res.add(mKnown, t.name, ms(d))
 			}
@@ -73,7 +81,7 @@ func (w *userWorkload) run(targets []*userTarget) {
 				defer wg.Done()
 				id := fmt.Sprintf("burst-%s-%d-%d", t.name, i, j)
 				if d, _, err := userGet(w.ctx, t.proxy, w.dest, id, "/", userTimeout); err != nil {
-					w.res.fail(mNewBurst, t.name, err)
+					w.fail(mNewBurst, t.name, err)
 				} else {
 					w.res.add(mNewBurst, t.name, ms(d))
 				}
@@ -91,7 +99,7 @@ func (w *userWorkload) run(targets []*userTarget) {
 	w.turns(targets, s.BulkRounds, func(t *userTarget, i int) {
 		id := fmt.Sprintf("bulk-%s-%d", t.name, i)
 		if _, _, err := userGet(w.ctx, t.proxy, w.dest, id, "/", userTimeout); err != nil {
-			w.res.fail(mBulk1, t.name, err)
+			w.fail(mBulk1, t.name, err)
 			return
 		}
 		start := time.Now()
@@ -100,7 +108,7 @@ func (w *userWorkload) run(targets []*userTarget) {
 			err = fmt.Errorf("got %d of %d bytes", got, s.BulkBytes)
 		}
 		if err != nil {
-			w.res.fail(mBulk1, t.name, err)
+			w.fail(mBulk1, t.name, err)
 		} else {
 			w.res.add(mBulk1, t.name, float64(got)/time.Since(start).Seconds()/1e6)
 		}
@@ -127,7 +135,7 @@ func (w *userWorkload) run(targets []*userTarget) {
 		}
 		wg.Wait()
 		if perr != nil {
-			w.res.fail(mBulkPar, t.name, perr)
+			w.fail(mBulkPar, t.name, perr)
 		} else {
 			w.res.add(mBulkPar, t.name, float64(total)/time.Since(start).Seconds()/1e6)
 		}
@@ -139,14 +147,14 @@ func (w *userWorkload) run(targets []*userTarget) {
 	w.turns(targets, s.OnionIDs, func(t *userTarget, i int) {
 		id := fmt.Sprintf("onion-%s-%d", t.name, i)
 		if d, _, err := userGet(w.ctx, t.proxy, w.onion, id, "/", 2*userTimeout); err != nil {
-			w.res.fail(mOnionFirst, t.name, err)
+			w.fail(mOnionFirst, t.name, err)
 			return
 		} else {
 			w.res.add(mOnionFirst, t.name, ms(d))
 		}
 		for range s.Later {
 			if d, _, err := userGet(w.ctx, t.proxy, w.onion, id, "/", userTimeout); err != nil {
-				w.res.fail(mOnionLater, t.name, err)
+				w.fail(mOnionLater, t.name, err)
 			} else {
 				w.res.add(mOnionLater, t.name, ms(d))
 			}

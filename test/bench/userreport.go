@@ -16,6 +16,7 @@ type userReport struct {
 	LoadStart, LoadEnd string
 	NetworkUp          float64 // seconds to bring the network up
 	Measured, Elapsed  float64 // seconds: the workload; the whole run
+	CutShort           bool    // the workload hit its budget or a signal
 	Samples            map[string]map[string][]float64
 	Errors             map[string]map[string]int
 	FirstErr           map[string]string
@@ -172,6 +173,9 @@ func (r *userReport) markdown(targets []string) string {
 		"Time to first byte (TTFB) runs from the start of the dial to the first byte of the answer.\n\n",
 		s.IDs, s.Later, s.Bursts, s.BurstN, s.BurstSpan, s.BulkRounds, s.BulkBytes>>20, s.Parallel, s.ParallelBytes>>20, s.OnionIDs, s.Later)
 
+	if r.CutShort {
+		md.WriteString("**The workload was cut short** (its time budget, or a signal): later phases have fewer samples or none.\n\n")
+	}
 	md.WriteString("## Figures\n\nMedian [p25–p75] p95 (n); TTFB in ms, bulk in MB/s. Ratios: the target's median / Tor alone's (p95 ratio in brackets).\n\n| measure |")
 	for _, t := range targets {
 		fmt.Fprintf(&md, " %s |", t)
