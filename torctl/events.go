@@ -152,6 +152,34 @@ func ParseCircEvent(e Event) (CircEvent, error) {
 	return c, nil
 }
 
+// CircMinorEvent is a parsed "650 CIRC_MINOR" event (control-spec
+// §4.1.19): a circuit changed without changing status, e.g. its purpose.
+type CircMinorEvent struct {
+	ID         string
+	Event      string   // PURPOSE_CHANGED, CANNIBALIZED
+	Path       []string // LongNames, "$FP~nick"
+	Purpose    string
+	OldPurpose string
+	Keywords   map[string]string
+}
+
+// ParseCircMinorEvent parses a CIRC_MINOR event. The path is optional, as
+// in CIRC.
+func ParseCircMinorEvent(e Event) (CircMinorEvent, error) {
+	pos, kw, err := eventArgs(e, "CIRC_MINOR")
+	if err != nil {
+		return CircMinorEvent{}, err
+	}
+	if len(pos) < 2 {
+		return CircMinorEvent{}, fmt.Errorf("%w: CIRC_MINOR needs ID and event: %q", ErrBadEvent, e.Text)
+	}
+	c := CircMinorEvent{ID: pos[0], Event: pos[1], Purpose: kw["PURPOSE"], OldPurpose: kw["OLD_PURPOSE"], Keywords: kw}
+	if len(pos) > 2 && pos[2] != "" {
+		c.Path = strings.Split(pos[2], ",")
+	}
+	return c, nil
+}
+
 // AddrMapEvent is a parsed "650 ADDRMAP" event (control-spec §4.1.7), the
 // answer to RESOLVE among others.
 type AddrMapEvent struct {

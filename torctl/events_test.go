@@ -96,6 +96,22 @@ func TestParseCircEvent(t *testing.T) {
 	}
 }
 
+// CIRC_MINOR as tor 0.4.9 sends it when socksd changes a circuit's
+// purpose, and the measurement take-over the attacher treats as a failure.
+func TestParseCircMinorEvent(t *testing.T) {
+	c, err := ParseCircMinorEvent(ev(t, `650 CIRC_MINOR 12 PURPOSE_CHANGED $AA~a,$BB~b BUILD_FLAGS=NEED_CAPACITY PURPOSE=CONTROLLER TIME_CREATED=2026-12-07T21:25:10.392610 OLD_PURPOSE=GENERAL`))
+	if err != nil || c.ID != "12" || c.Event != "PURPOSE_CHANGED" || c.Purpose != "CONTROLLER" || c.OldPurpose != "GENERAL" || len(c.Path) != 2 {
+		t.Errorf("%+v, %v", c, err)
+	}
+	c, err = ParseCircMinorEvent(ev(t, `650 CIRC_MINOR 13 PURPOSE_CHANGED PURPOSE=MEASURE_TIMEOUT OLD_PURPOSE=GENERAL`))
+	if err != nil || c.Purpose != "MEASURE_TIMEOUT" || c.Path != nil {
+		t.Errorf("%+v, %v", c, err)
+	}
+	if _, err := ParseCircMinorEvent(ev(t, `650 CIRC_MINOR 13`)); !errors.Is(err, ErrBadEvent) {
+		t.Errorf("CIRC_MINOR without event: %v", err)
+	}
+}
+
 func TestParseAddrMapEvent(t *testing.T) {
 	a, err := ParseAddrMapEvent(ev(t, `650 ADDRMAP example.test 127.0.0.1 "2026-11-23 17:27:31" EXPIRES="2026-11-23 17:27:31" CACHED="NO" STREAMID=47`))
 	if err != nil || a.Address != "example.test" || a.NewAddress != "127.0.0.1" || a.Failed() || a.Cached || a.StreamID != "47" ||

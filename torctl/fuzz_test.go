@@ -168,10 +168,11 @@ func FuzzParseArgs(f *testing.F) {
 			t.Fatalf("round trip %q -> %q: %q %v", s, b.String(), again, err)
 		}
 		// The event and bootstrap parsers accept anything without panicking.
-		for _, typ := range []string{"STREAM", "CIRC", "ADDRMAP", "STATUS_CLIENT"} {
+		for _, typ := range []string{"STREAM", "CIRC", "CIRC_MINOR", "ADDRMAP", "STATUS_CLIENT"} {
 			e := Event{Type: typ, Text: typ + " " + s, Lines: []ReplyLine{{650, ' ', typ + " " + s, ""}}}
 			ParseStreamEvent(e)
 			ParseCircEvent(e)
+			ParseCircMinorEvent(e)
 			ParseAddrMapEvent(e)
 			ParseStatusEvent(e)
 		}

@@ -3,30 +3,21 @@ package torup
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"socksd/torctl"
 )
 
-// ctlAdapter drives a *torctl.Conn for the attacher.
+// ctlAdapter drives a *torctl.Conn for the attacher. Tor's non-2xx replies
+// come back as torctl's *torctl.Error.
 type ctlAdapter struct {
 	c *torctl.Conn
 }
 
 var _ control = ctlAdapter{}
 
-// ctlErr converts Tor's non-2xx replies to *controlError.
-func ctlErr(err error) error {
-	var te *torctl.Error
-	if errors.As(err, &te) {
-		return &controlError{Code: te.Code, Text: te.Text}
-	}
-	return err
-}
-
 func (a ctlAdapter) AttachStream(ctx context.Context, streamID, circID string) error {
-	return ctlErr(a.c.AttachStream(ctx, streamID, circID))
+	return a.c.AttachStream(ctx, streamID, circID)
 }
 
 // ExtendCircuit launches a circuit on a path Tor picks, then makes it a
@@ -39,41 +30,41 @@ func (a ctlAdapter) AttachStream(ctx context.Context, streamID, circID string) e
 func (a ctlAdapter) ExtendCircuit(ctx context.Context, purpose string) (string, error) {
 	id, err := a.c.ExtendCircuit(ctx, "0", nil, "")
 	if err != nil || purpose == "" || purpose == "general" {
-		return id, ctlErr(err)
+		return id, err
 	}
 	if err := a.c.SetCircuitPurpose(ctx, id, purpose); err != nil {
 		// The circuit may already have failed (a CIRC event tells);
 		// otherwise close it rather than use a circuit Tor may share.
-		if te := ctlErr(err); te != err {
+		var te *torctl.Error
+		if errors.As(err, &te) {
 			_ = a.c.CloseCircuit(ctx, id)
 		}
-		return "", ctlErr(err)
+		return "", err
 	}
 	return id, nil
 }
 
 func (a ctlAdapter) CloseCircuit(ctx context.Context, circID string, ifUnused bool) error {
 	if !ifUnused {
-		return ctlErr(a.c.CloseCircuit(ctx, circID))
+		return a.c.CloseCircuit(ctx, circID)
 	}
-	return ctlErr(a.c.CloseCircuitIfUnused(ctx, circID))
+	return a.c.CloseCircuitIfUnused(ctx, circID)
 }
 
 func (a ctlAdapter) ExitPolicy(ctx context.Context, fp string) (torctl.ExitPolicy, error) {
-	p, err := a.c.ExitPolicy(ctx, fp)
-	return p, ctlErr(err)
+	return a.c.ExitPolicy(ctx, fp)
 }
 
 func (a ctlAdapter) CloseStream(ctx context.Context, streamID string, reason int) error {
-	return ctlErr(a.c.CloseStream(ctx, streamID, reason))
+	return a.c.CloseStream(ctx, streamID, reason)
 }
 
 func (a ctlAdapter) StreamStatus(ctx context.Context) ([]statusEntry, error) {
 	m, err := a.c.GetInfo(ctx, "stream-status")
 	if err != nil {
-		return nil, ctlErr(err)
+		return nil, err
 	}
-	return parseStreamStatus(m["stream-status"]), nil
+	return streamEntries(m["stream-status"]), nil
 }
 
 // circuitStatus returns GETINFO circuit-status as entries whose Target is
@@ -81,39 +72,30 @@ func (a ctlAdapter) StreamStatus(ctx context.Context) ([]statusEntry, error) {
 func (a ctlAdapter) circuitStatus(ctx context.Context) ([]statusEntry, error) {
 	m, err := a.c.GetInfo(ctx, "circuit-status")
 	if err != nil {
-		return nil, ctlErr(err)
+		return nil, err
 	}
-	return parseCircuitStatus(m["circuit-status"]), nil
+	return circuitEntries(m["circuit-status"]), nil
 }
 
-// parseStreamStatus parses GETINFO stream-status (control-spec §3.9: one
-// "StreamID SP StreamStatus SP CircuitID SP Target" per line).
-func parseStreamStatus(s string) []statusEntry {
-	var out []statusEntry
-	for line := range strings.Lines(s) {
-		f := strings.Fields(line)
-		if len(f) < 4 {
-			continue
-		}
-		out = append(out, statusEntry{ID: f[0], Status: f[1], CircID: f[2], Target: f[3]})
+// streamEntries reduces GETINFO stream-status (torctl.ParseStreamStatus)
+// to what the resync needs. A line torctl cannot read ends the list: Tor
+// writes none, and the entries before it are still right.
+func streamEntries(s string) []statusEntry {
+	ss, _ := torctl.ParseStreamStatus(s)
+	out := make([]statusEntry, 0, len(ss))
+	for _, e := range ss {
+		out = append(out, statusEntry{ID: e.ID, Status: e.Status, CircID: e.CircID, Target: e.Target})
 	}
 	return out
 }
 
-// parseCircuitStatus parses GETINFO circuit-status (control-spec §3.9: the
-// CIRC event's syntax without "650 CIRC"); Target is the exit fingerprint.
-func parseCircuitStatus(s string) []statusEntry {
-	var out []statusEntry
-	for line := range strings.Lines(s) {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		e := statusEntry{ID: f[0], Status: f[1]}
-		if len(f) > 2 && !strings.Contains(f[2], "=") {
-			e.Target = exitOf(strings.Split(f[2], ","))
-		}
-		out = append(out, e)
+// circuitEntries reduces GETINFO circuit-status (torctl.ParseCircuitStatus);
+// Target is the exit fingerprint.
+func circuitEntries(s string) []statusEntry {
+	cs, _ := torctl.ParseCircuitStatus(s)
+	out := make([]statusEntry, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, statusEntry{ID: c.ID, Status: c.Status, Target: exitOf(c.Path)})
 	}
 	return out
 }

@@ -502,7 +502,7 @@ func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err err
 		ks.building[kind] = false
 		a.unexpectDonation(ks)
 		a.m.circFailed.Inc()
-		var ce *controlError
+		var ce *torctl.Error
 		if errors.As(err, &ce) {
 			// Tor cannot launch a circuit now (551 "Couldn't start
 			// circuit": still bootstrapping, or no usable exit). Tor
@@ -573,7 +573,7 @@ func (a *attacher) buildFailed(k isolation.Key, ks *keyState, kind circKind) {
 	ks.waiting, ks.failures[kind] = others, 0
 	for _, s := range mine {
 		s.queued = false
-		a.closeStream(s, endReasonMisc)
+		a.closeStream(s, torctl.EndReasonMisc) // Tor answers the SOCKS request with 0x01
 	}
 	a.maybeDropKey(k, ks)
 }
@@ -640,7 +640,7 @@ func (a *attacher) attachReply(id, cid string, err error, gen uint64, sent time.
 		}
 		return
 	}
-	var ce *controlError
+	var ce *torctl.Error
 	if !errors.As(err, &ce) || gen != a.gen {
 		// The connection failed; the resync after reconnecting decides.
 		a.m.outcome(outError).Inc()
@@ -719,7 +719,7 @@ func (a *attacher) timeout(id string) {
 		s.reg.markTimedOut()
 	}
 	a.dequeue(s)
-	a.closeStream(s, endReasonTimeout)
+	a.closeStream(s, torctl.EndReasonTimeout) // Tor answers 0x06
 }
 
 func (a *attacher) dequeue(s *stream) {

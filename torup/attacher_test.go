@@ -474,7 +474,7 @@ func TestAttachRefusals(t *testing.T) {
 			h := newHarness(t, attacherConfig{})
 			h.f.attachErr = func(id, circ string) error {
 				if circ == "100" {
-					return &controlError{Code: code, Text: "Unable to attach stream"}
+					return &torctl.Error{Code: code, Text: "Unable to attach stream"}
 				}
 				return nil
 			}
@@ -497,7 +497,7 @@ func TestAttachRefusals(t *testing.T) {
 	t.Run("555", func(t *testing.T) {
 		h := newHarness(t, attacherConfig{})
 		h.f.attachErr = func(string, string) error {
-			return &controlError{Code: 555, Text: "Connection is not managed by controller."}
+			return &torctl.Error{Code: 555, Text: "Connection is not managed by controller."}
 		}
 		h.open("127.0.0.1:40001", testKey("a"))
 		h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
@@ -517,7 +517,7 @@ func TestRepeatedRefusalHandsBack(t *testing.T) {
 	h := newHarness(t, attacherConfig{})
 	h.f.attachErr = func(id, circ string) error {
 		if circ != "0" {
-			return &controlError{Code: 551, Text: "Unable to attach stream"}
+			return &torctl.Error{Code: 551, Text: "Unable to attach stream"}
 		}
 		return nil
 	}
@@ -895,7 +895,7 @@ func TestOrphanedSocksdStreamHandedBackAfterGrace(t *testing.T) {
 // key's streams wait, not counted towards closing them.
 func TestExtendRefusedIsRetried(t *testing.T) {
 	h := newHarness(t, attacherConfig{})
-	h.f.extendErr = &controlError{Code: 551, Text: "Couldn't start circuit"}
+	h.f.extendErr = &torctl.Error{Code: 551, Text: "Couldn't start circuit"}
 	h.open("127.0.0.1:40001", testKey("a"))
 	h.streamNew("1", "127.0.0.1", "127.0.0.1:40001")
 	h.f.waitCall(t, "EXTENDCIRCUIT", 2)

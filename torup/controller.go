@@ -513,24 +513,12 @@ func (c *Controller) dispatch(ev torctl.Event) {
 		}
 		c.att.onCircEvent(toCircEvent(ce))
 	case "CIRC_MINOR":
-		_, rest, _ := strings.Cut(ev.Text, " ")
-		args, err := torctl.ParseArgs(rest)
+		cm, err := torctl.ParseCircMinorEvent(ev)
 		if err != nil {
+			c.log.Debug("bad CIRC_MINOR event", zap.Error(err))
 			return
 		}
-		var pos []string
-		purpose := ""
-		for _, a := range args {
-			switch a.Key {
-			case "":
-				pos = append(pos, a.Value)
-			case "PURPOSE":
-				purpose = a.Value
-			}
-		}
-		if len(pos) >= 2 {
-			c.att.onCircMinorEvent(pos[0], pos[1], purpose)
-		}
+		c.att.onCircMinorEvent(cm.ID, cm.Event, cm.Purpose)
 	case "CONF_CHANGED":
 		// Another controller (a socksd that is shutting down, or a user)
 		// reset __LeaveStreamsUnattached: Tor would attach socksd's

@@ -2,7 +2,6 @@ package torup
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"time"
 
@@ -97,16 +96,6 @@ func internalPurpose(p string) bool {
 	return false
 }
 
-// controlError is a non-2xx reply, reduced to what the attacher needs.
-type controlError struct {
-	Code int
-	Text string
-}
-
-func (e *controlError) Error() string {
-	return "torup: control reply " + strconv.Itoa(e.Code) + " " + e.Text
-}
-
 // statusEntry is one line of GETINFO stream-status (control-spec §3.9:
 // "StreamID SP StreamStatus SP CircuitID SP Target").
 type statusEntry struct {
@@ -115,7 +104,7 @@ type statusEntry struct {
 
 // control is the part of a control connection the attacher drives. The
 // production implementation wraps *torctl.Conn; tests script it.
-// Errors that are Tor's non-2xx replies are *controlError.
+// Errors that are Tor's non-2xx replies are *torctl.Error.
 type control interface {
 	AttachStream(ctx context.Context, streamID, circID string) error
 	// ExtendCircuit builds a new circuit with Tor's own path selection
@@ -132,11 +121,3 @@ type control interface {
 	// fingerprint fp, as Tor knows them (its microdescriptor).
 	ExitPolicy(ctx context.Context, fp string) (torctl.ExitPolicy, error)
 }
-
-// tor-spec §6.3 RELAY_END reasons socksd sends with CLOSESTREAM. Tor turns
-// the reason into the SOCKS reply of a stream that has not been answered
-// yet (relay.c connection_edge_end_reason_socks5_response).
-const (
-	endReasonMisc    = 1
-	endReasonTimeout = 7
-)

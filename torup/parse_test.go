@@ -6,7 +6,7 @@ import (
 )
 
 func TestParseStreamStatus(t *testing.T) {
-	got := parseStreamStatus("12 NEW 0 1.2.3.4:80\n13 SUCCEEDED 5 example.test:443\nbroken\n")
+	got := streamEntries("12 NEW 0 1.2.3.4:80\n13 SUCCEEDED 5 example.test:443\nbroken\n")
 	want := []statusEntry{{"12", "NEW", "0", "1.2.3.4:80"}, {"13", "SUCCEEDED", "5", "example.test:443"}}
 	if len(got) != len(want) {
 		t.Fatalf("got %v", got)
@@ -19,7 +19,7 @@ func TestParseStreamStatus(t *testing.T) {
 }
 
 func TestParseCircuitStatus(t *testing.T) {
-	got := parseCircuitStatus("7 BUILT $AA~a,$BB~b,$CC~c BUILD_FLAGS=NEED_CAPACITY PURPOSE=CONTROLLER\n8 LAUNCHED BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL\n")
+	got := circuitEntries("7 BUILT $AA~a,$BB~b,$CC~c BUILD_FLAGS=NEED_CAPACITY PURPOSE=CONTROLLER\n8 LAUNCHED BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL\n")
 	want := []statusEntry{{ID: "7", Status: "BUILT", Target: "$CC"}, {ID: "8", Status: "LAUNCHED"}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("got %+v, want %+v", got, want)
@@ -34,12 +34,12 @@ func FuzzStatus(f *testing.F) {
 	f.Add("")
 	f.Add("\n\n  \t\n1 2")
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, e := range parseStreamStatus(s) {
+		for _, e := range streamEntries(s) {
 			if e.ID == "" || strings.ContainsAny(e.ID+e.Status+e.CircID+e.Target, " \n") {
 				t.Fatalf("bad stream entry %+v", e)
 			}
 		}
-		for _, e := range parseCircuitStatus(s) {
+		for _, e := range circuitEntries(s) {
 			if e.ID == "" || strings.ContainsAny(e.ID+e.Status+e.Target, " \n") {
 				t.Fatalf("bad circuit entry %+v", e)
 			}

@@ -271,7 +271,7 @@ func TestPoolServesWaitingKeyAndTakesUnusedBack(t *testing.T) {
 // If the exit's policy cannot be read, the circuit is not offered.
 func TestPoolPolicyUnknownNotOffered(t *testing.T) {
 	h := newPoolHarness(t, 4)
-	h.f.policyErr = &controlError{Code: 552, Text: "Unrecognized key"}
+	h.f.policyErr = &torctl.Error{Code: 552, Text: "Unrecognized key"}
 	alice := testKey("alice")
 	h.open("127.0.0.1:40001", alice)
 	h.streamTo("1", 80, "127.0.0.1:40001")

@@ -567,7 +567,7 @@ func TestRealPredecessorStreamsPickedUp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range parseStreamStatus(m["stream-status"]) {
+		for _, s := range streamEntries(m["stream-status"]) {
 			waiting = waiting || (s.Status == "NEW" && s.CircID == "0")
 		}
 		if ctx.Err() != nil {
