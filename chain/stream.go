@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"socksd/dispatch"
 	"socksd/socksproto"
 )
 
@@ -25,6 +26,8 @@ type Stream struct {
 	awaitErr  error
 	warn      *upstreamWarnings
 }
+
+var _ dispatch.RawStream = (*Stream)(nil)
 
 func newStream(c net.Conn, w *upstreamWarnings) *Stream { return &Stream{conn: c, warn: w} }
 

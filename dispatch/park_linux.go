@@ -6,7 +6,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -182,51 +181,36 @@ const (
 )
 
 // pdir is one direction of a relay that parks in the epoll set while its
-// source is empty. It copies as relay does (small reads through a pooled
-// buffer, splice once bulk) but never waits in the netpoller for input.
+// source is empty. It copies with the relay's copier, but its waits in the
+// netpoller are ended by the sweep once it has been idle (see parkAfter).
 type pdir struct {
+	copier
 	p       *parker
 	tok     uint64
 	state   atomic.Uint32
 	waitGen atomic.Uint64 // p.gen when the netpoller wait began
 
-	rc  syscall.RawConn
-	src deadlineReader
-	dst io.Writer
-	rf  io.ReaderFrom // nil: bulkTail copies the rest
-	// bulkTail copies the rest of the stream once it turned bulk and rf
-	// is nil (TCP→Unix: TCPConn.WriteTo, which holds a goroutine).
-	bulkTail func() (int64, error)
-	done     func(n int64, err error)
+	src  deadlineReader
+	done func(n int64, err error)
 
-	// Owned by the goroutine running the pdir.
-	armed    bool // registered in the epoll set
-	bulk     bool
-	total    int64
-	bp       *[]byte
-	n, avail int
-	again    bool // src was empty (the read did not wait)
-	wait     bool // the callbacks wait in the netpoller on EAGAIN
-	ierr     error
-	trySmall func(fd uintptr) bool
-	tryBulk  func(fd uintptr) bool
+	armed bool // registered in the epoll set; owned by the goroutine running the pdir
 }
 
-// startPdir prepares a parking direction copying src to dst that calls
-// done once, when it ended; the caller runs it (d.run). It returns nil
-// when the epoll set or src's descriptor is unavailable.
+// startPdir prepares a parking direction copying src to dst (rf and
+// bulkTail as in copier) that calls done once, when it ended; the caller
+// runs it (d.run). It returns nil when the epoll set or src's descriptor
+// is unavailable.
 func startPdir(dst io.Writer, src deadlineReader, rf io.ReaderFrom, bulkTail func() (int64, error), done func(int64, error)) *pdir {
-	rc, err := src.SyscallConn()
-	if err != nil {
+	d := &pdir{src: src, done: done}
+	if d.init(dst, src, rf, bulkTail) != nil {
 		return nil
 	}
 	p, err := acquireParker()
 	if err != nil {
 		return nil
 	}
-	d := &pdir{p: p, tok: parkTokens.Add(1), rc: rc, src: src, dst: dst, rf: rf, bulkTail: bulkTail, done: done}
-	d.trySmall = d.readSmall
-	d.tryBulk = d.peekBulk
+	d.p, d.tok = p, parkTokens.Add(1)
+	d.read = d.waitRead
 	p.mu.Lock()
 	p.dirs[d.tok] = d
 	p.mu.Unlock()
@@ -246,131 +230,38 @@ func (d *pdir) wake() {
 	}
 }
 
-func (d *pdir) readSmall(fd uintptr) bool {
-	if d.bp == nil {
-		d.bp = relayBufs.Get().(*[]byte)
-	}
-	for {
-		d.n, d.ierr = unix.Read(int(fd), *d.bp)
-		if d.ierr != unix.EINTR {
-			break
-		}
-	}
-	if d.ierr == unix.EAGAIN {
-		relayBufs.Put(d.bp) // nothing queued: wait without the buffer
-		d.bp = nil
-		if d.wait {
-			return false
-		}
-		d.ierr, d.again = nil, true
-	}
-	return true
-}
-
-func (d *pdir) peekBulk(fd uintptr) bool {
-	d.avail, d.ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-	if d.ierr != nil || d.avail > 0 {
-		return true
-	}
-	var b [1]byte
-	m, _, e := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	switch {
-	case e == unix.EAGAIN:
-		if d.wait {
-			return false
-		}
-		d.again = true
-	case e == nil && m > 0:
-		d.avail, d.ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-		d.avail = max(d.avail, m)
-	default:
-		d.ierr = e // nil: EOF (m == 0); else the socket's error
-	}
-	return true
-}
-
 // run copies until the direction ends or fails, or has been idle long
 // enough to park (then it returns and an event or a kick runs it again).
 func (d *pdir) run() {
 	for {
-		again, end, err := d.step()
-		if end && errors.Is(err, os.ErrDeadlineExceeded) {
-			// The sweep ended an idle wait (or, rarely, hit a read just
-			// after bytes came; parking then costs one event).
-			d.src.SetReadDeadline(time.Time{})
-			again, end = true, false
+		end, err := d.step()
+		if !end {
+			continue
 		}
-		if end {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			d.finish(err)
 			return
 		}
-		if again {
-			parked, err := d.park()
-			if parked {
-				return
-			}
-			if err != nil {
-				d.finish(err)
-				return
-			}
+		// The sweep ended an idle wait (or, rarely, hit a read just after
+		// bytes came; parking then costs one event).
+		d.src.SetReadDeadline(time.Time{})
+		parked, err := d.park()
+		if parked {
+			return
+		}
+		if err != nil {
+			d.finish(err)
+			return
 		}
 	}
 }
 
-// step waits in the netpoller until src is readable, then moves what is
-// queued once. again: src is empty (only when d.wait is false); end: EOF
-// or err.
-func (d *pdir) step() (again, end bool, err error) {
-	d.again, d.ierr, d.wait = false, nil, true
+// waitRead is the copier's read: a wait in Go's netpoller that the sweep
+// can end, with the parker's bookkeeping around it.
+func (d *pdir) waitRead(f func(fd uintptr) bool) error {
 	d.waitGen.Store(d.p.gen.Load())
 	d.p.waiting.Add(1)
 	d.state.Store(dirWaiting)
-	if !d.bulk {
-		switch err := d.waitRead(d.trySmall); {
-		case err != nil:
-			return false, true, err
-		case d.again:
-			return true, false, nil
-		case d.n <= 0:
-			return false, true, nil // EOF
-		}
-		m, err := d.dst.Write((*d.bp)[:d.n])
-		d.total += int64(m)
-		full := d.n == len(*d.bp)
-		relayBufs.Put(d.bp)
-		d.bp = nil
-		if err != nil {
-			return false, true, err
-		}
-		if full {
-			if d.rf == nil {
-				m, err := d.bulkTail()
-				d.total += m
-				return false, true, err
-			}
-			d.bulk = true
-		}
-		return false, false, nil
-	}
-	switch err := d.waitRead(d.tryBulk); {
-	case err != nil:
-		return false, true, err
-	case d.again:
-		return true, false, nil
-	case d.avail == 0:
-		return false, true, nil // EOF
-	case d.avail < relayBufSize:
-		d.bulk = false // the next read finds these bytes at once
-		return false, false, nil
-	}
-	m, err := d.rf.ReadFrom(&io.LimitedReader{R: d.src, N: int64(d.avail)})
-	d.total += m
-	return false, err != nil, err
-}
-
-// waitRead runs one of the read callbacks in Go's netpoller (a sweep may
-// end the wait) and returns the socket's error or the callback's.
-func (d *pdir) waitRead(f func(fd uintptr) bool) error {
 	err := d.rc.Read(f)
 	d.state.Store(dirRunning)
 	d.p.waiting.Add(-1)
@@ -414,10 +305,7 @@ func (d *pdir) park() (parked bool, err error) {
 // finish ends the direction: out of the epoll set and the token table,
 // then done.
 func (d *pdir) finish(err error) {
-	if d.bp != nil {
-		relayBufs.Put(d.bp)
-		d.bp = nil
-	}
+	d.release()
 	if d.armed {
 		epfd := d.p.epfd
 		d.rc.Control(func(fd uintptr) { unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })

@@ -13,7 +13,7 @@ import (
 )
 
 // connStream is a Stream over a plain socket, as chain's Stream looks to
-// the relay (rawStream: Conn and Rest).
+// the relay (a RawStream).
 type connStream struct{ c net.Conn }
 
 func (s connStream) Read(b []byte) (int, error)  { return s.c.Read(b) }
@@ -25,6 +25,12 @@ func (s connStream) CloseWrite() error {
 func (connStream) Await(context.Context) error { return nil }
 func (s connStream) Conn() net.Conn            { return s.c }
 func (connStream) Rest() []byte                { return nil }
+func (s connStream) ReadFrom(r io.Reader) (int64, error) {
+	return s.c.(io.ReaderFrom).ReadFrom(r)
+}
+func (s connStream) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, s.c) }
+
+var _ RawStream = connStream{}
 
 // relayed is app ⇄ [c relayConn up] ⇄ dest with both directions started
 // as connect and relayDown start them.

@@ -33,115 +33,162 @@ var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); ret
 
 // relayTCP copies src to dst until EOF or an error.
 func relayTCP(dst *net.TCPConn, src syscallReader) (int64, error) {
-	n, _, err := relay(dst, src, dst)
-	return n, err
+	return relay(dst, src, dst, nil)
 }
 
-// relay copies src to dst. In bulk mode rf (dst's splicing ReadFrom)
-// moves exactly the queued bytes, so splice never waits on an empty
-// socket while holding a pipe. With rf nil relay returns bulk = true when
-// a read filled the buffer: the caller copies the rest its own way.
-func relay(dst io.Writer, src syscallReader, rf io.ReaderFrom) (total int64, bulk bool, err error) {
+// relay copies src to dst, waiting in Go's netpoller while src is empty.
+// rf and bulkTail are as in copier.
+func relay(dst io.Writer, src syscallReader, rf io.ReaderFrom, bulkTail func() (int64, error)) (int64, error) {
+	var c copier
+	if err := c.init(dst, src, rf, bulkTail); err != nil {
+		return 0, err
+	}
+	c.read = c.pollRead
+	defer c.release()
+	for {
+		if end, err := c.step(); end {
+			return c.total, err
+		}
+	}
+}
+
+// copier is one relay direction's copy loop, the one both relay (which
+// waits in Go's netpoller) and pdir (which parks in the epoll set once
+// idle, park_linux.go) run. Each step waits until src is readable, then
+// moves what is queued once: small, a read into a pooled buffer and one
+// write; bulk, a splice of exactly the queued bytes.
+type copier struct {
+	rc  syscall.RawConn
+	src syscallReader
+	dst io.Writer
+	// rf is dst's splicing ReadFrom for bulk mode: it moves exactly the
+	// queued bytes, so splice never waits on an empty socket while
+	// holding a pipe. nil: once a read fills the buffer, bulkTail copies
+	// the rest of the stream its own way (a Unix destination has no
+	// bounded splice).
+	rf       io.ReaderFrom
+	bulkTail func() (int64, error)
+	// read runs a callback (readSmall or peekBulk) with src's descriptor
+	// until it returns true, and returns the socket's error or the
+	// callback's.
+	read func(f func(fd uintptr) bool) error
+
+	bulk     bool
+	total    int64
+	bp       *[]byte // borrowed buffer, nil while waiting
+	n, avail int     // small mode: bytes read; bulk mode: bytes queued, 0 at EOF
+	ierr     error   // the socket's error seen in the callbacks
+	// The callbacks as values, made once: a method value per wake would
+	// allocate.
+	trySmall, tryBulk func(fd uintptr) bool
+}
+
+func (c *copier) init(dst io.Writer, src syscallReader, rf io.ReaderFrom, bulkTail func() (int64, error)) error {
 	rc, err := src.SyscallConn()
 	if err != nil {
-		return 0, false, err
+		return err
 	}
-	var (
-		bp    *[]byte // borrowed buffer, nil while parked
-		n     int     // small mode: bytes read
-		avail int     // bulk mode: bytes queued, 0 at EOF
-		ierr  error   // the socket's error seen in the callbacks
-	)
-	// The callbacks are built once: a closure per wake would allocate.
-	readSmall := func(fd uintptr) bool {
-		if bp == nil {
-			bp = relayBufs.Get().(*[]byte)
-		}
-		for {
-			n, ierr = unix.Read(int(fd), *bp)
-			if ierr != unix.EINTR {
-				break
-			}
-		}
-		if ierr == unix.EAGAIN {
-			relayBufs.Put(bp) // nothing queued: park without the buffer
-			bp = nil
-			return false
-		}
-		return true
+	c.rc, c.src, c.dst, c.rf, c.bulkTail = rc, src, dst, rf, bulkTail
+	c.trySmall, c.tryBulk = c.readSmall, c.peekBulk
+	return nil
+}
+
+// pollRead waits in Go's netpoller.
+func (c *copier) pollRead(f func(fd uintptr) bool) error {
+	err := c.rc.Read(f)
+	if err == nil {
+		err = c.ierr
 	}
-	waitBulk := func(fd uintptr) bool {
-		avail, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-		if ierr != nil || avail > 0 {
-			return true
-		}
-		var b [1]byte
-		m, _, e := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case e == unix.EAGAIN:
-			return false // nothing yet: wait for readability, no pipe held
-		case e == nil && m > 0:
-			// Bytes arrived between the ioctl and the peek.
-			avail, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-			avail = max(avail, m)
-		default:
-			ierr = e // nil: EOF (m == 0); else the socket's error
-		}
-		return true
+	return err
+}
+
+func (c *copier) readSmall(fd uintptr) bool {
+	if c.bp == nil {
+		c.bp = relayBufs.Get().(*[]byte)
 	}
-	defer func() {
-		if bp != nil {
-			relayBufs.Put(bp)
-		}
-	}()
-	small := true
 	for {
-		if small {
-			err := rc.Read(readSmall)
-			if err == nil {
-				err = ierr
-			}
-			if err != nil {
-				return total, false, err
-			}
-			if n <= 0 {
-				return total, false, nil // EOF
-			}
-			m, err := dst.Write((*bp)[:n])
-			total += int64(m)
-			full := n == len(*bp)
-			relayBufs.Put(bp)
-			bp = nil
-			if err != nil {
-				return total, false, err
-			}
-			if full {
-				if rf == nil {
-					return total, true, nil
-				}
-				small = false
-			}
-			continue
+		c.n, c.ierr = unix.Read(int(fd), *c.bp)
+		if c.ierr != unix.EINTR {
+			break
 		}
-		err := rc.Read(waitBulk)
-		if err == nil {
-			err = ierr
+	}
+	if c.ierr == unix.EAGAIN {
+		relayBufs.Put(c.bp) // nothing queued: wait without the buffer
+		c.bp = nil
+		return false
+	}
+	return true
+}
+
+func (c *copier) peekBulk(fd uintptr) bool {
+	c.avail, c.ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	if c.ierr != nil || c.avail > 0 {
+		return true
+	}
+	var b [1]byte
+	m, _, e := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	switch {
+	case e == unix.EAGAIN:
+		return false // nothing yet: wait for readability, no pipe held
+	case e == nil && m > 0:
+		// Bytes arrived between the ioctl and the peek.
+		c.avail, c.ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		c.avail = max(c.avail, m)
+	default:
+		c.ierr = e // nil: EOF (m == 0); else the socket's error
+	}
+	return true
+}
+
+// step waits until src is readable, then moves what is queued once. end:
+// EOF or err.
+func (c *copier) step() (end bool, err error) {
+	c.ierr = nil
+	if !c.bulk {
+		if err := c.read(c.trySmall); err != nil {
+			return true, err
 		}
+		if c.n <= 0 {
+			return true, nil // EOF
+		}
+		m, err := c.dst.Write((*c.bp)[:c.n])
+		c.total += int64(m)
+		full := c.n == len(*c.bp)
+		relayBufs.Put(c.bp)
+		c.bp = nil
 		if err != nil {
-			return total, false, err
+			return true, err
 		}
-		if avail == 0 {
-			return total, false, nil // EOF
+		if full {
+			if c.rf == nil {
+				m, err := c.bulkTail()
+				c.total += m
+				return true, err
+			}
+			c.bulk = true
 		}
-		if avail < relayBufSize {
-			small = true // the next read finds these bytes at once
-			continue
-		}
-		m, err := rf.ReadFrom(&io.LimitedReader{R: src, N: int64(avail)})
-		total += m
-		if err != nil {
-			return total, false, err
-		}
+		return false, nil
+	}
+	if err := c.read(c.tryBulk); err != nil {
+		return true, err
+	}
+	switch {
+	case c.avail == 0:
+		return true, nil // EOF
+	case c.avail < relayBufSize:
+		c.bulk = false // the next read finds these bytes at once
+		return false, nil
+	}
+	m, err := c.rf.ReadFrom(&io.LimitedReader{R: c.src, N: int64(c.avail)})
+	c.total += m
+	return err != nil, err
+}
+
+// release returns a borrowed buffer.
+func (c *copier) release() {
+	if c.bp != nil {
+		relayBufs.Put(c.bp)
+		c.bp = nil
 	}
 }
 
@@ -150,14 +197,9 @@ type syscallReader interface {
 	SyscallConn() (syscall.RawConn, error)
 }
 
-type rawStream interface {
-	Conn() net.Conn
-	Rest() []byte
-}
-
 // copyUp relays client→upstream.
 func copyUp(up Stream, c net.Conn) (int64, error) {
-	rs, ok1 := up.(rawStream)
+	rs, ok1 := up.(RawStream)
 	cc, ok2 := c.(*net.TCPConn)
 	if ok1 && ok2 {
 		switch u := rs.Conn().(type) {
@@ -168,12 +210,7 @@ func copyUp(up Stream, c net.Conn) (int64, error) {
 			// into; once the stream turns bulk, TCPConn.WriteTo
 			// (Go's splice from a TCP source) moves the rest and holds its
 			// pipe to the end.
-			n, bulk, err := relay(u, cc, nil)
-			if !bulk {
-				return n, err
-			}
-			m, err := cc.WriteTo(u)
-			return n + m, err
+			return relay(u, cc, nil, func() (int64, error) { return cc.WriteTo(u) })
 		}
 	}
 	return io.Copy(up, c)
@@ -181,7 +218,7 @@ func copyUp(up Stream, c net.Conn) (int64, error) {
 
 // copyDown relays upstream→client, first what came with the reply.
 func copyDown(c net.Conn, up Stream) (int64, error) {
-	rs, ok1 := up.(rawStream)
+	rs, ok1 := up.(RawStream)
 	cc, ok2 := c.(*net.TCPConn)
 	if ok1 && ok2 {
 		var n int64
@@ -208,21 +245,21 @@ func copyDown(c net.Conn, up Stream) (int64, error) {
 }
 
 // relayConn is a connection's two relay directions. Where both sockets
-// are plain (TCP client; TCP or Unix upstream under a rawStream) each
+// are plain (TCP client; TCP or Unix upstream under a RawStream) each
 // direction parks in the epoll set while idle (park_linux.go); otherwise
 // each direction is a goroutine copying until EOF.
 type relayConn struct {
 	c     net.Conn
 	up    Stream
 	cc    *net.TCPConn // nil: not parkable
-	rs    rawStream
+	rs    RawStream
 	upDir atomic.Pointer[pdir]
 	dnDir atomic.Pointer[pdir]
 }
 
 func newRelayConn(c net.Conn, up Stream) *relayConn {
 	r := &relayConn{c: c, up: up}
-	rs, ok1 := up.(rawStream)
+	rs, ok1 := up.(RawStream)
 	cc, ok2 := c.(*net.TCPConn)
 	if ok1 && ok2 {
 		switch rs.Conn().(type) {

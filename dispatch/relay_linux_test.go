@@ -191,6 +191,14 @@ type unixStream struct{ *net.UnixConn }
 func (unixStream) Await(context.Context) error { return nil }
 func (u unixStream) Conn() net.Conn            { return u.UnixConn }
 func (unixStream) Rest() []byte                { return nil }
+func (u unixStream) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(struct{ io.Writer }{u.UnixConn}, r)
+}
+func (u unixStream) WriteTo(w io.Writer) (int64, error) {
+	return io.Copy(w, struct{ io.Reader }{u.UnixConn})
+}
+
+var _ RawStream = unixStream{}
 
 // TestCopyUpUnix: client→Unix upstream, small then bulk (handed to
 // TCPConn.WriteTo) then small, with an exact count.

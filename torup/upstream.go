@@ -30,8 +30,9 @@ type upstream struct {
 }
 
 var (
-	_ dispatch.Upstream = (*upstream)(nil)
-	_ dispatch.Resolver = (*upstream)(nil)
+	_ dispatch.Upstream  = (*upstream)(nil)
+	_ dispatch.Resolver  = (*upstream)(nil)
+	_ dispatch.RawStream = (*Stream)(nil) // *chain.Stream's methods, promoted
 )
 
 // newChain builds the chain client for one SocksPort address.

@@ -65,7 +65,7 @@ func (t *tracker) Open(ctx context.Context, req *dispatch.Request, early []byte)
 	t.byProto[p]++
 	t.byKey[k]++
 	t.mu.Unlock()
-	return &trackedStream{Stream: s, t: t, proto: p, key: k}, nil
+	return &trackedStream{StreamWrapper: dispatch.StreamWrapper{Stream: s}, t: t, proto: p, key: k}, nil
 }
 
 func (t *tracker) Resolve(ctx context.Context, req *dispatch.Request) (netip.Addr, error) {
@@ -89,7 +89,7 @@ func (t *tracker) ResolvePTR(ctx context.Context, req *dispatch.Request) (string
 // trackedStream counts itself out when the dispatcher closes it, and
 // records Tor's refusal when Await reports one.
 type trackedStream struct {
-	dispatch.Stream
+	dispatch.StreamWrapper
 	t     *tracker
 	proto dispatch.Protocol
 	key   isolation.Key

@@ -33,12 +33,12 @@ func (u *virtualUpstream) Open(ctx context.Context, req *dispatch.Request, early
 		release()
 		return nil, err
 	}
-	return &pinnedStream{Stream: s, release: release}, nil
+	return &pinnedStream{StreamWrapper: dispatch.StreamWrapper{Stream: s}, release: release}, nil
 }
 
 // pinnedStream releases its mapping pin when the dispatcher closes it.
 type pinnedStream struct {
-	dispatch.Stream
+	dispatch.StreamWrapper
 	release func()
 	once    sync.Once
 }
