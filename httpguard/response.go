@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"socksd/internal/endpoint"
 	"socksd/socks5"
 )
 
@@ -105,7 +106,7 @@ use for example <code>curl --socks5-hostname</code>.</p>
 // splitListen splits "host:port" / "[v6]:port"; other forms (unix:/path)
 // come back whole with an empty port.
 func splitListen(a string) (host, port string) {
-	if strings.HasPrefix(a, "unix:") {
+	if network, _ := endpoint.Split(a); network == "unix" {
 		return a, ""
 	}
 	i := strings.LastIndexByte(a, ':')

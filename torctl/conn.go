@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"socksd/internal/endpoint"
 )
 
 // Conn is one control-port connection. It is safe for concurrent use.
@@ -45,10 +47,7 @@ type Conn struct {
 
 // Dial connects to a control port: "unix:/path" or "host:port".
 func Dial(ctx context.Context, addr string) (*Conn, error) {
-	network, address := "tcp", addr
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		network, address = "unix", p
-	}
+	network, address := endpoint.Split(addr)
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, network, address)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"socksd/internal/endpoint"
 	"socksd/torctl"
 )
 
@@ -646,7 +647,7 @@ func discoverSocks(ctx context.Context, conn *torctl.Conn) (string, error) {
 		if extended[a] {
 			rank += 2
 		}
-		if p, ok := strings.CutPrefix(a, "unix:"); ok {
+		if network, p := endpoint.Split(a); network == "unix" {
 			if !usableSocket(p) {
 				continue
 			}

@@ -14,7 +14,7 @@ import (
 // Check reports whether addr is in socksd's notation. A hostname other
 // than localhost is refused: socksd never resolves names locally.
 func Check(addr string) error {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+	if network, path := Split(addr); network == "unix" {
 		if !filepath.IsAbs(path) {
 			return fmt.Errorf("want \"unix:/absolute/path\", got %q", addr)
 		}

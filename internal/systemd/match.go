@@ -3,7 +3,8 @@ package systemd
 import (
 	"net"
 	"net/netip"
-	"strings"
+
+	"socksd/internal/endpoint"
 )
 
 // Listener returns the inherited stream socket bound to listen, written as
@@ -32,7 +33,7 @@ func PacketConn(socks []Socket, listen string) (net.PacketConn, bool) {
 }
 
 func sameAddr(a net.Addr, listen string) bool {
-	if path, ok := strings.CutPrefix(listen, "unix:"); ok {
+	if network, path := endpoint.Split(listen); network == "unix" {
 		u, isUnix := a.(*net.UnixAddr)
 		return isUnix && u.Name == path
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"socksd/internal/endpoint"
 )
 
 // circObserver is a passive controller of one client tor: it subscribes to
@@ -65,10 +67,7 @@ func observeCircuits(ctx context.Context, addr, cookiePath string) (*circObserve
 	if err != nil {
 		return nil, err
 	}
-	network, address := "tcp", addr
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		network, address = "unix", p
-	}
+	network, address := endpoint.Split(addr)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, network, address)
 	if err != nil {

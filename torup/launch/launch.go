@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"socksd/internal/endpoint"
 )
 
 // Sentinel errors of this package.
@@ -192,7 +194,7 @@ func (t *Tor) Start(ctx context.Context) error {
 func (t *Tor) spawn() error {
 	dir := t.cfg.DataDir
 	if t.unix {
-		sock := strings.TrimPrefix(t.ctlAddr, "unix:")
+		_, sock := endpoint.Split(t.ctlAddr)
 		// A stale socket of a tor that crashed; tor holds DataDirectory's
 		// lock, so a live one would make our tor exit anyway.
 		os.Remove(sock)
@@ -295,10 +297,7 @@ func (t *Tor) readPortFile() {
 }
 
 func dialOK(addr string) bool {
-	network, address := "tcp", addr
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		network, address = "unix", p
-	}
+	network, address := endpoint.Split(addr)
 	c, err := net.DialTimeout(network, address, time.Second)
 	if err != nil {
 		return false

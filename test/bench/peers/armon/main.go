@@ -15,6 +15,8 @@ import (
 	"time"
 
 	socks5 "github.com/armon/go-socks5"
+
+	"socksd/internal/endpoint"
 )
 
 type anyCreds struct{}
@@ -34,10 +36,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	network, address := "tcp", *listen
-	if p, ok := strings.CutPrefix(*listen, "unix:"); ok {
-		network, address = "unix", p
-	}
+	network, address := endpoint.Split(*listen)
 	l, err := net.Listen(network, address)
 	if err != nil {
 		log.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	socks5 "github.com/things-go/go-socks5"
+
+	"socksd/internal/endpoint"
 )
 
 type anyCreds struct{}
@@ -30,10 +32,7 @@ func main() {
 		}),
 		socks5.WithLogger(socks5.NewLogger(log.New(io.Discard, "", 0))),
 	)
-	network, address := "tcp", *listen
-	if p, ok := strings.CutPrefix(*listen, "unix:"); ok {
-		network, address = "unix", p
-	}
+	network, address := endpoint.Split(*listen)
 	l, err := net.Listen(network, address)
 	if err != nil {
 		log.Fatal(err)
