@@ -99,13 +99,7 @@ func FuzzExtAuth(f *testing.F) {
 		in := append(unhex(t, "05 01 97"), msg...)
 		in = append(in, unhex(t, "05 01 00 03 07 'a.onion' 01bb")...)
 		whole := drive(&Handshake{}, in)
-		s := seed | 1
-		chunked := driveChunks(&Handshake{}, in, func(rem int) int {
-			s ^= s << 13
-			s ^= s >> 7
-			s ^= s << 17
-			return int(s % uint64(rem+1))
-		})
+		chunked := driveChunks(&Handshake{}, in, seededChunks(seed))
 		if d := sameOutcome(whole, chunked); d != "" {
 			t.Fatalf("whole vs chunked: %s", d)
 		}

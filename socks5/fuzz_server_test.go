@@ -78,6 +78,18 @@ func driveChunks(h *Handshake, in []byte, next func(remaining int) int) outcome 
 	}
 }
 
+// seededChunks gives reproducible read sizes (at most 64 bytes) from a
+// fuzzer's seed, by xorshift.
+func seededChunks(seed uint64) func(remaining int) int {
+	s := seed | 1
+	return func(rem int) int {
+		s ^= s << 13
+		s ^= s >> 7
+		s ^= s << 17
+		return int(s % uint64(min(rem, 64)+1))
+	}
+}
+
 // sameOutcome compares two runs; "" when equal.
 func sameOutcome(a, b outcome) string {
 	if !bytes.Equal(a.written, b.written) {
@@ -110,14 +122,7 @@ func FuzzHandshake(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte, seed uint64) {
 		whole := drive(&Handshake{}, in)
-		// xorshift: reproducible chunk sizes from the seed.
-		s := seed | 1
-		chunked := driveChunks(&Handshake{}, in, func(rem int) int {
-			s ^= s << 13
-			s ^= s >> 7
-			s ^= s << 17
-			return int(s % uint64(min(rem, 64)+1))
-		})
+		chunked := driveChunks(&Handshake{}, in, seededChunks(seed))
 		if d := sameOutcome(whole, chunked); d != "" {
 			t.Fatalf("chunking changed the outcome: %s", d)
 		}
