@@ -268,3 +268,35 @@ func ParseBootstrapPhase(s string) (progress int, tag, summary string, err error
 	}
 	return progress, kw["TAG"], kw["SUMMARY"], nil
 }
+
+// Stream statuses (control-spec §4.1.2 StreamStatus), as StreamEvent.Status
+// and GETINFO stream-status report them.
+const (
+	StreamNew            = "NEW"
+	StreamNewResolve     = "NEWRESOLVE"
+	StreamRemap          = "REMAP"
+	StreamSentConnect    = "SENTCONNECT"
+	StreamSentResolve    = "SENTRESOLVE"
+	StreamSucceeded      = "SUCCEEDED"
+	StreamFailed         = "FAILED"
+	StreamClosed         = "CLOSED"
+	StreamDetached       = "DETACHED"
+	StreamControllerWait = "CONTROLLER_WAIT"
+)
+
+// Circuit statuses (control-spec §4.1.1 CircStatus), as CircEvent.Status
+// and GETINFO circuit-status report them.
+const (
+	CircLaunched  = "LAUNCHED"
+	CircBuilt     = "BUILT"
+	CircGuardWait = "GUARD_WAIT"
+	CircExtended  = "EXTENDED"
+	CircFailed    = "FAILED"
+	CircClosed    = "CLOSED"
+)
+
+// CIRC_MINOR events (control-spec §4.1.19 CircEvent).
+const (
+	CircMinorPurposeChanged = "PURPOSE_CHANGED"
+	CircMinorCannibalized   = "CANNIBALIZED"
+)

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"socksd/isolation"
+	"socksd/torctl"
 )
 
 // onStreamEvent feeds one STREAM event (control-spec §4.1.2) to the
@@ -18,12 +19,12 @@ func (a *attacher) onStreamEvent(ev streamEvent) (sent bool) {
 	// bridge's.
 	var id identity
 	switch ev.Status {
-	case "NEW", "NEWRESOLVE":
+	case torctl.StreamNew, torctl.StreamNewResolve:
 		id.key, id.reg, id.ours = a.reg.lookup(ev.SourceAddr, ev.Username, ev.Password)
 		if id.ours {
 			id.route = a.route(ev.TargetHost)
 		}
-	case "CONTROLLER_WAIT":
+	case torctl.StreamControllerWait:
 		if ev.Username == torS0X0 { // the only case that can use it
 			id.route = a.route(ev.TargetHost)
 		}
@@ -34,16 +35,16 @@ func (a *attacher) onStreamEvent(ev streamEvent) (sent bool) {
 		return false
 	}
 	switch ev.Status {
-	case "NEW", "NEWRESOLVE":
+	case torctl.StreamNew, torctl.StreamNewResolve:
 		n := a.cmds
 		a.onNew(ev, id)
 		return a.cmds != n
-	case "CONTROLLER_WAIT":
+	case torctl.StreamControllerWait:
 		a.onControllerWait(ev, id.route)
-	case "SENTCONNECT", "SENTRESOLVE":
+	case torctl.StreamSentConnect, torctl.StreamSentResolve:
 		a.foreignHandled(ev.ID)
 		a.checkForeignOnOurs(ev)
-	case "SUCCEEDED":
+	case torctl.StreamSucceeded:
 		a.foreignHandled(ev.ID)
 		a.checkForeignOnOurs(ev)
 		if s := a.streams[ev.ID]; s != nil {
@@ -52,12 +53,12 @@ func (a *attacher) onStreamEvent(ev streamEvent) (sent bool) {
 				s.timer.Stop()
 			}
 		}
-	case "DETACHED":
+	case torctl.StreamDetached:
 		if ce := a.log.Check(zap.DebugLevel, "stream detached"); ce != nil {
 			ce.Write(zap.String("id", ev.ID), zap.String("circ", ev.CircID), zap.String("reason", ev.Reason), zap.String("remote_reason", ev.RemoteReason))
 		}
 		a.onDetached(ev)
-	case "FAILED", "CLOSED":
+	case torctl.StreamFailed, torctl.StreamClosed:
 		a.foreignHandled(ev.ID)
 		if s := a.streams[ev.ID]; s != nil {
 			// Check first: building the fields of a disabled Debug call
@@ -147,7 +148,7 @@ func (a *attacher) onNew(ev streamEvent, id identity) {
 		s.born = ev.At
 	}
 	s.torRoute = route
-	s.resolve = ev.Status == "NEWRESOLVE"
+	s.resolve = ev.Status == torctl.StreamNewResolve
 	s.setTarget(ev.TargetHost, ev.TargetPort)
 	if a.cfg.Passive {
 		return
@@ -349,9 +350,9 @@ func (a *attacher) onCirc(ev circEvent) {
 			// measurement, after which the circuit may still reach BUILT
 			// as MEASURE_TIMEOUT) is final: it is never overwritten.
 			prev, seen := a.early[ev.ID]
-			final := seen && (prev.Status == "FAILED" || prev.Status == "CLOSED")
+			final := seen && (prev.Status == torctl.CircFailed || prev.Status == torctl.CircClosed)
 			switch ev.Status {
-			case "BUILT", "FAILED", "CLOSED":
+			case torctl.CircBuilt, torctl.CircFailed, torctl.CircClosed:
 				if !final {
 					a.early[ev.ID] = ev
 				}
@@ -365,7 +366,7 @@ func (a *attacher) onCirc(ev circEvent) {
 	}
 	ks := a.key(c.key)
 	switch ev.Status {
-	case "BUILT":
+	case torctl.CircBuilt:
 		if c.built {
 			return
 		}
@@ -384,7 +385,7 @@ func (a *attacher) onCirc(ev circEvent) {
 		a.log.Debug("circuit built", zap.String("circ", c.id), zap.String("key", c.key.String()))
 		a.drain(ks)
 		a.donate(c)
-	case "FAILED", "CLOSED":
+	case torctl.CircFailed, torctl.CircClosed:
 		wasBuilt := c.built
 		a.forgetCircuit(c)
 		for _, s := range c.streams {
@@ -409,7 +410,7 @@ func (a *attacher) onCirc(ev circEvent) {
 // onPoolCirc handles a CIRC event for a pool circuit nobody took yet.
 func (a *attacher) onPoolCirc(c *circuit, ev circEvent) {
 	switch ev.Status {
-	case "BUILT":
+	case torctl.CircBuilt:
 		if c.built {
 			return
 		}
@@ -421,7 +422,7 @@ func (a *attacher) onPoolCirc(c *circuit, ev circEvent) {
 		a.m.circBuilt.Inc()
 		a.m.circInUse.Inc()
 		a.poolBuilt(c)
-	case "FAILED", "CLOSED":
+	case torctl.CircFailed, torctl.CircClosed:
 		wasBuilt := c.built
 		a.forgetCircuit(c)
 		if !wasBuilt {
@@ -465,7 +466,7 @@ func (a *attacher) resync(ctx context.Context, c control, circs []statusEntry) e
 	}
 	built := make(map[string]string, len(circs))
 	for _, e := range circs {
-		if e.Status == "BUILT" {
+		if e.Status == torctl.CircBuilt {
 			built[e.ID] = e.Target // exit fingerprint
 		}
 	}
@@ -485,7 +486,7 @@ func (a *attacher) resync(ctx context.Context, c control, circs []statusEntry) e
 	present := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		present[e.ID] = true
-		waiting := (e.Status == "NEW" || e.Status == "NEWRESOLVE") && e.CircID == "0"
+		waiting := (e.Status == torctl.StreamNew || e.Status == torctl.StreamNewResolve) && e.CircID == "0"
 		if !waiting {
 			continue
 		}
@@ -520,7 +521,7 @@ func (a *attacher) resync(ctx context.Context, c control, circs []statusEntry) e
 		// snapshot (events flow during the resync): its own events tell
 		// its fate, as for circuits.
 		if !present[id] && s.seenOn != a.gen {
-			a.endStream(s, "CLOSED", "", "")
+			a.endStream(s, torctl.StreamClosed, "", "")
 		}
 	}
 	for id := range a.foreign {
@@ -557,7 +558,7 @@ func (a *attacher) setControl(c control) uint64 {
 // without any CIRC event: it stays open for measurement but never carries
 // a stream, so for socksd it has failed.
 func (a *attacher) onCircMinorEvent(id, event, purpose string) {
-	if event != "PURPOSE_CHANGED" {
+	if event != torctl.CircMinorPurposeChanged {
 		return
 	}
 	switch purpose {
@@ -569,9 +570,9 @@ func (a *attacher) onCircMinorEvent(id, event, purpose string) {
 	if a.closed {
 		return
 	}
-	ev := circEvent{ID: id, Status: "FAILED", Reason: "PURPOSE_CHANGED"}
+	ev := circEvent{ID: id, Status: torctl.CircFailed, Reason: "PURPOSE_CHANGED"}
 	if c := a.circs[id]; c != nil && c.built {
-		ev.Status = "CLOSED"
+		ev.Status = torctl.CircClosed
 	}
 	a.onCirc(ev)
 }
@@ -589,5 +590,5 @@ func (a *attacher) buildTimedOut(id string) {
 	a.goCmd(func(ctx context.Context, ctl control, _ uint64) {
 		_ = ctl.CloseCircuit(ctx, id, false)
 	})
-	a.onCirc(circEvent{ID: id, Status: "FAILED", Reason: "SOCKSD_TIMEOUT"})
+	a.onCirc(circEvent{ID: id, Status: torctl.CircFailed, Reason: "SOCKSD_TIMEOUT"})
 }
