@@ -17,6 +17,7 @@ import (
 	"socksd/internal/leakcheck"
 	"socksd/internal/sockopttest"
 	"socksd/internal/sockstest"
+	"socksd/internal/testutil"
 	"socksd/isolation"
 	"socksd/socks5"
 	"socksd/socksproto"
@@ -36,30 +37,9 @@ func testKey() isolation.Key {
 	return isolation.Policy{Fields: isolation.Default}.Key(isolation.Input{Username: []byte("alice")})
 }
 
-// echoServer accepts one connection on loopback and echoes it.
-func echoServer(t *testing.T) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(c, c)
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return netip.MustParseAddrPort(ln.Addr().String())
-}
-
 func TestOpenRelaysWithIsolationCredentials(t *testing.T) {
 	fake := startFake(t, &sockstest.Server{})
-	echo := echoServer(t)
+	echo := testutil.EchoServer(t, "", "")
 	u := New(fake.Addr(), nil)
 	var seen net.Addr
 	u.OnConnect = func(local net.Addr, _ *dispatch.Request) { seen = local }
@@ -300,7 +280,7 @@ func TestHostileUpstream(t *testing.T) {
 // The upstream is on this host: no TCP keep-alive on its sockets.
 func TestUpstreamSocketHasNoKeepAlive(t *testing.T) {
 	fake := startFake(t, &sockstest.Server{})
-	echo := echoServer(t)
+	echo := testutil.EchoServer(t, "", "")
 	u := New(fake.Addr(), nil)
 	req := &dispatch.Request{Command: dispatch.CmdConnect, IP: echo.Addr(), Port: echo.Port(), Key: testKey()}
 	st, err := u.Open(context.Background(), req, nil)

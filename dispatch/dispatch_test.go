@@ -19,7 +19,9 @@ import (
 	"socksd/dispatch"
 	"socksd/httpguard"
 	"socksd/internal/sockstest"
+	"socksd/internal/testutil"
 	"socksd/socks5"
+	"strconv"
 )
 
 // greet5 is a SOCKS5 greeting offering no-auth.
@@ -68,7 +70,7 @@ func roundTrip(t *testing.T, c net.Conn) {
 
 func TestSOCKS4Connect(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	c := h.dial()
 	c.Write(socks4Connect(echo, "alice"))
 	expectBytes(t, c, hexb("00 5a 0000 00000000"))
@@ -81,7 +83,7 @@ func TestSOCKS4Connect(t *testing.T) {
 
 func TestSOCKS4aConnect(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	c := h.dial()
 	c.Write(socks4aConnect("localhost", echo.Port(), 1))
 	expectBytes(t, c, hexb("00 5a 0000 00000000"))
@@ -93,7 +95,7 @@ func TestSOCKS4aConnect(t *testing.T) {
 
 func TestSOCKS5Connect(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	for _, tc := range []struct {
 		name string
 		msg  []byte
@@ -152,7 +154,7 @@ func TestHTTPWarningPage(t *testing.T) {
 				k, v, _ := strings.Cut(l, ": ")
 				hdr[k] = v
 			}
-			if hdr["Content-Type"] != "text/html; charset=utf-8" || hdr["Connection"] != "close" || hdr["Content-Length"] != itoa(len(body)) {
+			if hdr["Content-Type"] != "text/html; charset=utf-8" || hdr["Connection"] != "close" || hdr["Content-Length"] != strconv.Itoa(len(body)) {
 				t.Fatalf("headers %q (body %d bytes)", hdr, len(body))
 			}
 		}
@@ -162,20 +164,11 @@ func TestHTTPWarningPage(t *testing.T) {
 	}
 }
 
-func itoa(n int) string {
-	var b []byte
-	for n >= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(append([]byte{byte('0' + n)}, b...))
-}
-
 func TestHTTPConnectTunnel(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	c := h.dial()
-	c.Write([]byte("CONNECT 127.0.0.1:" + itoa(int(echo.Port())) + " HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic dTpw\r\n\r\n"))
+	c.Write([]byte("CONNECT 127.0.0.1:" + strconv.Itoa(int(echo.Port())) + " HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic dTpw\r\n\r\n"))
 	expectBytes(t, c, []byte("HTTP/1.1 200 Connection established\r\nTor-Capabilities: \r\nVia: tor/1.0 tor-network (socksd)\r\n\r\n"))
 	roundTrip(t, c)
 }
@@ -454,7 +447,7 @@ func TestHalfClose(t *testing.T) {
 	// The client sends, half-closes, and still receives everything the
 	// destination sends after seeing EOF.
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	c := h.dial()
 	c.Write(append(append([]byte{}, greet5...), socks5ConnectIP(echo)...))
 	expectBytes(t, c, hexb("0500 05000001 00000000 0000"))
@@ -522,7 +515,7 @@ func isTimeout(err error) bool {
 
 func TestXNetProxyClient(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	for _, auth := range []*proxy.Auth{nil, {User: "bob", Password: "pw"}} {
 		d, err := proxy.SOCKS5("tcp", h.addr, auth, proxy.Direct)
 		if err != nil {
@@ -579,7 +572,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 
 func TestReloadKeepsLiveStreams(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	c := h.dial()
 	c.Write(append(append([]byte{}, greet5...), socks5ConnectIP(echo)...))
 	expectBytes(t, c, hexb("0500 05000001 00000000 0000"))
@@ -612,7 +605,7 @@ func TestReloadKeepsLiveStreams(t *testing.T) {
 
 func TestShutdownForcesAfterGrace(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	c := h.dial()
 	c.Write(append(append([]byte{}, greet5...), socks5ConnectIP(echo)...))
 	expectBytes(t, c, hexb("0500 05000001 00000000 0000"))
@@ -628,7 +621,7 @@ func TestShutdownForcesAfterGrace(t *testing.T) {
 
 func TestShutdownDrains(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	c := h.dial()
 	c.Write(append(append([]byte{}, greet5...), socks5ConnectIP(echo)...))
 	expectBytes(t, c, hexb("0500 05000001 00000000 0000"))
@@ -680,7 +673,7 @@ func TestHostileHandshakes(t *testing.T) {
 
 func TestUnixListener(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	path := t.TempDir() + "/socksd.sock"
 	// A stale socket file from a crashed predecessor is replaced.
 	stale, err := net.Listen("unix", path)

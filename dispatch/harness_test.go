@@ -158,45 +158,6 @@ func labelValue(m *dto.Metric, name string) string {
 	return ""
 }
 
-// echoServer serves on addr (default 127.0.0.1:0): it echoes until EOF,
-// then writes "|eof" and closes, so a test can see a half-close travel.
-func echoServer(t testing.TB, addr string) netip.AddrPort {
-	t.Helper()
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	conns := make(chan net.Conn, 64)
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns <- c
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.Write([]byte("|eof"))
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		close(conns)
-		for c := range conns {
-			c.Close()
-		}
-	})
-	return netip.MustParseAddrPort(ln.Addr().String())
-}
-
 func readN(t testing.TB, c net.Conn, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"socksd/httpguard"
+	"socksd/internal/testutil"
+	"strconv"
 )
 
 // A request other than CONNECT whose Host does not name this machine gets
@@ -59,13 +61,13 @@ func TestHTTPMalformedConnect(t *testing.T) {
 // HTTP/1.1 connection the CONNECT may follow on the same connection.
 func TestHTTPOptions(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
+	echo := testutil.EchoServer(t, "", "|eof")
 	opts := httpguard.AppendOptions(nil, true)
 
 	c := h.dial()
 	c.Write([]byte("OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
 	expectBytes(t, c, opts)
-	c.Write([]byte("OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\nCONNECT 127.0.0.1:" + itoa(int(echo.Port())) + " HTTP/1.1\r\n\r\n"))
+	c.Write([]byte("OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\nCONNECT 127.0.0.1:" + strconv.Itoa(int(echo.Port())) + " HTTP/1.1\r\n\r\n"))
 	expectBytes(t, c, opts)
 	expectBytes(t, c, httpguard.AppendConnectEstablished(nil))
 	roundTrip(t, c)
@@ -103,8 +105,8 @@ func TestHTTPOptions(t *testing.T) {
 // "<torS0X>0" is one identity.
 func TestHTTPIsolationHeaders(t *testing.T) {
 	h := newHarness(t, hopt{})
-	echo := echoServer(t, "")
-	target := "127.0.0.1:" + itoa(int(echo.Port()))
+	echo := testutil.EchoServer(t, "", "|eof")
+	target := "127.0.0.1:" + strconv.Itoa(int(echo.Port()))
 	connect := func(headers string) {
 		t.Helper()
 		c := h.dial()

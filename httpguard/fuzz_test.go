@@ -8,21 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"socksd/internal/testutil"
 	"socksd/socksproto"
 )
-
-func chunksFrom(split []byte, total int) []int {
-	if len(split) == 0 {
-		return []int{total}
-	}
-	var out []int
-	for i, sum := 0, 0; sum < total; i++ {
-		c := int(split[i%len(split)])%512 + 1
-		out = append(out, c)
-		sum += c
-	}
-	return out
-}
 
 func FuzzParseHead(f *testing.F) {
 	for _, tc := range validHeads {
@@ -39,7 +27,7 @@ func FuzzParseHead(f *testing.F) {
 	f.Add([]byte("OPTIONS * HTTP/1.1\r\nHost: localhost:9350\r\nConnection: close\r\nTor-Foo: 1\r\n\r\n"), []byte{9})
 	f.Fuzz(func(t *testing.T, in, split []byte) {
 		whole := runHead(in, []int{len(in)})
-		if chunked := runHead(in, chunksFrom(split, len(in))); chunked != whole {
+		if chunked := runHead(in, testutil.Chunks(split, len(in), 512)); chunked != whole {
 			t.Fatalf("whole %+v != chunked %+v", whole, chunked)
 		}
 		if whole.n > len(in) || whole.n > MaxHead || whole.n < 0 {

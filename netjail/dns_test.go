@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"strconv"
 )
 
 func query(name string, qtype uint16) *dns.Msg {
@@ -110,7 +112,7 @@ func TestTableFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i < maxNames; i++ {
-		if _, err := tb.addr("n"+itoa(i)+".test", false); err != nil {
+		if _, err := tb.addr("n"+strconv.Itoa(i)+".test", false); err != nil {
 			t.Fatalf("name %d: %v", i, err)
 		}
 	}
@@ -123,19 +125,6 @@ func TestTableFull(t *testing.T) {
 	m := resolver{t: tb}.answer(query("another.test.", dns.TypeA))
 	if m.Rcode != dns.RcodeServerFailure {
 		t.Fatalf("full table answered %s, want SERVFAIL", dns.RcodeToString[m.Rcode])
-	}
-}
-
-func itoa(i int) string {
-	var b [20]byte
-	n := len(b)
-	for {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-		if i == 0 {
-			return string(b[n:])
-		}
 	}
 }
 

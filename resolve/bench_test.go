@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"socksd/internal/testutil"
 )
 
 // latencies collects per-query durations from parallel workers and reports
@@ -208,9 +210,8 @@ func TestBenchServe(t *testing.T) {
 		secs = 60
 	}
 	var tor Tor = newFakeTor()
-	if os.Getenv("SOCKSD_TOR_CONTROL") != "" {
-		e := realEnv{control: os.Getenv("SOCKSD_TOR_CONTROL"), cookie: os.Getenv("SOCKSD_TOR_COOKIE")}
-		tor = dialCtlTor(t, t.Context(), e)
+	if os.Getenv(testutil.EnvControl) != "" {
+		tor = dialCtlTor(t, t.Context(), testutil.NeedRealTor(t, testutil.EnvControl, testutil.EnvCookie))
 	}
 	cfg := testConfig(newClock())
 	cfg.Now = time.Now

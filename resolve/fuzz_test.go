@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"socksd/internal/testutil"
 )
 
 // FuzzServeDNS: random wire messages through the server path never panic,
@@ -15,11 +17,11 @@ import (
 // (same ID, QR set, packs); the table stays consistent.
 func FuzzServeDNS(f *testing.F) {
 	for _, tc := range wireCases {
-		f.Add(unhex(f, tc.hex), false)
+		f.Add(testutil.Unhex(f, tc.hex), false)
 	}
-	f.Add(unhex(f, hdrQuery+"0131 0130 03313932 03313237 07696e2d61646472 0461727061 00 000c 0001"), true)
+	f.Add(testutil.Unhex(f, hdrQuery+"0131 0130 03313932 03313237 07696e2d61646472 0461727061 00 000c 0001"), true)
 	f.Add([]byte{}, false)
-	f.Add(unhex(f, "abcd 0100 0001"), false)
+	f.Add(testutil.Unhex(f, "abcd 0100 0001"), false)
 
 	clk := newClock()
 	tor := newFakeTor()

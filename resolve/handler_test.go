@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"socksd/internal/testutil"
 )
 
 const (
@@ -80,7 +82,7 @@ func TestWireQueries(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tor := newFakeTor()
 			b := newTestBridge(t, testConfig(newClock()), tor)
-			m, err := serveWire(b, loopback, unhex(t, tc.hex))
+			m, err := serveWire(b, loopback, testutil.Unhex(t, tc.hex))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,16 +167,16 @@ func TestRefusedOutsideAllow(t *testing.T) {
 }
 
 func TestRefusedHeader(t *testing.T) {
-	got := refusedHeader(unhex(t, "abcd 2901 0001 0000 0000 0000 00"))
+	got := refusedHeader(testutil.Unhex(t, "abcd 2901 0001 0000 0000 0000 00"))
 	// 0x29: opcode 5 (UPDATE) + RD, kept; byte 3 becomes RA + REFUSED.
-	want := unhex(t, "abcd a985 0000 0000 0000 0000")
+	want := testutil.Unhex(t, "abcd a985 0000 0000 0000 0000")
 	if string(got) != string(want) {
 		t.Fatalf("got % x, want % x", got, want)
 	}
-	if refusedHeader(unhex(t, "abcd 8100 0001 0000 0000 0000")) != nil {
+	if refusedHeader(testutil.Unhex(t, "abcd 8100 0001 0000 0000 0000")) != nil {
 		t.Fatal("answered a response")
 	}
-	if refusedHeader(unhex(t, "abcd 0100 0001 0000 0000")) != nil {
+	if refusedHeader(testutil.Unhex(t, "abcd 0100 0001 0000 0000")) != nil {
 		t.Fatal("answered a short header")
 	}
 }

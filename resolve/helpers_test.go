@@ -2,11 +2,9 @@ package resolve
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -214,15 +212,6 @@ func serveWire(b *Bridge, from net.Addr, wire []byte) (*dns.Msg, error) {
 		return w.msgs[0], nil
 	}
 	return nil, fmt.Errorf("%d answers", len(w.msgs))
-}
-
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
 }
 
 // onlyAddr returns the single A/AAAA answer of m.

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 	"golang.org/x/net/proxy"
 
+	"socksd/internal/testutil"
 	"socksd/torctl"
 )
 
@@ -34,23 +34,11 @@ import (
 // They prove the bridge's contract with Tor: explicit MAPADDRESS of our own
 // virtual addresses (IPv4, and IPv6 in brackets) is what makes an IP-only
 // SOCKS request reach the name, and MAPADDRESS a=a removes it.
-type realEnv struct {
-	control, cookie, socks, onion string
-	httpPort                      int
-}
+type realEnv = testutil.RealTor
 
 func realTorEnv(t *testing.T) realEnv {
 	t.Helper()
-	e := realEnv{
-		control: os.Getenv("SOCKSD_TOR_CONTROL"), cookie: os.Getenv("SOCKSD_TOR_COOKIE"),
-		socks: os.Getenv("SOCKSD_TOR_SOCKS"), onion: os.Getenv("SOCKSD_TOR_ONION"),
-	}
-	port, _ := strconv.Atoi(os.Getenv("SOCKSD_TOR_HTTP_PORT"))
-	e.httpPort = port
-	if e.control == "" || e.cookie == "" || e.socks == "" || port == 0 {
-		t.Skip("SOCKSD_TOR_CONTROL, SOCKSD_TOR_COOKIE, SOCKSD_TOR_SOCKS, SOCKSD_TOR_HTTP_PORT not set")
-	}
-	return e
+	return testutil.NeedRealTor(t, testutil.EnvControl, testutil.EnvCookie, testutil.EnvSOCKS, testutil.EnvHTTPPort)
 }
 
 // ctlTor is a test-only Tor: MAPADDRESS and RESOLVE+ADDRMAP over one
@@ -63,12 +51,12 @@ type ctlTor struct {
 
 func dialCtlTor(t *testing.T, ctx context.Context, e realEnv) *ctlTor {
 	t.Helper()
-	c, err := torctl.Dial(ctx, e.control)
+	c, err := torctl.Dial(ctx, e.Control)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.Authenticate(ctx, torctl.AuthOptions{CookieFile: e.cookie}); err != nil {
+	if err := c.Authenticate(ctx, torctl.AuthOptions{CookieFile: e.Cookie}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.SetEvents(ctx, "ADDRMAP"); err != nil {
@@ -201,16 +189,16 @@ func TestRealTorMapAddress(t *testing.T) {
 	t.Logf("example.test → %v and %v; Tor: %q", v4, v6, maps)
 
 	// Tor's own SocksPort, SOCKS4 to the virtual address: MAPADDRESS carries it.
-	body, err := socks4Get(ctx, e.socks, v4, e.httpPort)
+	body, err := socks4Get(ctx, e.SOCKS, v4, int(e.HTTPPort))
 	if err != nil || !strings.Contains(body, "hello from tornet") {
 		t.Fatalf("SOCKS4 to %v: %q %v", v4, body, err)
 	}
 	// SOCKS5 with an IPv6 address (ATYP 4).
-	d, err := proxy.SOCKS5("tcp", e.socks, nil, proxy.Direct)
+	d, err := proxy.SOCKS5("tcp", e.SOCKS, nil, proxy.Direct)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c6, err := d.(proxy.ContextDialer).DialContext(ctx, "tcp", net.JoinHostPort(v6.String(), strconv.Itoa(e.httpPort)))
+	c6, err := d.(proxy.ContextDialer).DialContext(ctx, "tcp", net.JoinHostPort(v6.String(), strconv.Itoa(int(e.HTTPPort))))
 	if err != nil {
 		t.Fatalf("SOCKS5 to [%v]: %v", v6, err)
 	}
@@ -227,9 +215,9 @@ func TestRealTorMapAddress(t *testing.T) {
 		t.Fatalf("PTR %s: %v", rev, m)
 	}
 
-	if e.onion != "" {
-		o := onlyAddr(t, query(e.onion+".", dns.TypeA))
-		body, err := socks4Get(ctx, e.socks, o, 80)
+	if e.Onion != "" {
+		o := onlyAddr(t, query(e.Onion+".", dns.TypeA))
+		body, err := socks4Get(ctx, e.SOCKS, o, 80)
 		if err != nil || !strings.Contains(body, "hello from tornet") {
 			t.Fatalf("SOCKS4 to the onion's %v: %q %v", o, body, err)
 		}
@@ -267,7 +255,7 @@ func TestRealTorMapAddress(t *testing.T) {
 	// (tornet's client has ClientRejectInternalAddresses 0, so Tor sends the
 	// bare 127.192.x.y to an exit, whose loopback refuses it; a real client
 	// refuses it itself. Either way: no page.)
-	body, err = socks4Get(short, e.socks, v4, e.httpPort)
+	body, err = socks4Get(short, e.SOCKS, v4, int(e.HTTPPort))
 	if err == nil {
 		t.Fatalf("expired address still reaches a page: %q", body)
 	}

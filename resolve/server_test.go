@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"socksd/internal/testutil"
 )
 
 // waitGoroutines polls (bounded) until at most n goroutines run.
@@ -88,7 +90,7 @@ func TestUDPAndTCP(t *testing.T) {
 	conn.Close()
 
 	// A name over 255 bytes does not even unpack: miekg answers FORMERR.
-	raw := unhex(t, "4242 0100 0001 0000 0000 0000")
+	raw := testutil.Unhex(t, "4242 0100 0001 0000 0000 0000")
 	for i := 0; i < 5; i++ {
 		raw = append(raw, 63)
 		raw = append(raw, []byte(strings.Repeat("a", 63))...)

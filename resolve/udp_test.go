@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"socksd/internal/testutil"
 )
 
 var (
@@ -47,7 +49,7 @@ func TestHandlePacketWireCases(t *testing.T) {
 	for _, tc := range wireCases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newTestBridge(t, testConfig(newClock()), newFakeTor())
-			p, _ := packet(t, b, loopbackIP, unhex(t, tc.hex))
+			p, _ := packet(t, b, loopbackIP, testutil.Unhex(t, tc.hex))
 			if tc.rcode == silent {
 				if p != nil {
 					t.Fatalf("answered %x", p)
@@ -103,11 +105,11 @@ func TestHandlePacket(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := len(tor.callLog())
-			resp, slow := b.handlePacket(unhex(t, tc.wire), tc.src, new(dns.Msg), make([]byte, udpPackBuf))
+			resp, slow := b.handlePacket(testutil.Unhex(t, tc.wire), tc.src, new(dns.Msg), make([]byte, udpPackBuf))
 			if slow != tc.slow {
 				t.Fatalf("slow %v, want %v", slow, tc.slow)
 			}
-			if want := unhex(t, tc.want); !bytes.Equal(resp, want) && (len(resp) > 0 || len(want) > 0) {
+			if want := testutil.Unhex(t, tc.want); !bytes.Equal(resp, want) && (len(resp) > 0 || len(want) > 0) {
 				t.Fatalf("answer\n%x, want\n%x", resp, want)
 			}
 			if len(tor.callLog()) != calls {
@@ -121,11 +123,11 @@ func TestHandlePacket(t *testing.T) {
 
 	// Once the mapping exists (and Tor has it), the same query is answered
 	// in place with the same address.
-	first, slow := packet(t, b, loopbackIP, unhex(t, qA))
+	first, slow := packet(t, b, loopbackIP, testutil.Unhex(t, qA))
 	if !slow {
 		t.Fatal("new name answered in place")
 	}
-	again, slow := packet(t, b, loopbackIP, unhex(t, qA))
+	again, slow := packet(t, b, loopbackIP, testutil.Unhex(t, qA))
 	if slow {
 		t.Fatal("mapped name not answered in place")
 	}
@@ -136,10 +138,10 @@ func TestHandlePacket(t *testing.T) {
 	b.mu.Lock()
 	b.epoch++
 	b.mu.Unlock()
-	if _, slow := packet(t, b, loopbackIP, unhex(t, qA)); !slow {
+	if _, slow := packet(t, b, loopbackIP, testutil.Unhex(t, qA)); !slow {
 		t.Fatal("answered in place a mapping Tor may not have")
 	}
-	if _, slow := packet(t, b, loopbackIP, unhex(t, qA)); slow {
+	if _, slow := packet(t, b, loopbackIP, testutil.Unhex(t, qA)); slow {
 		t.Fatal("re-pushed mapping not answered in place")
 	}
 }
@@ -150,7 +152,7 @@ func TestHandlePacketWaitsForDisk(t *testing.T) {
 	cfg := testConfig(newClock())
 	cfg.StateDir = t.TempDir()
 	b := newTestBridge(t, cfg, newFakeTor())
-	wire := unhex(t, hdrQuery+qExample+"0001 0001")
+	wire := testutil.Unhex(t, hdrQuery+qExample+"0001 0001")
 	if _, slow := packet(t, b, loopbackIP, wire); !slow {
 		t.Fatal("new name answered in place")
 	}
@@ -238,10 +240,10 @@ func TestUDPFastPathOverTheWire(t *testing.T) {
 // ServeDNS) answers; what it hands on changed nothing.
 func FuzzHandlePacket(f *testing.F) {
 	for _, tc := range wireCases {
-		f.Add(unhex(f, tc.hex), false)
+		f.Add(testutil.Unhex(f, tc.hex), false)
 	}
-	f.Add(unhex(f, hdrQuery+qExample+"0001 0001"), true)
-	f.Add(unhex(f, "abcd 0100 0001 0000 0000 0000 07 6578616d"), false)
+	f.Add(testutil.Unhex(f, hdrQuery+qExample+"0001 0001"), true)
+	f.Add(testutil.Unhex(f, "abcd 0100 0001 0000 0000 0000 07 6578616d"), false)
 	f.Add([]byte{}, false)
 
 	tor := newFakeTor()

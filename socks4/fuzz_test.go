@@ -6,23 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"socksd/internal/testutil"
 	"socksd/socksproto"
 )
-
-// chunksFrom turns fuzz bytes into read sizes, so the fuzzer also explores
-// how the request is split across reads.
-func chunksFrom(split []byte, total int) []int {
-	if len(split) == 0 {
-		return []int{total}
-	}
-	var out []int
-	for i, sum := 0, 0; sum < total; i++ {
-		c := int(split[i%len(split)])%64 + 1
-		out = append(out, c)
-		sum += c
-	}
-	return out
-}
 
 // encode is a SOCKS4/4a client's encoding of r.
 func encode(r *Request) []byte {
@@ -50,7 +36,7 @@ func FuzzStep(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in, split []byte) {
 		whole := run(in, []int{len(in)})
-		chunked := run(in, chunksFrom(split, len(in)))
+		chunked := run(in, testutil.Chunks(split, len(in), 64))
 		if whole != chunked {
 			t.Fatalf("whole %+v != chunked %+v", whole, chunked)
 		}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"socksd/internal/testutil"
 	"socksd/socksproto"
 )
 
@@ -11,8 +12,8 @@ import (
 // reused Handshake. A reused Handshake is meant to allocate nothing per
 // request (0 allocs/op), so the figure to watch is allocs/op.
 func BenchmarkHandshakeConnect(b *testing.B) {
-	greeting := unhex(b, "05 01 00")
-	request := unhex(b, "05 01 00 03 0b 'example.com' 0050")
+	greeting := testutil.Unhex(b, "05 01 00")
+	request := testutil.Unhex(b, "05 01 00 03 0b 'example.com' 0050")
 	h := &Handshake{}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(greeting) + len(request)))
@@ -30,7 +31,7 @@ func BenchmarkHandshakeConnect(b *testing.B) {
 // BenchmarkHandshakeConnectAuth: the pipelined form socksd's own clients
 // and Tor Browser use: greeting offering 0x02, credentials, CONNECT.
 func BenchmarkHandshakeConnectAuth(b *testing.B) {
-	in := unhex(b, "05 01 02 01 09 '<torS0X>0' 10 '0123456789abcdef' 05 01 00 03 0b 'example.com' 0050")
+	in := testutil.Unhex(b, "05 01 02 01 09 '<torS0X>0' 10 '0123456789abcdef' 05 01 00 03 0b 'example.com' 0050")
 	h := &Handshake{}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(in)))
@@ -74,7 +75,7 @@ func BenchmarkClientRequestEncode(b *testing.B) {
 
 // BenchmarkClientReply: parsing Tor's three answers to a CONNECT.
 func BenchmarkClientReply(b *testing.B) {
-	in := unhex(b, "05 02 01 00 05 00 00 01 00000000 0000")
+	in := testutil.Unhex(b, "05 02 01 00 05 00 00 01 00000000 0000")
 	c := &Client{Command: socksproto.CmdConnect}
 	b.ReportAllocs()
 	for b.Loop() {

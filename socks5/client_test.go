@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"socksd/internal/testutil"
 	"socksd/socksproto"
 )
 
@@ -41,15 +42,15 @@ func TestAppendClientRequest(t *testing.T) {
 		if tt.ip != "" {
 			ip = netip.MustParseAddr(tt.ip)
 		}
-		got := AppendClientRequest([]byte{0xee}, []byte(tt.user), []byte(tt.pass), tt.cmd, tt.host, ip, tt.port, unhex(t, tt.early))
-		if want := append([]byte{0xee}, unhex(t, tt.want)...); !bytes.Equal(got, want) {
+		got := AppendClientRequest([]byte{0xee}, []byte(tt.user), []byte(tt.pass), tt.cmd, tt.host, ip, tt.port, testutil.Unhex(t, tt.early))
+		if want := append([]byte{0xee}, testutil.Unhex(t, tt.want)...); !bytes.Equal(got, want) {
 			t.Errorf("%s:\n got % x\nwant % x", tt.name, got, want)
 		}
 		// What we send, our own server accepts, with the same meaning.
 		h := &Handshake{}
 		o := drive(h, got[1:])
 		if o.err != nil || o.req.Command != tt.cmd || string(o.req.Host) != tt.host || o.req.IP != ip.Unmap() ||
-			string(o.req.Username) != tt.user || string(o.req.Password) != tt.pass || !bytes.Equal(o.early, unhex(t, tt.early)) {
+			string(o.req.Username) != tt.user || string(o.req.Password) != tt.pass || !bytes.Equal(o.early, testutil.Unhex(t, tt.early)) {
 			t.Errorf("%s: round trip %+v %v", tt.name, o.req, o.err)
 		}
 	}
@@ -145,7 +146,7 @@ func TestClientVectors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := unhex(t, tt.in)
+			in := testutil.Unhex(t, tt.in)
 			r, err := driveClient(tt.cmd, in)
 			if tt.err == nil {
 				if err != nil || !r.Done || r.Code != ReplySucceeded {
@@ -158,7 +159,7 @@ func TestClientVectors(t *testing.T) {
 				if r.IP != ip || string(r.Host) != tt.host || r.Port != tt.port {
 					t.Errorf("got %v %q %d, want %v %q %d", r.IP, r.Host, r.Port, ip, tt.host, tt.port)
 				}
-				if rest := in[r.Consumed:]; !bytes.Equal(rest, unhex(t, tt.rest)) {
+				if rest := in[r.Consumed:]; !bytes.Equal(rest, testutil.Unhex(t, tt.rest)) {
 					t.Errorf("rest % x", rest)
 				}
 				return
@@ -200,10 +201,10 @@ func TestClientStrictPrefixes(t *testing.T) {
 		{socksproto.CmdResolve, "05 02 01 00", "05 04 00 00 00000000 0000"},
 	}
 	for _, m := range msgs {
-		msg := unhex(t, m.msg)
+		msg := testutil.Unhex(t, m.msg)
 		for n := 0; n < len(msg); n++ {
 			c := &Client{Command: m.cmd}
-			if setup := unhex(t, m.setup); len(setup) > 0 {
+			if setup := testutil.Unhex(t, m.setup); len(setup) > 0 {
 				if r, err := c.Step(setup); err != nil || r.Consumed != len(setup) {
 					t.Fatalf("setup %s: %+v %v", m.setup, r, err)
 				}
@@ -220,11 +221,11 @@ func TestClientStrictPrefixes(t *testing.T) {
 // half the auth status consumes the first and asks for more, without error.
 func TestClientPartialProgress(t *testing.T) {
 	c := &Client{Command: socksproto.CmdConnect}
-	r, err := c.Step(unhex(t, "05 02 01"))
+	r, err := c.Step(testutil.Unhex(t, "05 02 01"))
 	if err != nil || r.Consumed != 2 || r.Done {
 		t.Fatalf("%+v %v", r, err)
 	}
-	r, err = c.Step(unhex(t, "01 00 05 00 00 01 00000000 0000"))
+	r, err = c.Step(testutil.Unhex(t, "01 00 05 00 00 01 00000000 0000"))
 	if err != nil || r.Consumed != 12 || !r.Done {
 		t.Fatalf("%+v %v", r, err)
 	}
@@ -232,7 +233,7 @@ func TestClientPartialProgress(t *testing.T) {
 		t.Fatalf("after done: %v", err)
 	}
 	c.Reset()
-	if r, err := c.Step(unhex(t, "05 02 01 00 05 00 00 01 00000000 0000")); err != nil || !r.Done {
+	if r, err := c.Step(testutil.Unhex(t, "05 02 01 00 05 00 00 01 00000000 0000")); err != nil || !r.Done {
 		t.Fatalf("after Reset: %+v %v", r, err)
 	}
 }
@@ -256,7 +257,7 @@ var clientSeeds = []string{
 func FuzzClientReply(f *testing.F) {
 	for i, s := range clientSeeds {
 		for _, cmd := range []socksproto.Command{socksproto.CmdConnect, socksproto.CmdResolve, socksproto.CmdResolvePTR} {
-			f.Add(unhex(f, s), byte(cmd), uint64(i)+1)
+			f.Add(testutil.Unhex(f, s), byte(cmd), uint64(i)+1)
 		}
 	}
 	f.Fuzz(func(t *testing.T, in []byte, cmdByte byte, seed uint64) {

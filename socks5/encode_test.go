@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"socksd/internal/testutil"
 )
 
 func TestAppendReply(t *testing.T) {
@@ -24,7 +26,7 @@ func TestAppendReply(t *testing.T) {
 		{"resolve failure (tor ATYP 0)", AppendResolveFailure(nil, ReplyHostUnreachable), "05 04 00 00 00000000 0000"},
 	}
 	for _, tt := range tests {
-		if want := unhex(t, tt.want); !bytes.Equal(tt.got, want) {
+		if want := testutil.Unhex(t, tt.want); !bytes.Equal(tt.got, want) {
 			t.Errorf("%s: % x, want % x", tt.name, tt.got, want)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/testutil"
 	"socksd/socksproto"
 )
 
@@ -65,8 +66,8 @@ func TestExtAuthVectors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &Handshake{}
-			o := drive(h, unhex(t, tc.in))
-			if got, want := o.written, unhex(t, tc.written); !bytes.Equal(got, want) {
+			o := drive(h, testutil.Unhex(t, tc.in))
+			if got, want := o.written, testutil.Unhex(t, tc.written); !bytes.Equal(got, want) {
 				t.Errorf("written % x, want % x", got, want)
 			}
 			if tc.err != nil {
@@ -93,11 +94,11 @@ func FuzzExtAuth(f *testing.F) {
 	for _, s := range []string{"01 0000", "01 0001 0009 'isolation' 0003 'tok'", "01 0001 0006 'colour' 0003 'red'",
 		"01 0002 0005 'fresh' 0001 '1' 0005 'fresh' 0001 '1'", "02 0000", "01 0001 0000 0000", "01 ffff ffff",
 		"01 0002 0008 'USERNAME' 0001 'a' 0006 'PASSWD' 0001 'b'", "01 0001 0008 'lifetime' 0002 '60'"} {
-		f.Add(unhex(f, s), uint64(len(s)))
+		f.Add(testutil.Unhex(f, s), uint64(len(s)))
 	}
 	f.Fuzz(func(t *testing.T, msg []byte, seed uint64) {
-		in := append(unhex(t, "05 01 97"), msg...)
-		in = append(in, unhex(t, "05 01 00 03 07 'a.onion' 01bb")...)
+		in := append(testutil.Unhex(t, "05 01 97"), msg...)
+		in = append(in, testutil.Unhex(t, "05 01 00 03 07 'a.onion' 01bb")...)
 		whole := drive(&Handshake{}, in)
 		chunked := driveChunks(&Handshake{}, in, seededChunks(seed))
 		if d := sameOutcome(whole, chunked); d != "" {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"socksd/internal/testutil"
 	"socksd/socksproto"
 )
 
@@ -118,7 +119,7 @@ func sameOutcome(a, b outcome) string {
 // finished request also satisfies the parser's promises.
 func FuzzHandshake(f *testing.F) {
 	for i, v := range seedVectors {
-		f.Add(unhex(f, v), uint64(i)*0x9e3779b97f4a7c15+1)
+		f.Add(testutil.Unhex(f, v), uint64(i)*0x9e3779b97f4a7c15+1)
 	}
 	f.Fuzz(func(t *testing.T, in []byte, seed uint64) {
 		whole := drive(&Handshake{}, in)

@@ -2,46 +2,14 @@ package socks5
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"socksd/internal/testutil"
 	"socksd/socksproto"
 )
-
-// unhex decodes a spaced hex vector; "quoted" parts are taken literally,
-// so vectors can read "05 01 00 03 0b 'example.com' 0050".
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	var out []byte
-	for i := 0; i < len(s); {
-		switch c := s[i]; {
-		case c == ' ':
-			i++
-		case c == '\'':
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				t.Fatalf("unterminated quote in %q", s)
-			}
-			out = append(out, s[i+1:i+1+j]...)
-			i += j + 2
-		default:
-			j := i
-			for j < len(s) && s[j] != ' ' && s[j] != '\'' {
-				j++
-			}
-			b, err := hex.DecodeString(s[i:j])
-			if err != nil {
-				t.Fatalf("bad hex %q: %v", s[i:j], err)
-			}
-			out = append(out, b...)
-			i = j
-		}
-	}
-	return out
-}
 
 // outcome is everything a handshake run produces: what was written to the
 // client, how it ended, the request and the optimistic data.
@@ -176,9 +144,9 @@ func TestHandshakeVectors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &Handshake{}
-			in := unhex(t, tt.in)
+			in := testutil.Unhex(t, tt.in)
 			o := drive(h, in)
-			if got, want := o.written, unhex(t, tt.written); !bytes.Equal(got, want) {
+			if got, want := o.written, testutil.Unhex(t, tt.written); !bytes.Equal(got, want) {
 				t.Errorf("written % x, want % x", got, want)
 			}
 			if tt.err == nil {
@@ -186,7 +154,7 @@ func TestHandshakeVectors(t *testing.T) {
 					t.Fatalf("err %v, want done", o.err)
 				}
 				checkReq(t, o.req, tt.req)
-				if want := unhex(t, tt.early); !bytes.Equal(o.early, want) {
+				if want := testutil.Unhex(t, tt.early); !bytes.Equal(o.early, want) {
 					t.Errorf("early % x, want % x", o.early, want)
 				}
 				return
@@ -248,10 +216,10 @@ func TestHandshakeStrictPrefixes(t *testing.T) {
 		{"05 01 97", "01 0002 0008 'USERNAME' 0001 'u' 0006 'PASSWD' 0000"},
 	}
 	for _, p := range phases {
-		msg := unhex(t, p.msg)
+		msg := testutil.Unhex(t, p.msg)
 		for n := 0; n < len(msg); n++ {
 			h := &Handshake{}
-			if o := drive(h, unhex(t, p.setup)); p.setup != "" && !errors.Is(o.err, socksproto.ErrShortBuffer) {
+			if o := drive(h, testutil.Unhex(t, p.setup)); p.setup != "" && !errors.Is(o.err, socksproto.ErrShortBuffer) {
 				t.Fatalf("setup %q: %v", p.setup, o.err)
 			}
 			a, err := h.Step(msg[:n])
@@ -260,7 +228,7 @@ func TestHandshakeStrictPrefixes(t *testing.T) {
 			}
 		}
 		h := &Handshake{}
-		drive(h, unhex(t, p.setup))
+		drive(h, testutil.Unhex(t, p.setup))
 		if a, err := h.Step(msg); err != nil || a.Consumed != len(msg) {
 			t.Fatalf("%s whole: %+v %v", p.msg, a, err)
 		}
@@ -271,7 +239,7 @@ func TestHandshakeStrictPrefixes(t *testing.T) {
 // outcome equals the one-write outcome.
 func TestHandshakeChunked(t *testing.T) {
 	for _, v := range seedVectors {
-		in := unhex(t, v)
+		in := testutil.Unhex(t, v)
 		whole := drive(&Handshake{}, in)
 		bytewise := driveChunks(&Handshake{}, in, func(int) int { return 1 })
 		if err := sameOutcome(whole, bytewise); err != "" {
@@ -282,13 +250,13 @@ func TestHandshakeChunked(t *testing.T) {
 
 func TestHandshakeResetReuses(t *testing.T) {
 	h := &Handshake{}
-	in := unhex(t, "05 01 02 01 01 'a' 01 'b' 05 01 00 03 0b 'example.com' 0050")
+	in := testutil.Unhex(t, "05 01 02 01 01 'a' 01 'b' 05 01 00 03 0b 'example.com' 0050")
 	o := drive(h, in)
 	if o.err != nil || string(o.req.Host) != "example.com" {
 		t.Fatalf("first: %v", o.err)
 	}
 	h.Reset()
-	o = drive(h, unhex(t, "05 01 00 05 01 00 01 7f000001 0050"))
+	o = drive(h, testutil.Unhex(t, "05 01 00 05 01 00 01 7f000001 0050"))
 	if o.err != nil || o.req.HasAuth || o.req.Host != nil || o.req.IP != netip.MustParseAddr("127.0.0.1") {
 		t.Fatalf("after Reset: %+v %v", o.req, o.err)
 	}
@@ -298,7 +266,7 @@ func TestHandshakeReplyBuffersStayValid(t *testing.T) {
 	// Replies of earlier phases must survive later Steps: a caller may
 	// batch the writes.
 	h := &Handshake{}
-	in := unhex(t, "05 01 02 01 01 'a' 01 'b' 05 01 00 01 7f000001 0050")
+	in := testutil.Unhex(t, "05 01 02 01 01 'a' 01 'b' 05 01 00 01 7f000001 0050")
 	a1, _ := h.Step(in)
 	a2, _ := h.Step(in[a1.Consumed:])
 	if _, err := h.Step(in[a1.Consumed+a2.Consumed:]); err != nil {

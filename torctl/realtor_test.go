@@ -5,26 +5,20 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"socksd/internal/testutil"
 )
 
-// Real-tor tests run only when SOCKSD_TOR_CONTROL (host:port or unix:/path)
-// and SOCKSD_TOR_COOKIE point at a running tor, e.g. a tornet client:
-//
-//	go run ./cmd/tornet up /tmp/tn &  # wait for its env lines
-//	set -a; . /tmp/tn/env; set +a
-//	SOCKSD_TOR_CONTROL=127.0.0.1:$CONTROL_PORT SOCKSD_TOR_COOKIE=$COOKIE_PATH go test ./torctl -run Real
+// Real-tor tests run only when SOCKSD_TOR_CONTROL and SOCKSD_TOR_COOKIE
+// point at a running tor (testutil.NeedRealTor says how to get one).
 func realTor(t *testing.T) (addr, cookie string) {
 	t.Helper()
-	addr, cookie = os.Getenv("SOCKSD_TOR_CONTROL"), os.Getenv("SOCKSD_TOR_COOKIE")
-	if addr == "" || cookie == "" {
-		t.Skip("SOCKSD_TOR_CONTROL and SOCKSD_TOR_COOKIE not set")
-	}
-	return addr, cookie
+	e := testutil.NeedRealTor(t, testutil.EnvControl, testutil.EnvCookie)
+	return e.Control, e.Cookie
 }
 
 func realConn(t *testing.T, ctx context.Context, methods ...string) *Conn {

@@ -20,6 +20,7 @@ import (
 	"socksd/dispatch"
 	"socksd/internal/confcheck"
 	"socksd/internal/sockstest"
+	"socksd/internal/testutil"
 	"socksd/socks5"
 	"socksd/torctl"
 	"socksd/torctl/torctltest"
@@ -55,19 +56,6 @@ func fakeTor(t *testing.T, socks string, streamStatus string) *torctltest.Server
 		return "250 EXTENDED " + strconv.Itoa(n)
 	})
 	return s
-}
-
-// waitFor polls cond (bounded) — for conditions on another goroutine that
-// publish no event.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func received(s *torctltest.Server, prefix string) int {
@@ -114,7 +102,7 @@ func TestControllerConfiguresReconnectsAndRepushes(t *testing.T) {
 	if st := tor.ctl.State(); st.SOCKS != "127.0.0.1:10" || st.Bootstrap != 100 || !st.Connected {
 		t.Errorf("state %+v: want the ExtendedErrors SocksPort, 100%%, connected", st)
 	}
-	waitFor(t, "startup hand-back", func() bool { return received(s, "ATTACHSTREAM 12 0") == 1 })
+	testutil.WaitFor(t, "startup hand-back", func() bool { return received(s, "ATTACHSTREAM 12 0") == 1 })
 	if received(s, "ATTACHSTREAM 13") != 0 {
 		t.Error("an open stream was touched at start-up")
 	}
@@ -125,7 +113,7 @@ func TestControllerConfiguresReconnectsAndRepushes(t *testing.T) {
 	}
 
 	s.DropConn()
-	waitFor(t, "fail closed", func() bool { return !tor.ctl.Connected() })
+	testutil.WaitFor(t, "fail closed", func() bool { return !tor.ctl.Connected() })
 	start := time.Now()
 	_, err := tor.Upstream().Open(context.Background(), connectReq("127.0.0.1", 80, "a"), nil)
 	var re *socks5.ReplyError
@@ -266,7 +254,7 @@ func TestUpstreamAttachAndRefine(t *testing.T) {
 	defer up.Close()
 	s := fakeTor(t, up.Addr(), "")
 	tor := startFakeTor(t, s.Addr(), nil)
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 
 	req := connectReq("127.0.0.1", 80, "alice")
 	st, err := tor.Upstream().Open(context.Background(), req, []byte("GET /"))
@@ -274,16 +262,16 @@ func TestUpstreamAttachAndRefine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	waitFor(t, "the request at the SocksPort", func() bool { return seen.Load() != nil })
+	testutil.WaitFor(t, "the request at the SocksPort", func() bool { return seen.Load() != nil })
 	r := seen.Load()
 	if string(r.Username) != torS0X0 || string(r.Password) != req.Key.String() {
 		t.Errorf("credentials %q/%q, want <torS0X>0 / key", r.Username, r.Password)
 	}
 	s.Push("650 STREAM 5 NEW 0 127.0.0.1:80 SOURCE_ADDR=" + r.Remote.String() + " PURPOSE=USER")
-	waitFor(t, "EXTENDCIRCUIT", func() bool { return received(s, "EXTENDCIRCUIT 0") == 1 })
-	waitFor(t, "SETCIRCUITPURPOSE", func() bool { return received(s, "SETCIRCUITPURPOSE 101 purpose=controller") == 1 })
+	testutil.WaitFor(t, "EXTENDCIRCUIT", func() bool { return received(s, "EXTENDCIRCUIT 0") == 1 })
+	testutil.WaitFor(t, "SETCIRCUITPURPOSE", func() bool { return received(s, "SETCIRCUITPURPOSE 101 purpose=controller") == 1 })
 	s.Push("650 CIRC 101 BUILT $AA~a,$BB~b,$CC~c PURPOSE=CONTROLLER")
-	waitFor(t, "ATTACHSTREAM", func() bool { return received(s, "ATTACHSTREAM 5 101") == 1 })
+	testutil.WaitFor(t, "ATTACHSTREAM", func() bool { return received(s, "ATTACHSTREAM 5 101") == 1 })
 	if got := tor.CircuitFor(req.Key); got != "101" {
 		t.Errorf("CircuitFor = %q, want 101", got)
 	}
@@ -392,12 +380,12 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err := tor.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 	s.Push("650 STREAM 5 NEW 0 127.0.0.1:80 SOURCE_ADDR=127.0.0.1:1 PURPOSE=USER")
 	s.Push("650 STREAM 5 CONTROLLER_WAIT 0 127.0.0.1:80")
-	waitFor(t, "hand-back", func() bool { return received(s, "ATTACHSTREAM 5 0") == 1 })
+	testutil.WaitFor(t, "hand-back", func() bool { return received(s, "ATTACHSTREAM 5 0") == 1 })
 	tor.Close()
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
+	testutil.WaitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
 }
 
 func TestAttachStreamsOff(t *testing.T) {
@@ -409,11 +397,11 @@ func TestAttachStreamsOff(t *testing.T) {
 	if err := tor.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 	s.Push("650 STREAM 5 NEW 0 127.0.0.1:80 SOURCE_ADDR=127.0.0.1:1 PURPOSE=USER")
 	s.Push("650 STREAM 5 CONTROLLER_WAIT 0 127.0.0.1:80")
 	s.Push("650 STREAM 5 CLOSED 0 127.0.0.1:80 REASON=DONE")
-	waitFor(t, "events consumed", func() bool { return tor.ctl.Conn() != nil && tor.ctl.Conn().EventBacklog() == 0 })
+	testutil.WaitFor(t, "events consumed", func() bool { return tor.ctl.Conn() != nil && tor.ctl.Conn().EventBacklog() == 0 })
 	tor.Close()
 	for _, l := range s.Received() {
 		for _, bad := range []string{"SETCONF", "RESETCONF", "ATTACHSTREAM", "EXTENDCIRCUIT", "GETINFO stream-status"} {
@@ -429,10 +417,10 @@ func TestAttachStreamsOff(t *testing.T) {
 func TestLeaveUnattachedReasserted(t *testing.T) {
 	s := fakeTor(t, "127.0.0.1:10", "")
 	tor := startFakeTor(t, s.Addr(), nil)
-	waitFor(t, "connected", tor.ctl.Connected)
-	waitFor(t, "first SETCONF", func() bool { return received(s, "SETCONF __LeaveStreamsUnattached=") == 1 })
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "first SETCONF", func() bool { return received(s, "SETCONF __LeaveStreamsUnattached=") == 1 })
 	s.Push("650-CONF_CHANGED\n650-__LeaveStreamsUnattached=0\n650 OK")
-	waitFor(t, "SETCONF again", func() bool { return received(s, "SETCONF __LeaveStreamsUnattached=") == 2 })
+	testutil.WaitFor(t, "SETCONF again", func() bool { return received(s, "SETCONF __LeaveStreamsUnattached=") == 2 })
 	s.Push("650-CONF_CHANGED\n650-__LeaveStreamsUnattached=1\n650 OK")
 	s.Push("650-CONF_CHANGED\n650-MaxCircuitDirtiness=600\n650 OK")
 	tor.Close()

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"socksd/internal/testutil"
 	"socksd/torctl"
 )
 
@@ -52,7 +53,7 @@ func TestMapAddressBatches(t *testing.T) {
 		return mapReply(cmd, &n)
 	})
 	tor := startFakeTor(t, s.Addr(), nil)
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 	ctx := context.Background()
 
 	type result struct {
@@ -76,7 +77,7 @@ func TestMapAddressBatches(t *testing.T) {
 	call(3, "127.1.9.9", "b.test")
 	call(4, "[fe80::1]", "c.onion")
 	call(5, "127.1.9.8", "127.1.9.8") // unmap
-	waitFor(t, "five calls queued", func() bool {
+	testutil.WaitFor(t, "five calls queued", func() bool {
 		tor.ctl.maps.mu.Lock()
 		defer tor.ctl.maps.mu.Unlock()
 		return len(tor.ctl.maps.queue) == 5
@@ -118,14 +119,14 @@ func TestMapAddressWholeCommandRefused(t *testing.T) {
 		return "512 syntax error: not enough arguments to mapaddress."
 	})
 	tor := startFakeTor(t, s.Addr(), nil)
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 	errs := make(chan error, 3)
 	go func() { _, err := tor.ctl.MapAddress(context.Background(), "0.0.0.0", "first.test"); errs <- err }()
 	<-entered
 	for _, name := range []string{"a.test", "b.test"} {
 		go func() { _, err := tor.ctl.MapAddress(context.Background(), "0.0.0.0", name); errs <- err }()
 	}
-	waitFor(t, "two calls queued", func() bool {
+	testutil.WaitFor(t, "two calls queued", func() bool {
 		tor.ctl.maps.mu.Lock()
 		defer tor.ctl.maps.mu.Unlock()
 		return len(tor.ctl.maps.queue) == 2
@@ -147,7 +148,7 @@ func TestMapAddressOddArgumentsAndDown(t *testing.T) {
 	var n atomic.Int32
 	s.Handle(`^MAPADDRESS `, func(cmd string) string { cmds.Add(1); return mapReply(cmd, &n) })
 	tor := startFakeTor(t, s.Addr(), nil)
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 	if _, err := tor.ctl.MapAddress(context.Background(), "0.0.0.0", "a b.test"); !errors.Is(err, torctl.ErrBadArgument) {
 		t.Errorf("a space: %v, want torctl's ErrBadArgument", err)
 	}

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"socksd/dispatch"
+	"socksd/internal/testutil"
 	"socksd/socks5"
 	"socksd/torctl"
 )
@@ -63,7 +64,7 @@ func TestHungControlConnectionIsClosed(t *testing.T) {
 		t.Errorf("control_hung_total = %v, want 1", got)
 	}
 	// Later probes are answered: the new connection stays.
-	waitFor(t, "probes on the new connection", func() bool { return probes.Load() >= 4 })
+	testutil.WaitFor(t, "probes on the new connection", func() bool { return probes.Load() >= 4 })
 	if n := s.Conns(); n != 2 {
 		t.Errorf("%d control connections, want 2 (answered probes must not reconnect)", n)
 	}
@@ -80,7 +81,7 @@ func TestBusyConnectionNotProbed(t *testing.T) {
 	tor := startFakeTor(t, s.Addr(), func(tor *Tor) {
 		tor.ctlProbe = time.Hour // the controller's own probe stays quiet
 	})
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 	conn := tor.ctl.Conn()
 	var events atomic.Uint64
 	stop := make(chan struct{})
@@ -144,7 +145,7 @@ func silentSocksPort(t *testing.T) string {
 func TestPendingStreamsFailWhenControlLost(t *testing.T) {
 	s := fakeTor(t, silentSocksPort(t), "")
 	tor := startFakeTor(t, s.Addr(), func(tor *Tor) { tor.ctlBackoff = time.Hour })
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := tor.Upstream().Open(ctx, connectReq("127.0.0.1", 80, "waiting"), nil)
@@ -158,7 +159,7 @@ func TestPendingStreamsFailWhenControlLost(t *testing.T) {
 		_, err := tor.Resolver().Resolve(ctx, &dispatch.Request{Protocol: dispatch.ProtoSOCKS5, Command: dispatch.CmdResolve, Host: "example.test", Key: keyOf("r")})
 		errs <- err
 	}()
-	waitFor(t, "both requests registered", func() bool { return tor.reg.len() == 2 })
+	testutil.WaitFor(t, "both requests registered", func() bool { return tor.reg.len() == 2 })
 	s.DropConn()
 	start := time.Now()
 	for range 2 {
@@ -187,7 +188,7 @@ func TestSlowProbeWithEventsIsNotHung(t *testing.T) {
 		tor.ctlProbe = time.Hour // driven by hand below
 		tor.ctlProbeWait = 200 * time.Millisecond
 	})
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 	var events atomic.Uint64
 	done := make(chan struct{})
 	var timedOut bool

@@ -21,7 +21,7 @@ func TestRealAttachLatencyExact(t *testing.T) {
 		n = v
 	}
 	tor, err := New(Config{
-		Control: e.control, CookieFile: e.cookie, SOCKS: e.socks, Launch: "never",
+		Control: e.Control, CookieFile: e.Cookie, SOCKS: e.SOCKS, Launch: "never",
 		AttachStreams: true, CircuitLifetime: 10 * time.Minute, SOCKSTimeout: 60 * time.Second,
 	}, nil, nil)
 	if err != nil {
@@ -45,7 +45,7 @@ func TestRealAttachLatencyExact(t *testing.T) {
 	<-tor.ctl.Ready()
 	failed := 0
 	for range n + 1 {
-		if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "lat-exact")); err != nil {
+		if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, "lat-exact")); err != nil {
 			// The loaded test network drops a stream now and then
 			// (seen: one 0x01 in a few thousand); latency is the point.
 			t.Logf("fetch: %v", err)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"socksd/internal/testutil"
 )
 
 // A stopped (SIGSTOP) tor keeps its control socket open and answers
@@ -21,7 +23,7 @@ func TestRealHungTor(t *testing.T) {
 		t.Skip("SOCKSD_TOR_PID not set")
 	}
 	tor, err := New(Config{
-		Control: e.control, CookieFile: e.cookie, SOCKS: e.socks, Launch: "never",
+		Control: e.Control, CookieFile: e.Cookie, SOCKS: e.SOCKS, Launch: "never",
 		AttachStreams: true, CircuitLifetime: 10 * time.Minute, SOCKSTimeout: 60 * time.Second,
 	}, nil, nil)
 	if err != nil {
@@ -37,7 +39,7 @@ func TestRealHungTor(t *testing.T) {
 	}
 	defer tor.Close()
 	<-tor.ctl.Ready()
-	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "hung")); err != nil {
+	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, "hung")); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
@@ -52,14 +54,14 @@ func TestRealHungTor(t *testing.T) {
 	}
 	defer resume()
 	stopped := time.Now()
-	waitFor(t, "the hung connection to be dropped", func() bool { return !tor.ctl.Connected() })
+	testutil.WaitFor(t, "the hung connection to be dropped", func() bool { return !tor.ctl.Connected() })
 	t.Logf("hung control connection dropped after %v", time.Since(stopped).Round(time.Millisecond))
-	if _, err := tor.Upstream().Open(ctx, connectReq("127.0.0.1", e.httpPort, "hung"), nil); replyCode(err) != 0x01 {
+	if _, err := tor.Upstream().Open(ctx, connectReq("127.0.0.1", e.HTTPPort, "hung"), nil); replyCode(err) != 0x01 {
 		t.Errorf("Open while tor is stopped: %v, want 0x01", err)
 	}
 	resume()
-	waitFor(t, "reconnect", tor.ctl.Connected)
-	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "hung")); err != nil {
+	testutil.WaitFor(t, "reconnect", tor.ctl.Connected)
+	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, "hung")); err != nil {
 		t.Errorf("after SIGCONT: %v", err)
 	}
 }

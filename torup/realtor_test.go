@@ -25,7 +25,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,39 +36,23 @@ import (
 
 	"socksd/chain"
 	"socksd/dispatch"
+	"socksd/internal/testutil"
 	"socksd/isolation"
 	"socksd/socks5"
 	"socksd/torctl"
 )
 
-type realEnv struct {
-	control, cookie, socks, onion string
-	httpPort                      uint16
-}
+type realEnv = testutil.RealTor
 
 func realTor(t *testing.T) realEnv {
 	t.Helper()
-	e := realEnv{
-		control: os.Getenv("SOCKSD_TOR_CONTROL"),
-		cookie:  os.Getenv("SOCKSD_TOR_COOKIE"),
-		socks:   os.Getenv("SOCKSD_TOR_SOCKS"),
-		onion:   os.Getenv("SOCKSD_TOR_ONION"),
-	}
-	if e.control == "" {
-		t.Skip("SOCKSD_TOR_CONTROL not set: no real Tor to test against")
-	}
-	p, err := strconv.ParseUint(os.Getenv("SOCKSD_TOR_HTTP_PORT"), 10, 16)
-	if err != nil {
-		t.Skip("SOCKSD_TOR_HTTP_PORT not set")
-	}
-	e.httpPort = uint16(p)
-	return e
+	return testutil.NeedRealTor(t, testutil.EnvControl, testutil.EnvHTTPPort)
 }
 
 func startReal(t *testing.T, e realEnv, mod func(*Config)) *Tor {
 	t.Helper()
 	cfg := Config{
-		Control: e.control, CookieFile: e.cookie, SOCKS: e.socks, Launch: "never",
+		Control: e.Control, CookieFile: e.Cookie, SOCKS: e.SOCKS, Launch: "never",
 		AttachStreams: true, CircuitLifetime: 10 * time.Minute, SOCKSTimeout: 60 * time.Second,
 	}
 	if mod != nil {
@@ -128,12 +111,12 @@ func observer(t *testing.T, e realEnv) *torctl.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := torctl.Dial(ctx, e.control)
+	c, err := torctl.Dial(ctx, e.Control)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.Authenticate(ctx, torctl.AuthOptions{CookieFile: e.cookie}); err != nil {
+	if err := c.Authenticate(ctx, torctl.AuthOptions{CookieFile: e.Cookie}); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -192,7 +175,7 @@ func TestRealAttachPerKey(t *testing.T) {
 	defer cancel()
 
 	for _, user := range []string{"alice", "alice", "bob"} {
-		body, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, user))
+		body, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, user))
 		if err != nil {
 			t.Fatalf("%s: %v", user, err)
 		}
@@ -225,7 +208,7 @@ func TestRealStreamsOnOurCircuits(t *testing.T) {
 	defer cancel()
 	users := []string{"u1", "u2", "u1", "u3", "u2"}
 	for _, u := range users {
-		if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, u)); err != nil {
+		if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, u)); err != nil {
 			t.Fatalf("%s: %v", u, err)
 		}
 	}
@@ -249,7 +232,7 @@ func TestRealStreamsOnOurCircuits(t *testing.T) {
 func startRealHooked(t *testing.T, e realEnv, hook func(torctl.Event)) *Tor {
 	t.Helper()
 	cfg := Config{
-		Control: e.control, CookieFile: e.cookie, SOCKS: e.socks, Launch: "never",
+		Control: e.Control, CookieFile: e.Cookie, SOCKS: e.SOCKS, Launch: "never",
 		AttachStreams: true, CircuitLifetime: 10 * time.Minute, SOCKSTimeout: 60 * time.Second,
 	}
 	tor, err := New(cfg, zaptest.NewLogger(t), nil)
@@ -305,13 +288,13 @@ func replyCode(err error) socks5.Reply {
 
 func TestRealOnion(t *testing.T) {
 	e := realTor(t)
-	if e.onion == "" {
+	if e.Onion == "" {
 		t.Skip("SOCKSD_TOR_ONION not set")
 	}
 	tor := startReal(t, e, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	body, err := fetch(ctx, tor, connectReq(e.onion, 80, "onion-user"))
+	body, err := fetch(ctx, tor, connectReq(e.Onion, 80, "onion-user"))
 	if err != nil || !strings.Contains(body, "hello from tornet") {
 		t.Fatalf("onion: %q, %v", body, err)
 	}
@@ -359,7 +342,7 @@ func TestRealFailClosedWhenControlDrops(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := tor.Upstream().Open(ctx, connectReq("127.0.0.1", e.httpPort, "x"), nil)
+	_, err := tor.Upstream().Open(ctx, connectReq("127.0.0.1", e.HTTPPort, "x"), nil)
 	if d := time.Since(start); replyCode(err) != socks5.ReplyGeneralFailure || d > time.Second {
 		// It may already have reconnected: then the stream is served.
 		if err != nil {
@@ -372,7 +355,7 @@ func TestRealFailClosedWhenControlDrops(t *testing.T) {
 		t.Fatal("no reconnect")
 	case <-waitConnected(tor):
 	}
-	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "x")); err != nil {
+	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, "x")); err != nil {
 		t.Errorf("after reconnect: %v", err)
 	}
 }
@@ -398,7 +381,7 @@ func TestRealManaged(t *testing.T) {
 	}
 	torrc := os.Getenv("SOCKSD_TOR_TORRC")
 	if torrc == "" {
-		torrc = filepath.Join(filepath.Dir(e.cookie), "torrc")
+		torrc = filepath.Join(filepath.Dir(e.Cookie), "torrc")
 	}
 	extra := networkLines(t, torrc)
 	dir := t.TempDir()
@@ -422,7 +405,7 @@ func TestRealManaged(t *testing.T) {
 	})
 	<-tor.ctl.Ready()
 	waitBootstrap(t, tor, ctx)
-	if body, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "m")); err != nil || !strings.Contains(body, "hello") {
+	if body, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, "m")); err != nil || !strings.Contains(body, "hello") {
 		t.Fatalf("through the managed tor: %q, %v", body, err)
 	}
 
@@ -434,7 +417,7 @@ func TestRealManaged(t *testing.T) {
 	for tor.ctl.Connected() && time.Since(start) < 5*time.Second {
 		time.Sleep(time.Millisecond)
 	}
-	_, err = tor.Upstream().Open(ctx, connectReq("127.0.0.1", e.httpPort, "m"), nil)
+	_, err = tor.Upstream().Open(ctx, connectReq("127.0.0.1", e.HTTPPort, "m"), nil)
 	if replyCode(err) != socks5.ReplyGeneralFailure || time.Since(start) > time.Second {
 		t.Errorf("Open while the managed tor is dead: %v after %v, want 0x01 within 1s", err, time.Since(start))
 	}
@@ -442,7 +425,7 @@ func TestRealManaged(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	waitBootstrap(t, tor, ctx)
-	if body, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "m")); err != nil || !strings.Contains(body, "hello") {
+	if body, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, "m")); err != nil || !strings.Contains(body, "hello") {
 		t.Fatalf("after restart: %q, %v", body, err)
 	}
 	pid = tor.Managed().PID()
@@ -518,7 +501,7 @@ func TestRealNewIdentity(t *testing.T) {
 	tor := startReal(t, e, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "n")); err != nil {
+	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, "n")); err != nil {
 		t.Fatal(err)
 	}
 	before := tor.CircuitFor(keyOf("n"))
@@ -528,7 +511,7 @@ func TestRealNewIdentity(t *testing.T) {
 	if got := tor.CircuitFor(keyOf("n")); got != "" {
 		t.Errorf("after NEWNYM the key still has circuit %q", got)
 	}
-	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "n")); err != nil {
+	if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, "n")); err != nil {
 		t.Fatal(err)
 	}
 	if after := tor.CircuitFor(keyOf("n")); after == "" || after == before {
@@ -548,7 +531,7 @@ func TestRealPredecessorStreamsPickedUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { obs.ResetConf(context.Background(), "__LeaveStreamsUnattached") })
-	socksAddr := e.socks
+	socksAddr := e.SOCKS
 	if socksAddr == "" {
 		var err error
 		if socksAddr, err = discoverSocks(ctx, obs); err != nil {
@@ -557,7 +540,7 @@ func TestRealPredecessorStreamsPickedUp(t *testing.T) {
 	}
 	// The predecessor's stream: written to the SocksPort, never attached.
 	orphan := chain.New(socksAddr, nil)
-	st, err := orphan.Open(ctx, connectReq("127.0.0.1", e.httpPort, "orphan"), []byte("GET / HTTP/1.0\r\n\r\n"))
+	st, err := orphan.Open(ctx, connectReq("127.0.0.1", e.HTTPPort, "orphan"), []byte("GET / HTTP/1.0\r\n\r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,7 +595,7 @@ func TestRealAttachLatency(t *testing.T) {
 	e := realTor(t)
 	reg := prometheus.NewRegistry()
 	cfg := Config{
-		Control: e.control, CookieFile: e.cookie, SOCKS: e.socks, Launch: "never",
+		Control: e.Control, CookieFile: e.Cookie, SOCKS: e.SOCKS, Launch: "never",
 		AttachStreams: true, CircuitLifetime: 10 * time.Minute, SOCKSTimeout: 60 * time.Second,
 	}
 	tor, err := New(cfg, nil, reg)
@@ -628,7 +611,7 @@ func TestRealAttachLatency(t *testing.T) {
 	<-tor.ctl.Ready()
 	const n = 200
 	for i := 0; i < n; i++ {
-		if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.httpPort, "lat")); err != nil {
+		if _, err := fetch(ctx, tor, connectReq("127.0.0.1", e.HTTPPort, "lat")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -690,7 +673,7 @@ func TestRealSocksTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := fetch(ctx, tor, connectReq("::1", e.httpPort, "slow"))
+	_, err := fetch(ctx, tor, connectReq("::1", e.HTTPPort, "slow"))
 	d := time.Since(start)
 	if code := replyCode(err); code != socks5.ReplyTTLExpired {
 		t.Errorf("hanging stream: %v after %v, want 0x06", err, d)

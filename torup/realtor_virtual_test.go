@@ -15,14 +15,14 @@ import (
 // stream fails: the bug this hook fixes.
 func TestRealVirtualOnion(t *testing.T) {
 	e := realTor(t)
-	if e.onion == "" {
+	if e.Onion == "" {
 		t.Skip("SOCKSD_TOR_ONION not set")
 	}
 	tor := startReal(t, e, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	d := tor.DNS()
-	from, err := d.MapAddress(ctx, "0.0.0.0", e.onion)
+	from, err := d.MapAddress(ctx, "0.0.0.0", e.Onion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestRealVirtualOnion(t *testing.T) {
 		defer mu.Unlock()
 		looked++
 		if a == virt {
-			return e.onion, true
+			return e.Onion, true
 		}
 		return "", false
 	})

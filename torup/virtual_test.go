@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
+
+	"socksd/internal/testutil"
 )
 
 // bridgeTable is a stand-in for the DNS bridge's Lookup.
@@ -124,7 +126,7 @@ func TestIsExit(t *testing.T) {
 func TestSetVirtualLookupThroughControlPort(t *testing.T) {
 	s := fakeTor(t, "127.0.0.1:9", "")
 	tor := startFakeTor(t, s.Addr(), nil)
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 	tor.SetVirtualLookup(bridgeTable(map[string]string{"127.200.3.4": "abc.onion"}, nil))
 	k := keyOf("alice")
 	r := newRegistration(k, "127.0.0.1:40001")
@@ -133,11 +135,11 @@ func TestSetVirtualLookupThroughControlPort(t *testing.T) {
 	s.Push("650 STREAM 5 NEW 0 127.200.3.4:80 SOURCE_ADDR=127.0.0.1:40001 PURPOSE=USER")
 	s.Push("650 STREAM 5 CONTROLLER_WAIT 0 127.200.3.4:80")
 	s.Push("650 STREAM 6 NEW 0 127.200.3.9:80 SOURCE_ADDR=127.0.0.1:40001 PURPOSE=USER")
-	waitFor(t, "ATTACHSTREAM 5 0", func() bool { return received(s, "ATTACHSTREAM 5 0") == 1 })
-	waitFor(t, "EXTENDCIRCUIT for stream 6", func() bool { return received(s, "EXTENDCIRCUIT 0") == 1 })
+	testutil.WaitFor(t, "ATTACHSTREAM 5 0", func() bool { return received(s, "ATTACHSTREAM 5 0") == 1 })
+	testutil.WaitFor(t, "EXTENDCIRCUIT for stream 6", func() bool { return received(s, "EXTENDCIRCUIT 0") == 1 })
 	// Stream 6 (unmapped) waits for its circuit; stream 5 never does.
 	s.Push("650 CIRC 101 BUILT $AA~a,$BB~b,$CC~c PURPOSE=CONTROLLER")
-	waitFor(t, "ATTACHSTREAM 6 101", func() bool { return received(s, "ATTACHSTREAM 6 101") == 1 })
+	testutil.WaitFor(t, "ATTACHSTREAM 6 101", func() bool { return received(s, "ATTACHSTREAM 6 101") == 1 })
 	if n := received(s, "ATTACHSTREAM 5 "); n != 1 {
 		t.Errorf("stream 5 attached %d times, want once (with 0)", n)
 	}

@@ -34,10 +34,10 @@ func TestListenerMatch(t *testing.T) {
 		want   net.Listener
 	}{
 		{tcpAddr, tl},
-		{"[::ffff:127.0.0.1]:" + itoa(port), tl},
+		{"[::ffff:127.0.0.1]:" + strconv.Itoa(int(port)), tl},
 		{"unix:" + path, ul},
-		{"localhost:" + itoa(port), nil},
-		{"127.0.0.2:" + itoa(port), nil},
+		{"localhost:" + strconv.Itoa(int(port)), nil},
+		{"127.0.0.2:" + strconv.Itoa(int(port)), nil},
 		{udpAddr, nil}, // a datagram socket is not a listener... unless the port collides
 		{"unix:/elsewhere", nil},
 		{path, nil}, // a bare path is not the config syntax
@@ -58,5 +58,3 @@ func TestListenerMatch(t *testing.T) {
 		t.Error("PacketConn matched a wrong port")
 	}
 }
-
-func itoa(p uint16) string { return strconv.Itoa(int(p)) }

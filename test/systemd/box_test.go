@@ -227,18 +227,3 @@ func (b *Box) Show(unit, prop string) string {
 func (b *Box) Journal(unit string) string {
 	return b.Out("journalctl", "--no-pager", "-o", "cat", "-u", unit)
 }
-
-// waitFor polls cond (every 200 ms, up to d): systemd and tor have no
-// event the test could block on from outside the box.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}

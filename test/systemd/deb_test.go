@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
 
@@ -82,7 +83,7 @@ echo '# edited by the systemd test' >>/etc/socksd/socksd.toml`)
 	if v := b.Must("/usr/bin/socksd", "-version"); !strings.Contains(v, "systest2") {
 		t.Errorf("after upgrade: %s", v)
 	}
-	if !waitFor(30*time.Second, func() bool {
+	if !testutil.Poll(30*time.Second, 200*time.Millisecond, func() bool {
 		p := b.Show("socksd", "MainPID")
 		return p != pid && p != "0" && b.Show("socksd", "ActiveState") == "active"
 	}) {
@@ -102,7 +103,7 @@ echo '# edited by the systemd test' >>/etc/socksd/socksd.toml`)
 	if p := strings.TrimSpace(b.Out("pgrep", "-x", "socksd")); p != "" {
 		t.Errorf("socksd still running after purge: %s", p)
 	}
-	waitFor(10*time.Second, func() bool { return !slices.Contains(socksdFiles(b), "/run/tor/socksd.socks") })
+	testutil.Poll(10*time.Second, 200*time.Millisecond, func() bool { return !slices.Contains(socksdFiles(b), "/run/tor/socksd.socks") })
 	if after := socksdFiles(b); !slices.Equal(after, e.before) {
 		t.Errorf("after purge: %v\nbefore install: %v", after, e.before)
 	}
@@ -112,7 +113,7 @@ echo '# edited by the systemd test' >>/etc/socksd/socksd.toml`)
 func (e *env) healthy(t *testing.T) {
 	t.Helper()
 	var h string
-	if !waitFor(90*time.Second, func() bool {
+	if !testutil.Poll(90*time.Second, 200*time.Millisecond, func() bool {
 		h = e.box.Out("curl", "-sS", "http://127.0.0.1:9352/healthz")
 		return strings.TrimSpace(h) == "ok"
 	}) {

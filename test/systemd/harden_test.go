@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
 
@@ -150,7 +151,7 @@ systemctl start socksd`)
 		t.Fatalf("socksd %s after the first DNS query:\n%s", st, first)
 	}
 	var out string
-	if !waitFor(30*time.Second, func() bool {
+	if !testutil.Poll(30*time.Second, 200*time.Millisecond, func() bool {
 		out = strings.TrimSpace(b.Out("dig", "+short", "+time=5", "+tries=1", "@127.0.0.1", tornet.HostName, "A"))
 		_, err := netip.ParseAddr(out)
 		return err == nil
@@ -207,7 +208,7 @@ func (e *env) uninstall(t *testing.T) {
 	}
 	// tor closes socksd's SocksPort (and removes its socket) once the
 	// reload install.sh sent has been handled.
-	waitFor(10*time.Second, func() bool { return !slices.Contains(socksdFiles(b), "/run/tor/socksd.socks") })
+	testutil.Poll(10*time.Second, 200*time.Millisecond, func() bool { return !slices.Contains(socksdFiles(b), "/run/tor/socksd.socks") })
 	left := socksdFiles(b)
 	for _, p := range left {
 		if p != "/etc/socksd" && p != "/etc/socksd/socksd.toml" && p != "/var/lib/private/socksd" && !strings.HasPrefix(p, "/var/lib/private/socksd/") && p != "/var/lib/socksd" {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
 
@@ -83,7 +84,7 @@ func (e *env) joinTor(t *testing.T) {
 	}
 	b.Sh("cat /srv/systest/torrc.add >> /etc/tor/torrc")
 	b.Must("systemctl", "restart", "tor")
-	if !waitFor(20*time.Second, func() bool { return b.Show("tor@default", "ActiveState") == "active" }) {
+	if !testutil.Poll(20*time.Second, 200*time.Millisecond, func() bool { return b.Show("tor@default", "ActiveState") == "active" }) {
 		t.Fatalf("tor@default not active:\n%s", b.Journal("tor@default"))
 	}
 }
@@ -94,7 +95,7 @@ func (e *env) curl(t *testing.T, socks, path string, d time.Duration) string {
 	t.Helper()
 	var out string
 	var err error
-	ok := waitFor(d, func() bool {
+	ok := testutil.Poll(d, 200*time.Millisecond, func() bool {
 		out, err = e.box.Run("curl", "-sS", "--max-time", "30", "-x", "socks5h://"+socks, "http://"+e.target+path)
 		return err == nil
 	})
@@ -137,14 +138,14 @@ func TestSystemd(t *testing.T) {
 			t.Errorf("StatusText %q does not show Tor's bootstrap", status)
 		}
 		var health string
-		if !waitFor(90*time.Second, func() bool {
+		if !testutil.Poll(90*time.Second, 200*time.Millisecond, func() bool {
 			health = b.Out("curl", "-sS", "http://127.0.0.1:9352/healthz")
 			return strings.TrimSpace(health) == "ok"
 		}) {
 			t.Fatalf("/healthz: %q\n%s", health, b.Journal("socksd"))
 		}
 		// socksd sends STATUS= within a second of a change.
-		if !waitFor(5*time.Second, func() bool { return b.Show("socksd", "StatusText") == "Tor bootstrapped 100%; serving" }) {
+		if !testutil.Poll(5*time.Second, 200*time.Millisecond, func() bool { return b.Show("socksd", "StatusText") == "Tor bootstrapped 100%; serving" }) {
 			t.Errorf("StatusText after bootstrap: %q", b.Show("socksd", "StatusText"))
 		}
 	})
@@ -160,7 +161,7 @@ func TestSystemd(t *testing.T) {
 		s := e.session(t, "127.0.0.1:9350")
 		s.do("open a alice")
 		b.Must("systemctl", "reload", "socksd")
-		if !waitFor(10*time.Second, func() bool { return strings.Contains(b.Journal("socksd"), `"msg":"reloaded"`) }) {
+		if !testutil.Poll(10*time.Second, 200*time.Millisecond, func() bool { return strings.Contains(b.Journal("socksd"), `"msg":"reloaded"`) }) {
 			t.Fatalf("no reloaded line:\n%s", b.Journal("socksd"))
 		}
 		s.do("get a") // the same TCP connection through socksd, after the reload
@@ -175,7 +176,7 @@ func TestSystemd(t *testing.T) {
 		before := identities(t, b)
 		marks := strings.Count(b.Journal("socksd"), "new identity: Tor NEWNYM sent")
 		b.Must("systemctl", "kill", "-s", "USR1", "socksd")
-		if !waitFor(10*time.Second, func() bool {
+		if !testutil.Poll(10*time.Second, 200*time.Millisecond, func() bool {
 			return strings.Count(b.Journal("socksd"), "new identity: Tor NEWNYM sent") > marks
 		}) {
 			t.Fatalf("no NEWNYM line after USR1:\n%s", b.Journal("socksd"))
@@ -208,12 +209,12 @@ func TestSystemd(t *testing.T) {
 	t.Run("tor restart: socksd recovers by itself", func(t *testing.T) {
 		pid, restarts := b.Show("socksd", "MainPID"), b.Show("socksd", "NRestarts")
 		b.Must("systemctl", "restart", "tor")
-		if !waitFor(20*time.Second, func() bool {
+		if !testutil.Poll(20*time.Second, 200*time.Millisecond, func() bool {
 			return strings.Contains(b.Journal("socksd"), "lost Tor's control connection")
 		}) {
 			t.Errorf("socksd did not notice tor's restart:\n%s", b.Journal("socksd"))
 		}
-		if !waitFor(90*time.Second, func() bool { return strings.TrimSpace(b.Out("curl", "-sS", "http://127.0.0.1:9352/healthz")) == "ok" }) {
+		if !testutil.Poll(90*time.Second, 200*time.Millisecond, func() bool { return strings.TrimSpace(b.Out("curl", "-sS", "http://127.0.0.1:9352/healthz")) == "ok" }) {
 			t.Fatalf("/healthz not ok after tor restart:\n%s", b.Journal("socksd"))
 		}
 		if body := e.curl(t, "127.0.0.1:9350", "/", 90*time.Second); body != tornet.HelloBody {
@@ -235,7 +236,7 @@ systemctl restart socksd`)
 		pid, restarts := b.Show("socksd", "MainPID"), b.Show("socksd", "NRestarts")
 		t0 := time.Now()
 		b.Must("kill", "-STOP", pid)
-		if !waitFor(40*time.Second, func() bool {
+		if !testutil.Poll(40*time.Second, 200*time.Millisecond, func() bool {
 			p := b.Show("socksd", "MainPID")
 			return b.Show("socksd", "NRestarts") != restarts && p != pid && p != "0" && b.Show("socksd", "ActiveState") == "active"
 		}) {

@@ -10,32 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// echoServer accepts connections on loopback and echoes each one until
-// EOF, then closes its write side.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+	"socksd/internal/testutil"
+)
 
 // testLink puts a Link with shape s in front of target and closes it at
 // the end of the test, checking that its goroutines are gone.
@@ -102,7 +79,7 @@ func roundTrip(t *testing.T, c net.Conn, msg []byte) time.Duration {
 }
 
 func TestLinkLatency(t *testing.T) {
-	l := testLink(t, echoServer(t), Shape{Latency: 40 * time.Millisecond}, false)
+	l := testLink(t, testutil.EchoServer(t, "", "").String(), Shape{Latency: 40 * time.Millisecond}, false)
 	c := dialLink(t, l)
 	for i := range 3 {
 		// One way each direction: at least 80 ms; the upper bound only
@@ -120,7 +97,7 @@ func TestLinkLatency(t *testing.T) {
 // serialise chunks: 8 MiB through a 50 ms link takes ~0.1 s, where 32 KiB
 // chunks one after the other would take 256 x 50 ms = 12.8 s.
 func TestLinkJitterKeepsOrderAndBandwidth(t *testing.T) {
-	l := testLink(t, echoServer(t), Shape{Latency: 50 * time.Millisecond, Jitter: 40 * time.Millisecond}, false)
+	l := testLink(t, testutil.EchoServer(t, "", "").String(), Shape{Latency: 50 * time.Millisecond, Jitter: 40 * time.Millisecond}, false)
 	c := dialLink(t, l)
 	want := Pattern(8 << 20)
 	for i := range want {
@@ -153,7 +130,7 @@ func TestLinkJitterKeepsOrderAndBandwidth(t *testing.T) {
 }
 
 func TestLinkStall(t *testing.T) {
-	l := testLink(t, echoServer(t), Shape{}, false)
+	l := testLink(t, testutil.EchoServer(t, "", "").String(), Shape{}, false)
 	c := dialLink(t, l)
 	roundTrip(t, c, []byte("warm"))
 	l.Stall(300 * time.Millisecond)
@@ -167,7 +144,7 @@ func TestLinkStall(t *testing.T) {
 
 func TestLinkPeriodicStall(t *testing.T) {
 	s := Shape{StallEvery: time.Second, StallFor: 400 * time.Millisecond}
-	l := testLink(t, echoServer(t), s, false)
+	l := testLink(t, testutil.EchoServer(t, "", "").String(), s, false)
 	now := l.epoch.Add(3*time.Second + 100*time.Millisecond) // 100 ms into a stall
 	if got := l.holdUntil(now, s); !got.Equal(now.Add(300 * time.Millisecond)) {
 		t.Fatalf("hold until +%v, want +300ms", got.Sub(now))
@@ -214,7 +191,7 @@ func TestLinkReset(t *testing.T) {
 }
 
 func TestLinkResetEvery(t *testing.T) {
-	l := testLink(t, echoServer(t), Shape{ResetEvery: 50 * time.Millisecond}, false)
+	l := testLink(t, testutil.EchoServer(t, "", "").String(), Shape{ResetEvery: 50 * time.Millisecond}, false)
 	c := dialLink(t, l)
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	_, err := c.Read(make([]byte, 1))
