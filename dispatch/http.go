@@ -87,51 +87,42 @@ func (h *httpHandshake) step(in []byte) (socksproto.Action, error) {
 // isConnectLine: the client's bytes start a CONNECT request line.
 func isConnectLine(b []byte) bool { return bytes.HasPrefix(b, []byte("CONNECT ")) }
 
-// httpIdentity sets a CONNECT's isolation credentials (the fields the
-// socks_auth isolation field reads) from its headers, so that HTTP clients
-// get what SOCKS clients get from their username and password:
+// httpIdentity sets a CONNECT's isolation token (the per-stream options
+// model's isolation, which applyStreamOptions turns into the identity) and
+// credentials (the fields the socks_auth isolation field reads) from its
+// headers, so that HTTP clients get what SOCKS clients get:
 //
 //   - Tor-Stream-Isolation: T (or the deprecated X-Tor-Stream-Isolation)
-//     is an isolation token, carried like SOCKS5's "<torS0X>0" username
-//     with password T: the token alone is the identity, and the same token
-//     sent by a SOCKS5 client in that form is the same identity (unless
-//     client_protocol isolation separates protocols). An empty token counts
-//     as none, as an empty SOCKS credential does.
+//     is the isolation token T, the same identity as SOCKS5's "<torS0X>0"
+//     username with password T, 0x97's isolation=T and pt-spec's
+//     isolation=T (unless client_protocol isolation separates protocols).
+//     An empty token counts as none, as an empty SOCKS credential does.
 //   - Proxy-Authorization: Basic "tor-iso:T" (the form proposal 365 asks
 //     clients to use from now on) is the same token T.
 //   - Proxy-Authorization: Basic "user:pass" is user and password, as
-//     today and as in SOCKS5 (per-user new identity works on it).
+//     in SOCKS5 (per-user new identity works on it).
 //   - Any other Proxy-Authorization value is the identity as raw bytes
 //     (C Tor compares the raw header; proposal 365 keeps that).
-//   - With both a token and a Proxy-Authorization that is not tor-iso,
-//     both count, as in C Tor (which compares the header and the token) and
-//     Arti: the password is T, a NUL, then the raw Proxy-Authorization
-//     value. Header values never hold a NUL, so no other pair encodes the
-//     same way.
-//
-// A later per-stream options model may carry the token as its own field;
-// this mapping is the simple one that needs no change to the isolation
-// key's encoding.
+//   - With both a token and other credentials, both count, as in C Tor
+//     (which compares the header and the token) and Arti.
 func httpIdentity(req *Request, h *httpguard.Head) {
 	var token []byte
 	if h.HasStreamIsolation && len(h.StreamIsolation) > 0 {
 		token = h.StreamIsolation
 	}
-	tokenUser := []byte(socksproto.TorIsolationUsername)
+	isoAuth := h.HasAuth && string(h.User) == httpguard.IsolationUser
 	switch {
-	case h.HasAuth && string(h.User) == httpguard.IsolationUser && (token == nil || bytes.Equal(token, h.Pass)):
-		req.Username, req.Password = tokenUser, append([]byte(nil), h.Pass...)
-	case token != nil && h.ProxyAuthorization != nil:
-		pw := append(append(append([]byte(nil), token...), 0), h.ProxyAuthorization...)
-		req.Username, req.Password = tokenUser, pw
-	case token != nil:
-		req.Username, req.Password = tokenUser, append([]byte(nil), token...)
+	case isoAuth && (token == nil || bytes.Equal(token, h.Pass)):
+		token = h.Pass // tor-iso:T is the token, and nothing else
 	case h.HasAuth:
+		req.HasAuth = true
 		req.Username, req.Password = append([]byte(nil), h.User...), append([]byte(nil), h.Pass...)
 	case len(h.ProxyAuthorization) > 0:
+		req.HasAuth = true
 		req.Username = append([]byte(nil), h.ProxyAuthorization...)
-	default:
-		return
 	}
-	req.HasAuth = true
+	if len(token) > 0 {
+		// Set cannot fail for the isolation key, and is its first use.
+		req.opts.Set([]byte("isolation"), token)
+	}
 }
