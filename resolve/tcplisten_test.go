@@ -202,3 +202,65 @@ func TestTCPIdleTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestServeInherited: sockets bound elsewhere (systemd's) are served with
+// the bridge's own TCP listener, so they share the connection bound, and
+// Close closes them.
+func TestServeInherited(t *testing.T) {
+	cfg := testConfig(newClock())
+	cfg.MaxTCPConns = 1
+	b, err := New(cfg, newFakeTor(), nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Serve(nil, nil); err == nil {
+		t.Fatal("Serve before Start succeeded")
+	}
+	if err := b.Start(); err != nil { // no Listen: nothing of its own
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Serve(pc, ln); err != nil {
+		t.Fatal(err)
+	}
+	q := new(dns.Msg)
+	q.SetQuestion("example.test.", dns.TypeA)
+	if m, _, err := (&dns.Client{Net: "udp", Timeout: 5 * time.Second}).Exchange(q, pc.LocalAddr().String()); err != nil || m.Rcode != dns.RcodeSuccess {
+		t.Fatalf("UDP on the inherited socket: %v %v", m, err)
+	}
+	held, err := dns.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := held.WriteMsg(q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.ReadMsg(); err != nil {
+		t.Fatalf("TCP on the inherited socket: %v", err)
+	}
+	extra, err := dns.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetDeadline(time.Now().Add(5 * time.Second))
+	extra.WriteMsg(q)
+	if _, err := extra.ReadMsg(); err == nil {
+		t.Fatal("a second TCP connection was served with max_tcp_connections = 1")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Fatal("the inherited TCP socket still accepts after Close")
+	}
+}
