@@ -41,6 +41,15 @@ func TestCanaryControl(t *testing.T) {
 	}
 	t.Logf("outside the jail: fetcher reached the canary by name (%d packets)", n)
 
+	var echo result
+	n, err = c.controlRun(func() { echo = command(t, fetcherBin, "-icmp", c.Addr) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if echo.code != 0 || n == 0 {
+		t.Fatalf("ICMP echo outside socksd run: %v, %d packets at the canary", echo, n)
+	}
+
 	if _, err := exec.LookPath("torsocks"); err != nil {
 		t.Skip("torsocks not installed")
 	}
@@ -64,7 +73,7 @@ func TestCanaryControl(t *testing.T) {
 // TestCanaryUnreached: inside the jail neither the canary's resolver nor
 // its listener get a packet, whether the program asks the resolver
 // itself (UDP: refused at once with EPERM), dials the address (socksd
-// refuses the internal address), or is curl. Each attempt fails at once
+// refuses the internal address), is curl, or pings (ICMP: EPERM). Each attempt fails at once
 // rather than hanging. The package's TestMain checks the canary's
 // counter over every test.
 func TestCanaryUnreached(t *testing.T) {
@@ -81,6 +90,7 @@ func TestCanaryUnreached(t *testing.T) {
 		{"own-resolver", []string{fetcherBin, "-timeout", "20s", "-dns", c.Addr + ":53", "http://canary.test/"}, "operation not permitted"},
 		{"address", []string{fetcherBin, "-timeout", "20s", "http://" + c.Addr + "/"}, "ERR"},
 		{"curl-address", []string{"curl", "-sS", "--max-time", "20", "http://" + c.Addr + "/"}, "curl:"},
+		{"icmp", []string{fetcherBin, "-icmp", c.Addr}, "operation not permitted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := jail(t, nil, tc.argv...)

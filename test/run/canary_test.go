@@ -3,6 +3,7 @@ package run
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -36,7 +37,8 @@ type canary struct {
 	control    atomic.Int64 // packets received during control runs
 }
 
-func startCanary(dir string) (*canary, error) {
+func startCanary() (*canary, error) {
+	removeStaleCanaries()
 	pid := os.Getpid()
 	c := &canary{ns: fmt.Sprintf("socksd-canary-%d", pid), hostIf: fmt.Sprintf("scv%d", pid%10000000)}
 	sub := 1 + pid%250
@@ -107,6 +109,25 @@ func startCanary(dir string) (*canary, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// removeStaleCanaries deletes the canary namespaces of test processes
+// that were killed before they could (their PID is gone).
+func removeStaleCanaries() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(l, " ")
+		pid, ok := strings.CutPrefix(name, "socksd-canary-")
+		if !ok {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pid); errors.Is(err, os.ErrNotExist) {
+			ip("netns", "del", name)
+		}
+	}
 }
 
 func (c *canary) close() {

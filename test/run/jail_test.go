@@ -39,7 +39,13 @@ func jail(t *testing.T, flags []string, argv ...string) result {
 // command runs argv outside the jail, at most 2 minutes.
 func command(t testing.TB, argv ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return commandFor(t, 2*time.Minute, argv...)
+}
+
+// commandFor runs argv, killing it after limit.
+func commandFor(t testing.TB, limit time.Duration, argv ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = cleanEnv()
@@ -52,7 +58,9 @@ func command(t testing.TB, argv ...string) result {
 		if ee, ok := err.(*exec.ExitError); ok {
 			r.code = ee.ExitCode()
 		} else {
-			t.Fatalf("%v: %v", argv, err)
+			// Errorf, not Fatalf: command also runs on goroutines.
+			t.Errorf("%v: %v", argv, err)
+			r.code = -1
 		}
 	}
 	return r

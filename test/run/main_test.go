@@ -71,7 +71,7 @@ func runMain(m *testing.M) int {
 	stop()
 
 	if os.Geteuid() == 0 {
-		c, err := startCanary(tmp)
+		c, err := startCanary()
 		if err != nil {
 			log.Printf("run: canary: %v", err)
 			return 1

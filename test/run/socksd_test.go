@@ -20,6 +20,7 @@ import (
 type socksd struct {
 	proc    *tornet.Process
 	addr    string // "127.0.0.1:P"
+	metrics string // "127.0.0.1:P": the status page
 	socket  string // the Unix-socket listener's path
 	logPath string
 }
@@ -42,7 +43,7 @@ format = "console"
 safe_logging = false
 
 [metrics]
-listen = ""
+listen = %q
 `
 
 func startSocksd(n *tornet.Network, dir string) (*socksd, error) {
@@ -50,13 +51,17 @@ func startSocksd(n *tornet.Network, dir string) (*socksd, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &socksd{addr: addr, socket: filepath.Join(dir, "socks.sock"), logPath: filepath.Join(dir, "socksd.log")}
+	metrics, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &socksd{addr: addr, metrics: metrics, socket: filepath.Join(dir, "socks.sock"), logPath: filepath.Join(dir, "socksd.log")}
 	state := filepath.Join(dir, "state")
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "socksd.toml")
-	body := fmt.Sprintf(socksdConfig, state, addr, s.socket, n.ControlAddr(), n.CookiePath)
+	body := fmt.Sprintf(socksdConfig, state, addr, s.socket, n.ControlAddr(), n.CookiePath, metrics)
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		return nil, err
 	}
