@@ -102,10 +102,9 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 	literalHost(req)
 	s.fillKey(req, lc, c)
 	growStack() // before the deep upstream calls, see handshakeStack
-	switch req.Command {
-	case CmdResolve, CmdResolvePTR:
+	if req.Command.Lookup() {
 		s.resolve(c, req, st)
-	default:
+	} else {
 		s.connect(ss, req, early, st, release)
 	}
 }

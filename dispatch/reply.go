@@ -83,7 +83,7 @@ func appendReply(dst []byte, req *Request, err error, addr netip.Addr, host stri
 		return httpguard.AppendConnectError(dst, httpguard.StatusFor(byte(code)), "", byte(code)), code
 	}
 	if code != socks5.ReplySucceeded {
-		if req.Command == CmdResolve || req.Command == CmdResolvePTR {
+		if req.Command.Lookup() {
 			return socks5.AppendResolveFailure(dst, code), code
 		}
 		return socks5.AppendReply(dst, code, netip.Addr{}, 0), code

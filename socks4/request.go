@@ -127,7 +127,7 @@ func (h *Handshake) Step(in []byte) (socksproto.Action, error) {
 	cmd := socksproto.Command(in[1])
 	port := uint16(in[2])<<8 | uint16(in[3])
 	switch {
-	case cmd != socksproto.CmdConnect && cmd != socksproto.CmdResolve:
+	case !cmd.Accepted(4):
 		return h.reject(end, socksproto.ErrCommand)
 	case ip == [4]byte{}:
 		return h.reject(end, ErrZeroIP)

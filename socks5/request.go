@@ -55,9 +55,7 @@ func (h *Handshake) stepRequest(in []byte) (socksproto.Action, error) {
 		return socksproto.Action{}, socksproto.ErrShortBuffer
 	}
 	end := 3 + n
-	switch cmd {
-	case socksproto.CmdConnect, socksproto.CmdResolve, socksproto.CmdResolvePTR:
-	default:
+	if !cmd.Accepted(Version) {
 		return h.reject(end, ReplyCommandUnsupported, socksproto.ErrCommand)
 	}
 

@@ -154,3 +154,25 @@ func FuzzParseArgs(f *testing.F) {
 		}
 	})
 }
+
+// TestCommandRules: the one table of accepted commands, as each parser
+// and the dispatcher read it.
+func TestCommandRules(t *testing.T) {
+	for _, tc := range []struct {
+		c              Command
+		socks4, socks5 bool
+		lookup         bool
+	}{
+		{CmdConnect, true, true, false},
+		{CmdResolve, true, true, true},
+		{CmdResolvePTR, false, true, true},
+		{CmdBind, false, false, false},
+		{CmdUDPAssociate, false, false, false},
+		{0x42, false, false, false},
+	} {
+		if tc.c.Accepted(4) != tc.socks4 || tc.c.Accepted(5) != tc.socks5 || tc.c.Lookup() != tc.lookup || tc.c.Accepted(6) {
+			t.Errorf("%s: Accepted(4)=%v Accepted(5)=%v Lookup=%v, want %v %v %v",
+				tc.c, tc.c.Accepted(4), tc.c.Accepted(5), tc.c.Lookup(), tc.socks4, tc.socks5, tc.lookup)
+		}
+	}
+}
