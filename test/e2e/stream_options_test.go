@@ -74,7 +74,7 @@ func (r *isoRig) extVia(t *testing.T, pairs ...[2]string) string {
 
 // TestStreamOptionsTokens: two tokens never share a circuit, whichever
 // form carried them, and one token is one circuit across all forms: SOCKS5
-// method 0x97, pt-spec arguments (SOCKS5 and SOCKS4), the <torS0X>0
+// method 0x97, pt-spec arguments (SOCKS5, curl's and SOCKS4), the <torS0X>0
 // username and HTTP CONNECT's Tor-Stream-Isolation (real curl).
 func TestStreamOptionsTokens(t *testing.T) {
 	t.Parallel()
@@ -94,6 +94,12 @@ func TestStreamOptionsTokens(t *testing.T) {
 		hops[tok] = append(hops[tok],
 			r.one(t, tok+" 0x97", func() string { return r.extVia(t, [2]string{"isolation", tok}) }),
 			r.one(t, tok+" pt-spec socks5", ptSOCKS5("isolation="+tok)),
+			r.one(t, tok+" pt-spec curl", func() string {
+				// The README's example: curl sends an empty password.
+				res := curl(t, "--socks5-hostname", pt, "--proxy-user", "isolation="+tok+";keep_alive=1:", r.n.HTTPURL("/via"))
+				res.wantOK(t)
+				return res.Stdout
+			}),
 			r.one(t, tok+" pt-spec socks4", func() string {
 				code, c := torSOCKS4(t, pt, "isolation="+tok, "127.0.0.1", r.n.HTTPPort)
 				if code != 0x5A {
