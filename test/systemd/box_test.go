@@ -197,20 +197,22 @@ func (b *Box) Out(name string, args ...string) string {
 	return out
 }
 
-// Must runs a command that must succeed.
-func (b *Box) Must(name string, args ...string) string {
-	b.t.Helper()
+// Must runs a command that must succeed; t is the (sub)test it belongs to.
+func (b *Box) Must(t *testing.T, name string, args ...string) string {
+	t.Helper()
 	out, err := b.Run(name, args...)
 	if err != nil {
-		b.t.Fatalf("box: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		t.Fatalf("box: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return out
 }
 
-// Sh runs a shell line in the box that must succeed.
-func (b *Box) Sh(script string) string {
-	b.t.Helper()
-	return b.Must("sh", "-ec", script)
+// Sh runs a shell script in the box that must succeed. Scripts restart
+// socksd with restart_socksd, which first clears systemd's start rate
+// limit: this test restarts socksd more often than StartLimitBurst allows.
+func (b *Box) Sh(t *testing.T, script string) string {
+	t.Helper()
+	return b.Must(t, "sh", "-ec", "restart_socksd() { systemctl reset-failed socksd; systemctl restart socksd; }\n"+script)
 }
 
 // NetNS is the box's network namespace, for processes that run on the

@@ -36,8 +36,8 @@ func (e *env) debPackage(t *testing.T) {
 	deb2 := e.buildDeb(t, "socksd2", "0.0.1~systest2")
 	step("built two packages")
 
-	b.Sh(`printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d`)
-	out := b.Must("dpkg", "-i", deb1)
+	b.Sh(t, `printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d`)
+	out := b.Must(t, "dpkg", "-i", deb1)
 	t.Logf("dpkg -i under policy-rc.d 101:\n%s", out)
 	if st := b.Show("socksd", "UnitFileState"); st != "enabled" {
 		t.Errorf("after install: UnitFileState %q, want enabled", st)
@@ -48,13 +48,13 @@ func (e *env) debPackage(t *testing.T) {
 	if p := b.Show("socksd", "FragmentPath"); p != "/lib/systemd/system/socksd.service" {
 		t.Errorf("unit from %q, want the packaged /lib/systemd/system/socksd.service", p)
 	}
-	b.Must("test", "-s", "/usr/share/man/man8/socksd.8.gz")
-	b.Must("rm", "/usr/sbin/policy-rc.d")
+	b.Must(t, "test", "-s", "/usr/share/man/man8/socksd.8.gz")
+	b.Must(t, "rm", "/usr/sbin/policy-rc.d")
 
 	// Configuring again without the policy: postinst reloads tor (the
 	// fragment's SocksPort) and starts socksd.
 	step("installed under policy-rc.d")
-	b.Must("dpkg-reconfigure", "socksd")
+	b.Must(t, "dpkg-reconfigure", "socksd")
 	step("dpkg-reconfigure")
 	if st := b.Show("socksd", "ActiveState"); st != "active" {
 		t.Fatalf("socksd %s after postinst without policy-rc.d", st)
@@ -68,7 +68,7 @@ func (e *env) debPackage(t *testing.T) {
 
 	// The admin edits the conffile; the upgrade keeps it without asking
 	// (the shipped version did not change) and restarts on the new binary.
-	b.Sh(`sed -i 's/^level = "info"/level = "debug"/' /etc/socksd/socksd.toml
+	b.Sh(t, `sed -i 's/^level = "info"/level = "debug"/' /etc/socksd/socksd.toml
 echo '# edited by the systemd test' >>/etc/socksd/socksd.toml`)
 	pid := b.Show("socksd", "MainPID")
 	cmd := b.Command(t.Context(), "dpkg", "-i", deb2) // no stdin: a conffile prompt would fail
@@ -76,11 +76,11 @@ echo '# edited by the systemd test' >>/etc/socksd/socksd.toml`)
 		t.Fatalf("upgrade: %v\n%s", err, out)
 	}
 	step("upgraded")
-	conf := b.Must("cat", "/etc/socksd/socksd.toml")
+	conf := b.Must(t, "cat", "/etc/socksd/socksd.toml")
 	if !strings.Contains(conf, "# edited by the systemd test") || !strings.Contains(conf, `level = "debug"`) {
 		t.Errorf("upgrade lost the edited config:\n%s", conf)
 	}
-	if v := b.Must("/usr/bin/socksd", "-version"); !strings.Contains(v, "systest2") {
+	if v := b.Must(t, "/usr/bin/socksd", "-version"); !strings.Contains(v, "systest2") {
 		t.Errorf("after upgrade: %s", v)
 	}
 	if !testutil.Poll(30*time.Second, 200*time.Millisecond, func() bool {
@@ -89,13 +89,13 @@ echo '# edited by the systemd test' >>/etc/socksd/socksd.toml`)
 	}) {
 		t.Fatalf("not restarted on upgrade: MainPID %s -> %s, %s", pid, b.Show("socksd", "MainPID"), b.Show("socksd", "ActiveState"))
 	}
-	if !strings.Contains(b.Journal("socksd"), "systest2") {
+	if !testutil.Poll(10*time.Second, 200*time.Millisecond, func() bool { return strings.Contains(b.Journal("socksd"), "socksd 0.0.0-systest2") }) {
 		t.Errorf("the running socksd is not the upgraded binary")
 	}
 	e.healthy(t)
 
 	step("healthy after upgrade")
-	b.Must("dpkg", "--purge", "socksd")
+	b.Must(t, "dpkg", "--purge", "socksd")
 	step("purged")
 	if st := strings.TrimSpace(b.Out("dpkg-query", "-W", "-f=${Status}", "socksd")); strings.Contains(st, "installed") && !strings.Contains(st, "not-installed") {
 		t.Errorf("dpkg status after purge: %q", st)

@@ -1,6 +1,7 @@
 package systest
 
 import (
+	"bufio"
 	"encoding/json"
 	"net/netip"
 	"slices"
@@ -59,24 +60,30 @@ var (
 // the sandbox, not from the box.
 func (e *env) sandbox(t *testing.T) {
 	b := e.box
-	control := parseSandbox(t, b.Must("/srv/systest/probe", append([]string{"sandbox"}, probeFlags...)...))
+	control := parseSandbox(t, b.Must(t, "/srv/systest/probe", append([]string{"sandbox"}, probeFlags...)...))
 	if control.Connect[farTCP] != "connection refused" || control.UDP[farTCP] != "ok" || control.Socket["netlink"] != "ok" {
 		t.Fatalf("outside the service the box itself must allow what the sandbox forbids: %+v", control)
 	}
 
-	b.Sh(`mkdir -p /run/systemd/system/socksd.service.d
-printf '[Service]\nExecStartPost=/srv/systest/probe sandbox ` + strings.Join(probeFlags, " ") + `\n' >/run/systemd/system/socksd.service.d/probe.conf
+	b.Sh(t, `mkdir -p /run/systemd/system/socksd.service.d
+printf '[Service]\nExecStartPost=/srv/systest/probe sandbox `+strings.Join(probeFlags, " ")+`\n' >/run/systemd/system/socksd.service.d/probe.conf
 systemctl daemon-reload
-systemctl restart socksd`)
-	defer b.Sh(`rm -rf /run/systemd/system/socksd.service.d; systemctl daemon-reload; systemctl restart socksd`)
-	r := parseSandbox(t, b.Journal("socksd"))
+restart_socksd`)
+	defer b.Sh(t, `rm -rf /run/systemd/system/socksd.service.d; systemctl daemon-reload; restart_socksd`)
+	// journald takes the probe's stdout asynchronously.
+	var journal string
+	testutil.Poll(10*time.Second, 200*time.Millisecond, func() bool {
+		journal = b.Journal("socksd")
+		return strings.Contains(journal, "SANDBOX {")
+	})
+	r := parseSandbox(t, journal)
 	t.Logf("inside socksd.service: %+v", r)
 
 	// The dynamic user: the probe runs as socksd's own UID, a transient
 	// one (systemd's DynamicUser range), never root.
 	pid := b.Show("socksd", "MainPID")
 	var uid int
-	for _, l := range strings.Split(b.Must("cat", "/proc/"+pid+"/status"), "\n") {
+	for _, l := range strings.Split(b.Must(t, "cat", "/proc/"+pid+"/status"), "\n") {
 		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
 			uid, _ = strconv.Atoi(f[1])
 		}
@@ -87,7 +94,7 @@ systemctl restart socksd`)
 	if name := strings.TrimSpace(b.Out("getent", "passwd", strconv.Itoa(uid))); !strings.HasPrefix(name, "socksd:") {
 		t.Errorf("UID %d is %q, want the dynamic user socksd", uid, name)
 	}
-	tg := strings.Split(strings.TrimSpace(b.Must("getent", "group", "debian-tor")), ":")
+	tg := strings.Split(strings.TrimSpace(b.Must(t, "getent", "group", "debian-tor")), ":")
 	torGID, _ := strconv.Atoi(tg[2])
 	if !slices.Contains(r.Groups, torGID) {
 		t.Errorf("groups %v lack debian-tor (%d)", r.Groups, torGID)
@@ -131,14 +138,14 @@ systemctl restart socksd`)
 // connection, start socksd on the inherited sockets.
 func (e *env) socketActivation(t *testing.T) {
 	b := e.box
-	b.Must("systemctl", "stop", "socksd")
-	b.Sh(`cp /etc/socksd/socksd.toml /etc/socksd/socksd.toml.systest
+	b.Must(t, "systemctl", "stop", "socksd")
+	b.Sh(t, `cp /etc/socksd/socksd.toml /etc/socksd/socksd.toml.systest
 sed -i 's/^listen = \[\]$/listen = ["127.0.0.1:53"]/' /etc/socksd/socksd.toml
 grep -q '^listen = \["127.0.0.1:53"\]$' /etc/socksd/socksd.toml`)
-	defer b.Sh(`systemctl stop socksd.socket socksd-dns.socket socksd
+	defer b.Sh(t, `systemctl stop socksd.socket socksd-dns.socket socksd
 mv /etc/socksd/socksd.toml.systest /etc/socksd/socksd.toml
-systemctl start socksd`)
-	b.Must("systemctl", "start", "socksd.socket", "socksd-dns.socket")
+restart_socksd`)
+	b.Must(t, "systemctl", "start", "socksd.socket", "socksd-dns.socket")
 	if st := b.Show("socksd", "ActiveState"); st != "inactive" {
 		t.Fatalf("socksd %s before any client", st)
 	}
@@ -162,7 +169,7 @@ systemctl start socksd`)
 		t.Logf("first answer (socksd starting): %s", first)
 	}
 
-	b.Must("systemctl", "stop", "socksd.service")
+	b.Must(t, "systemctl", "stop", "socksd.service")
 	if st := b.Show("socksd.socket", "ActiveState"); st != "active" {
 		t.Fatalf("socksd.socket %s after stopping the service", st)
 	}
@@ -195,7 +202,7 @@ func socksdFiles(b *Box) []string {
 // install.sh ran.
 func (e *env) uninstall(t *testing.T) {
 	b := e.box
-	out := b.Must("sh", "/srv/systest/repo/deploy/install.sh", "--uninstall")
+	out := b.Must(t, "sh", "/srv/systest/repo/deploy/install.sh", "--uninstall")
 	t.Logf("--uninstall:\n%s", out)
 	if st := b.Show("socksd", "ActiveState"); st != "inactive" {
 		t.Errorf("socksd %s after --uninstall", st)
@@ -218,8 +225,73 @@ func (e *env) uninstall(t *testing.T) {
 	if !slices.Contains(left, "/etc/socksd/socksd.toml") {
 		t.Errorf("--uninstall removed the config: %v", left)
 	}
-	b.Must("sh", "/srv/systest/repo/deploy/install.sh", "--purge")
+	b.Must(t, "sh", "/srv/systest/repo/deploy/install.sh", "--purge")
 	if after := socksdFiles(b); !slices.Equal(after, e.before) {
 		t.Errorf("after --purge: %v\nbefore install: %v", after, e.before)
 	}
+}
+
+// notTor points socksd at a SOCKS5 server that is not Tor (it refuses the
+// username/password socksd sends isolation keys in): every request fails
+// with 0x01, and the journal says why at warning level, once for several
+// failures, without the destination or the username.
+func (e *env) notTor(t *testing.T) {
+	b := e.box
+	const addr = "127.0.0.1:9399"
+	cmd := b.Command(t.Context(), "/srv/systest/probe", "notor", addr)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	if l, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || l != "listening\n" {
+		t.Fatalf("probe notor: %q %v", l, err)
+	}
+
+	b.Sh(t, `cp /etc/socksd/socksd.toml /etc/socksd/socksd.toml.systest
+sed -i 's|^socks = "unix:/run/tor/socksd.socks"|socks = "`+addr+`"|' /etc/socksd/socksd.toml
+grep -q '^socks = "`+addr+`"' /etc/socksd/socksd.toml
+restart_socksd`)
+	defer b.Sh(t, `mv /etc/socksd/socksd.toml.systest /etc/socksd/socksd.toml; restart_socksd`)
+	const msg = "not a Tor SocksPort"
+	before := strings.Count(b.Journal("socksd"), msg)
+	for range 3 {
+		if out, err := b.Run("curl", "-sS", "--max-time", "20", "-x", "socks5h://alice:secret@127.0.0.1:9350", "http://"+e.target+"/"); err == nil {
+			t.Fatalf("curl through a non-Tor upstream succeeded: %s", out)
+		}
+	}
+	var lines []string
+	testutil.Poll(10*time.Second, 200*time.Millisecond, func() bool {
+		lines = nil
+		for _, l := range strings.Split(b.Journal("socksd"), "\n") {
+			if strings.Contains(l, msg) {
+				lines = append(lines, l)
+			}
+		}
+		return len(lines) > before
+	})
+	if len(lines)-before != 1 {
+		t.Fatalf("%d warnings for 3 failures, want 1 (rate-limited):\n%s", len(lines)-before, strings.Join(lines, "\n"))
+	}
+	l := lines[len(lines)-1]
+	var entry map[string]any
+	if err := json.Unmarshal([]byte(l), &entry); err != nil {
+		t.Fatalf("not a JSON log line: %s", l)
+	}
+	if entry["level"] != "warn" || entry["socks"] != addr {
+		t.Errorf("warning %s: want level warn naming the configured SocksPort", l)
+	}
+	for _, secret := range []string{tornet.HostName, "alice", "secret"} {
+		if strings.Contains(l, secret) {
+			t.Errorf("warning carries %q: %s", secret, l)
+		}
+	}
+	t.Logf("journal: %s", l)
 }

@@ -82,8 +82,8 @@ func (e *env) joinTor(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.shared, "torrc.add"), []byte(torrc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b.Sh("cat /srv/systest/torrc.add >> /etc/tor/torrc")
-	b.Must("systemctl", "restart", "tor")
+	b.Sh(t, "cat /srv/systest/torrc.add >> /etc/tor/torrc")
+	b.Must(t, "systemctl", "restart", "tor")
 	if !testutil.Poll(20*time.Second, 200*time.Millisecond, func() bool { return b.Show("tor@default", "ActiveState") == "active" }) {
 		t.Fatalf("tor@default not active:\n%s", b.Journal("tor@default"))
 	}
@@ -117,13 +117,13 @@ func TestSystemd(t *testing.T) {
 
 	e.before = socksdFiles(b)
 	t.Run("install.sh and enable --now", func(t *testing.T) {
-		out := b.Must("sh", "/srv/systest/repo/deploy/install.sh", "--binary", "/srv/systest/socksd")
+		out := b.Must(t, "sh", "/srv/systest/repo/deploy/install.sh", "--binary", "/srv/systest/socksd")
 		if !strings.Contains(out, "does not include /etc/tor/torrc.d") {
 			t.Errorf("install.sh did not point at the missing %%include:\n%s", out)
 		}
 		e.joinTor(t)
 		t0 := time.Now()
-		b.Must("systemctl", "enable", "--now", "socksd")
+		b.Must(t, "systemctl", "enable", "--now", "socksd")
 		ready := time.Since(t0)
 		t.Logf("systemctl enable --now socksd returned (READY=1) after %.2fs", ready.Seconds())
 		if ready > 10*time.Second {
@@ -160,7 +160,7 @@ func TestSystemd(t *testing.T) {
 		pid := b.Show("socksd", "MainPID")
 		s := e.session(t, "127.0.0.1:9350")
 		s.do("open a alice")
-		b.Must("systemctl", "reload", "socksd")
+		b.Must(t, "systemctl", "reload", "socksd")
 		if !testutil.Poll(10*time.Second, 200*time.Millisecond, func() bool { return strings.Contains(b.Journal("socksd"), `"msg":"reloaded"`) }) {
 			t.Fatalf("no reloaded line:\n%s", b.Journal("socksd"))
 		}
@@ -175,7 +175,7 @@ func TestSystemd(t *testing.T) {
 		s.do("open before bob")
 		before := identities(t, b)
 		marks := strings.Count(b.Journal("socksd"), "new identity: Tor NEWNYM sent")
-		b.Must("systemctl", "kill", "-s", "USR1", "socksd")
+		b.Must(t, "systemctl", "kill", "-s", "USR1", "socksd")
 		if !testutil.Poll(10*time.Second, 200*time.Millisecond, func() bool {
 			return strings.Count(b.Journal("socksd"), "new identity: Tor NEWNYM sent") > marks
 		}) {
@@ -208,7 +208,7 @@ func TestSystemd(t *testing.T) {
 
 	t.Run("tor restart: socksd recovers by itself", func(t *testing.T) {
 		pid, restarts := b.Show("socksd", "MainPID"), b.Show("socksd", "NRestarts")
-		b.Must("systemctl", "restart", "tor")
+		b.Must(t, "systemctl", "restart", "tor")
 		if !testutil.Poll(20*time.Second, 200*time.Millisecond, func() bool {
 			return strings.Contains(b.Journal("socksd"), "lost Tor's control connection")
 		}) {
@@ -228,14 +228,14 @@ func TestSystemd(t *testing.T) {
 	t.Run("watchdog restarts a socksd that stops answering", func(t *testing.T) {
 		// The shipped WatchdogSec=30s would cost half a minute; a drop-in
 		// shortens it (the unit's own value is checked offline).
-		b.Sh(`mkdir -p /run/systemd/system/socksd.service.d
+		b.Sh(t, `mkdir -p /run/systemd/system/socksd.service.d
 printf '[Service]\nWatchdogSec=4s\nTimeoutAbortSec=3s\n' >/run/systemd/system/socksd.service.d/watchdog.conf
 systemctl daemon-reload
-systemctl restart socksd`)
-		defer b.Sh(`rm -rf /run/systemd/system/socksd.service.d; systemctl daemon-reload; systemctl restart socksd`)
+restart_socksd`)
+		defer b.Sh(t, `rm -rf /run/systemd/system/socksd.service.d; systemctl daemon-reload; restart_socksd`)
 		pid, restarts := b.Show("socksd", "MainPID"), b.Show("socksd", "NRestarts")
 		t0 := time.Now()
-		b.Must("kill", "-STOP", pid)
+		b.Must(t, "kill", "-STOP", pid)
 		if !testutil.Poll(40*time.Second, 200*time.Millisecond, func() bool {
 			p := b.Show("socksd", "MainPID")
 			return b.Show("socksd", "NRestarts") != restarts && p != pid && p != "0" && b.Show("socksd", "ActiveState") == "active"
@@ -244,7 +244,11 @@ systemctl restart socksd`)
 				b.Show("socksd", "ActiveState"), tail(b.Journal("socksd"), 20))
 		}
 		t.Logf("restarted %.1fs after SIGSTOP", time.Since(t0).Seconds())
-		if j := b.Out("journalctl", "--no-pager", "-u", "socksd"); !strings.Contains(j, "Watchdog timeout") {
+		var j string
+		if !testutil.Poll(10*time.Second, 200*time.Millisecond, func() bool {
+			j = b.Out("journalctl", "--no-pager", "-u", "socksd")
+			return strings.Contains(j, "Watchdog timeout")
+		}) {
 			t.Errorf("journal does not say the watchdog fired:\n%s", tail(j, 20))
 		}
 	})
@@ -268,6 +272,10 @@ systemctl restart socksd`)
 
 	t.Run("socket activation", func(t *testing.T) {
 		e.socketActivation(t)
+	})
+
+	t.Run("an upstream that is not Tor is explained at warning level", func(t *testing.T) {
+		e.notTor(t)
 	})
 
 	t.Run("install.sh --uninstall and --purge leave nothing behind", func(t *testing.T) {
@@ -301,7 +309,7 @@ func identities(t *testing.T, b *Box) map[string]identity {
 	var st struct {
 		Identities []identity `json:"identities"`
 	}
-	out := b.Must("curl", "-sS", "http://127.0.0.1:9352/status")
+	out := b.Must(t, "curl", "-sS", "http://127.0.0.1:9352/status")
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("/status: %v\n%s", err, out)
 	}

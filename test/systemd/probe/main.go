@@ -10,6 +10,9 @@
 //	                               username) and GETs /via; "get NAME" GETs /via
 //	                               again on that tunnel; answers "ok NAME BODY" or
 //	                               "err NAME MESSAGE"
+//	probe notor ADDR               a SOCKS5 server that is not Tor: it accepts only
+//	                               "no authentication", so it refuses socksd's
+//	                               username/password greeting; serves until stdin ends
 package main
 
 import (
@@ -36,6 +39,11 @@ func main() {
 	switch os.Args[1] {
 	case "sandbox":
 		sandbox(os.Args[2:])
+	case "notor":
+		if len(os.Args) != 3 {
+			os.Exit(2)
+		}
+		notTor(os.Args[2])
 	case "session":
 		if len(os.Args) != 4 {
 			os.Exit(2)
@@ -208,4 +216,38 @@ func get(name string, t *tunnel, host string) {
 		return
 	}
 	fmt.Printf("ok %s %s\n", name, strings.TrimSpace(string(body)))
+}
+
+// notTor answers every SOCKS5 greeting that does not offer "no
+// authentication" (0x00) with 05 FF, as RFC 1928 servers without
+// username/password support do, and closes.
+func notTor(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("listening")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				var g [257]byte
+				if _, err := io.ReadFull(c, g[:2]); err != nil || g[0] != 5 {
+					return
+				}
+				if _, err := io.ReadFull(c, g[2:2+int(g[1])]); err != nil {
+					return
+				}
+				c.Write([]byte{5, 0xff})
+			}()
+		}
+	}()
+	io.Copy(io.Discard, os.Stdin)
+	ln.Close()
 }
