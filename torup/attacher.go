@@ -161,8 +161,7 @@ type circuit struct {
 	watchdog *time.Timer // fails the build if Tor never says BUILT
 	streams  map[string]*stream
 
-	launched time.Time // EXTENDCIRCUIT sent
-	builtAt  time.Time // BUILT seen (pool circuits)
+	builtAt time.Time // BUILT seen (pool circuits)
 	// pooled: a warm pool circuit that belongs to no key yet (key is
 	// zero); pending: pooled and not ready yet (pool.go).
 	pooled, pending bool
@@ -471,7 +470,6 @@ func (a *attacher) build(k isolation.Key, ks *keyState, kind circKind) {
 	if kind == kindResolve {
 		purpose = "general"
 	}
-	launched := a.now()
 	if !a.goCmd(func(ctx context.Context, ctl control, gen uint64) {
 		id, err := ctl.ExtendCircuit(ctx, purpose)
 		a.log.Debug("extendcircuit", zap.String("id", id), zap.String("purpose", purpose), zap.Error(err))
@@ -483,7 +481,7 @@ func (a *attacher) build(k isolation.Key, ks *keyState, kind circKind) {
 			return
 		}
 		a.extending--
-		a.builtReply(k, kind, id, err, launched)
+		a.builtReply(k, kind, id, err)
 		if a.extending == 0 {
 			clear(a.early)
 		}
@@ -496,7 +494,7 @@ func (a *attacher) build(k isolation.Key, ks *keyState, kind circKind) {
 }
 
 // builtReply handles EXTENDCIRCUIT's answer.
-func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err error, launched time.Time) {
+func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err error) {
 	ks := a.key(k)
 	if err != nil {
 		ks.building[kind] = false
@@ -516,7 +514,7 @@ func (a *attacher) builtReply(k isolation.Key, kind circKind, id string, err err
 		a.buildFailed(k, ks, kind)
 		return
 	}
-	c := &circuit{id: id, key: k, kind: kind, gen: a.gen, launched: launched, streams: make(map[string]*stream)}
+	c := &circuit{id: id, key: k, kind: kind, gen: a.gen, streams: make(map[string]*stream)}
 	c.watchdog = time.AfterFunc(buildTimeout, func() { a.buildTimedOut(id) })
 	a.circs[id] = c
 	ks.circs = append(ks.circs, c)

@@ -379,9 +379,6 @@ func (a *attacher) onCirc(ev circEvent) {
 		ks.failures[c.kind] = 0
 		a.m.circBuilt.Inc()
 		a.m.circInUse.Inc()
-		if !c.launched.IsZero() {
-			a.pool.noteBuild(a.now().Sub(c.launched))
-		}
 		a.log.Debug("circuit built", zap.String("circ", c.id), zap.String("key", c.key.String()))
 		a.drain(ks)
 		a.donate(c)

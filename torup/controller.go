@@ -589,6 +589,12 @@ func (c *Controller) shutdown(conn *torctl.Conn) {
 	for _, id := range c.att.waitingIDs() {
 		_ = conn.AttachStream(ctx, id, "0")
 	}
+	// Tor never closes an idle CONTROLLER circuit itself: the warm pool's
+	// and every other circuit of socksd's without a stream would stay open
+	// until Tor restarts.
+	for _, id := range c.att.idleCircuitIDs() {
+		_ = conn.CloseCircuitIfUnused(ctx, id)
+	}
 }
 
 // discoverSocks picks Tor's SocksPort (GETINFO net/listeners/socks,

@@ -472,3 +472,22 @@ func TestDiscoverSocksPrefers(t *testing.T) {
 		})
 	}
 }
+
+// A clean exit closes socksd's circuits that carry no stream (Tor never
+// closes an idle CONTROLLER circuit itself) and leaves busy ones alone.
+func TestCleanExitClosesIdleCircuits(t *testing.T) {
+	s := fakeTor(t, "127.0.0.1:10", "")
+	tor := startFakeTor(t, s.Addr(), nil)
+	waitFor(t, "connected", tor.ctl.Connected)
+	tor.att.mu.Lock()
+	tor.att.circs["77"] = &circuit{id: "77", built: true, pooled: true, streams: map[string]*stream{}}
+	tor.att.circs["78"] = &circuit{id: "78", built: true, streams: map[string]*stream{"5": {id: "5"}}}
+	tor.att.mu.Unlock()
+	tor.Close()
+	if received(s, "CLOSECIRCUIT 77 IfUnused") != 1 {
+		t.Errorf("the idle pool circuit was not closed: %q", s.Received())
+	}
+	if received(s, "CLOSECIRCUIT 78") != 0 {
+		t.Error("a circuit carrying a stream was closed")
+	}
+}

@@ -29,8 +29,11 @@ import (
 //     has the signal.
 //
 // Size: the pool aims at the largest number of circuits keys needed within
-// one refill window (about two circuit builds, at least a second) during
-// the last poolHorizon, capped at the configured maximum. With no demand
+// one poolWindow (a minute) during the last poolHorizon, capped at the
+// configured maximum: about a minute's worth of new identities at the
+// recent rate, and a burst is remembered for the horizon. Steady demand
+// uses the pool's circuits within a minute or so; when demand stops, at
+// most one pool's worth (the high-water mark) is closed unused. With no demand
 // for poolHorizon the target is zero and the pool is closed: an idle
 // socksd holds no unused circuit. A pool circuit unused for
 // circuit_lifetime after it was built is closed (and replaced while the
@@ -51,9 +54,6 @@ type circPool struct {
 	// demand holds when keys needed a new CONNECT circuit, oldest first,
 	// within poolHorizon (at most poolDemandCap entries).
 	demand []time.Time
-	// buildTime is a moving average of LAUNCHED → BUILT for socksd's
-	// circuits: the refill window follows it.
-	buildTime time.Duration
 	// hold stops launches while a NEWNYM is on its way to Tor.
 	hold bool
 	// failures counts pool builds that failed in a row (backoff).
@@ -68,8 +68,9 @@ const (
 	// circuit after 10 minutes without traffic (the janitor runs every
 	// sweepInterval).
 	poolHorizon = 5 * time.Minute
-	// poolMinWindow is the shortest refill window.
-	poolMinWindow = time.Second
+	// poolWindow: the pool holds the most new-circuit demands seen within
+	// this long, so it covers about this much time at the recent rate.
+	poolWindow = time.Minute
 	// poolDemandCap bounds the demand history.
 	poolDemandCap = 4096
 )
@@ -84,11 +85,6 @@ func (p *circPool) noteDemand(now time.Time) {
 	p.demand = append(p.demand, now)
 }
 
-// window is the refill window: demand within it must be met from the pool.
-func (p *circPool) window() time.Duration {
-	return max(poolMinWindow, 2*p.buildTime)
-}
-
 // computeTarget drops demand older than poolHorizon and returns the
 // largest count of demands within one window, capped at max.
 func (p *circPool) computeTarget(now time.Time) int {
@@ -99,28 +95,15 @@ func (p *circPool) computeTarget(now time.Time) int {
 	if i > 0 {
 		p.demand = append(p.demand[:0], p.demand[i:]...)
 	}
-	w := p.window()
 	peak, lo := 0, 0
 	for hi, t := range p.demand {
-		for t.Sub(p.demand[lo]) >= w {
+		for t.Sub(p.demand[lo]) >= poolWindow {
 			lo++
 		}
 		peak = max(peak, hi-lo+1)
 	}
 	p.target = min(peak, p.max)
 	return p.target
-}
-
-// noteBuild folds one build duration into the moving average.
-func (p *circPool) noteBuild(d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	if p.buildTime == 0 {
-		p.buildTime = d
-		return
-	}
-	p.buildTime += (d - p.buildTime) / 8
 }
 
 // fits reports whether pool circuit c may carry stream s: its exit
@@ -211,7 +194,6 @@ func (a *attacher) expirePool(c *circuit, reason string) {
 
 // launchPool sends one EXTENDCIRCUIT for the pool.
 func (a *attacher) launchPool() bool {
-	launched := a.now()
 	purpose := a.cfg.Purpose
 	if !a.goCmd(func(ctx context.Context, ctl control, gen uint64) {
 		id, err := ctl.ExtendCircuit(ctx, purpose)
@@ -221,7 +203,7 @@ func (a *attacher) launchPool() bool {
 			return
 		}
 		a.extending--
-		a.poolLaunched(id, err, launched)
+		a.poolLaunched(id, err)
 		if a.extending == 0 {
 			clear(a.early)
 		}
@@ -235,7 +217,7 @@ func (a *attacher) launchPool() bool {
 }
 
 // poolLaunched handles EXTENDCIRCUIT's answer for a pool circuit.
-func (a *attacher) poolLaunched(id string, err error, launched time.Time) {
+func (a *attacher) poolLaunched(id string, err error) {
 	p := &a.pool
 	p.inflight--
 	if err != nil {
@@ -244,7 +226,7 @@ func (a *attacher) poolLaunched(id string, err error, launched time.Time) {
 		a.poolBuildFailed()
 		return
 	}
-	c := &circuit{id: id, kind: kindConnect, gen: a.gen, pooled: true, pending: true, launched: launched, streams: make(map[string]*stream)}
+	c := &circuit{id: id, kind: kindConnect, gen: a.gen, pooled: true, pending: true, streams: make(map[string]*stream)}
 	p.pending++
 	c.watchdog = time.AfterFunc(buildTimeout, func() { a.buildTimedOut(id) })
 	a.circs[id] = c
@@ -284,7 +266,6 @@ func (a *attacher) poolBuildFailed() {
 func (a *attacher) poolBuilt(c *circuit) {
 	p := &a.pool
 	p.failures = 0
-	p.noteBuild(a.now().Sub(c.launched))
 	c.builtAt = a.now()
 	a.m.poolBuilt.Inc()
 	if c.retired {
@@ -490,6 +471,20 @@ func (a *attacher) removeFromPool(c *circuit) {
 		c.pending = false
 		p.pending--
 	}
+}
+
+// idleCircuitIDs lists socksd's circuits that carry no stream (the pool's
+// included), for closing at a clean exit.
+func (a *attacher) idleCircuitIDs() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ids []string
+	for id, c := range a.circs {
+		if len(c.streams) == 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // poolCount returns the ready pool circuits (status page, tests).

@@ -380,3 +380,38 @@ func value(c prometheus.Metric) float64 {
 	}
 	return m.GetGauge().GetValue()
 }
+
+// The target is the most demands within one poolWindow during the last
+// poolHorizon, capped: identities arriving one every 5 s make a pool of a
+// minute's worth, which stays for the horizon and then falls to zero.
+func TestPoolTarget(t *testing.T) {
+	p := circPool{max: 8}
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for i := range 6 {
+		p.noteDemand(t0.Add(time.Duration(i) * 5 * time.Second))
+	}
+	now := t0.Add(25 * time.Second)
+	if got := p.computeTarget(now); got != 6 {
+		t.Errorf("6 demands within a minute: target %d, want 6", got)
+	}
+	for i := range 20 { // a burst: capped
+		p.noteDemand(now.Add(time.Duration(i) * time.Millisecond))
+	}
+	if got := p.computeTarget(now); got != 8 {
+		t.Errorf("a burst of 20: target %d, want the cap 8", got)
+	}
+	// Sparse demand after the burst: the burst is remembered for the
+	// horizon, then the target is what the last minute saw.
+	late := now.Add(poolHorizon - time.Second)
+	p.noteDemand(late)
+	if got := p.computeTarget(late); got != 8 {
+		t.Errorf("within the horizon of the burst: target %d, want 8", got)
+	}
+	later := now.Add(poolHorizon + time.Second)
+	if got := p.computeTarget(later); got != 1 {
+		t.Errorf("after the horizon, one recent demand: target %d, want 1", got)
+	}
+	if got := p.computeTarget(late.Add(poolHorizon)); got != 0 {
+		t.Errorf("no demand for the horizon: target %d, want 0", got)
+	}
+}
