@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"socksd/internal/sockstest"
+	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
 
@@ -109,17 +110,17 @@ func startBench() (*benchEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := net.Dial("unix", e.socket); err == nil {
+	ready := testutil.Poll(30*time.Second, 20*time.Millisecond, func() bool {
+		c, err := net.Dial("unix", e.socket)
+		if err == nil {
 			c.Close()
-			return e, nil
 		}
-		if time.Now().After(deadline) || p.Exited() {
-			return nil, fmt.Errorf("bench socksd did not come up: %v", p.Err())
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the listener
+		return err == nil || p.Exited()
+	})
+	if !ready || p.Exited() {
+		return nil, fmt.Errorf("bench socksd did not come up: %v", p.Err())
 	}
+	return e, nil
 }
 
 // stats is fetcher's STATS line.

@@ -3,7 +3,6 @@ package run
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"socksd/internal/testutil"
 )
 
 // TestExitStatus: socksd run exits with the program's status, 128+N when
@@ -164,18 +165,12 @@ func wantGone(t *testing.T, netns, mntns string) {
 	if !strings.HasPrefix(netns, "net:[") || !strings.HasPrefix(mntns, "mnt:[") {
 		t.Fatalf("namespace ids %q %q", netns, mntns)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for {
-		left := inNamespace(netns, mntns)
-		if len(left) == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("processes left in the run's namespaces: %v", left)
-		case <-time.After(50 * time.Millisecond): // polling /proc
-		}
+	var left []string
+	if !testutil.Poll(10*time.Second, 20*time.Millisecond, func() bool {
+		left = inNamespace(netns, mntns)
+		return len(left) == 0
+	}) {
+		t.Fatalf("processes left in the run's namespaces: %v", left)
 	}
 }
 

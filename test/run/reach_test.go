@@ -65,11 +65,19 @@ func wantStatic(t *testing.T, path string) {
 
 // TestCurlNoProxy: curl, given no proxy option and no proxy variable,
 // reaches the network's HTTP server by name through the jail.
+// -4 and -6 force each family: the name's virtual IPv4 and IPv6 addresses
+// are both redirected and both become the same hostname request.
 func TestCurlNoProxy(t *testing.T) {
 	n := needTornet(t)
-	r := jail(t, nil, "curl", "-sS", "--max-time", "60", n.NameURL("/via"))
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "exit") {
-		t.Fatalf("curl in socksd run: %v", r)
+	for _, family := range []string{"", "-4", "-6"} {
+		args := []string{"curl", "-sS", "--max-time", "60", n.NameURL("/via")}
+		if family != "" {
+			args = append(args, family)
+		}
+		r := jail(t, nil, args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "exit") {
+			t.Fatalf("curl %s in socksd run: %v", family, r)
+		}
 	}
 }
 
