@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/miekg/dns"
@@ -371,30 +369,6 @@ func inResolvNS(resolvConf string, argv ...string) []string {
 
 // ---------------------------------------------------------------- daemon
 
-// dnsDaemonVars are the template fields of a daemon config.
-type dnsDaemonVars struct {
-	Listen     string // SOCKS listener
-	Metrics    string
-	DNS        string // bridge listener "ip:port"
-	StateDir   string
-	TorSOCKS   string // own tor's SocksPort
-	TorControl string // own tor's ControlPort
-	HTTPPort   int
-	Extra      map[string]string // test-specific values: {{index .Extra "k"}}
-}
-
-// daemon is a socksd process (restartable) against the own tor.
-type dnsDaemon struct {
-	dnsDaemonVars
-	Dir        string
-	ConfigPath string
-	LogPath    string
-	Proc       *tornet.Process
-	canary     *canaryDNS
-	canarySeen int // canary queries before this daemon first started
-	runs       int
-}
-
 // BridgeConfig is a socksd with the control port of the own tor, stream
 // attaching and the DNS bridge. safe_socks and reject_internal are ON: a
 // virtual address must pass both (it is a name in disguise). Each test gives its own
@@ -446,123 +420,23 @@ func bridgeExtra(k int) map[string]string {
 // 127.0.0.1 port) and the own tor, and starts socksd in the canary's mount
 // namespace. Cleanup stops it and checks: exit 0, no data race, and the
 // canary saw no query while it ran.
-func startDNSDaemon(t *testing.T, tmpl string, dnsAddr string, extra map[string]string) *dnsDaemon {
+func startDNSDaemon(t *testing.T, tmpl string, dnsAddr string, extra map[string]string) *Socksd {
 	t.Helper()
 	n := needTornet(t)
 	o := needOwnTor(t)
 	c := needCanary(t)
-	dir := t.TempDir()
 	if dnsAddr == "" {
 		dnsAddr = freeTCPUDP(t)
 	}
-	d := &dnsDaemon{
-		dnsDaemonVars: dnsDaemonVars{
-			Listen: freeTCP(t), Metrics: freeTCP(t), DNS: dnsAddr,
-			StateDir: filepath.Join(dir, "state"),
-			TorSOCKS: o.SOCKS, TorControl: o.Control, HTTPPort: n.HTTPPort, Extra: extra,
-		},
-		Dir: dir, ConfigPath: filepath.Join(dir, "socksd.toml"), LogPath: filepath.Join(dir, "socksd.log"),
-		canary: c, canarySeen: len(c.Queries()),
-	}
-	if err := os.MkdirAll(d.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	d.writeConfig(t, tmpl)
+	d := newSocksd(t, SocksdVars{
+		Listen: freeTCP(t), Metrics: freeTCP(t), DNS: dnsAddr,
+		TorSOCKS: o.SOCKS, TorControl: o.Control, HTTPPort: n.HTTPPort, Extra: extra,
+	}, tmpl)
+	d.wrapper = inResolvNS(c.ResolvConf)
+	d.canary, d.canarySeen = c, len(c.Queries())
 	t.Cleanup(func() { d.cleanup(t) })
 	d.start(t)
 	return d
-}
-
-func (d *dnsDaemon) writeConfig(t *testing.T, tmpl string) {
-	t.Helper()
-	var cfg bytes.Buffer
-	if err := template.Must(template.New("socksd.toml").Option("missingkey=error").Parse(tmpl)).Execute(&cfg, d.dnsDaemonVars); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(d.ConfigPath, cfg.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (d *dnsDaemon) start(t *testing.T) {
-	t.Helper()
-	d.runs++
-	argv := inResolvNS(d.canary.ResolvConf, socksdBin, "-config", d.ConfigPath, "-shutdown-grace", "2s")
-	p, err := tn.Spawn("socksd", d.LogPath, argv...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Proc = p
-	if err := waitAccepting(p, d.Listen, 30*time.Second); err != nil {
-		t.Fatalf("socksd did not come up: %v\n%s", err, d.Log())
-	}
-}
-
-// stop sends SIGTERM and checks the exit.
-func (d *dnsDaemon) stop(t *testing.T) {
-	t.Helper()
-	if d.Proc == nil || d.Proc.Exited() && d.Proc.ExitCode() == 0 {
-		return
-	}
-	d.Proc.Stop(10 * time.Second)
-	if code := d.Proc.ExitCode(); code != 0 {
-		t.Errorf("socksd (run %d) exited with %d (%v), want 0 after SIGTERM\n%s", d.runs, code, d.Proc.Err(), tailStr(d.Log(), 4000))
-	}
-}
-
-func (d *dnsDaemon) restart(t *testing.T) {
-	t.Helper()
-	d.stop(t)
-	d.start(t)
-}
-
-func (d *dnsDaemon) cleanup(t *testing.T) {
-	d.stop(t)
-	if strings.Contains(d.Log(), "WARNING: DATA RACE") {
-		t.Errorf("socksd log has a data race report")
-	}
-	if q := d.canary.Queries()[d.canarySeen:]; len(q) > 0 {
-		t.Errorf("LEAK: the canary resolver (socksd's /etc/resolv.conf) got %d queries while socksd ran: %q", len(q), q)
-	}
-	if t.Failed() {
-		a := artifactDir(t, "")
-		copyFile(d.LogPath, filepath.Join(a, "socksd.log"))
-		copyFile(d.ConfigPath, filepath.Join(a, "socksd.toml"))
-		t.Logf("socksd log and config kept in %s", a)
-	}
-}
-
-// Log returns socksd's log so far (all runs).
-func (d *dnsDaemon) Log() string {
-	b, _ := os.ReadFile(d.LogPath)
-	return string(b)
-}
-
-func tailStr(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-// waitLog polls socksd's log (from byte offset from) for substr.
-func (d *dnsDaemon) waitLog(t *testing.T, from int, substr string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		l := d.Log()
-		if from <= len(l) && strings.Contains(l[from:], substr) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("socksd log has no %q after %v:\n%s", substr, timeout, tailStr(l, 4000))
-		}
-		select {
-		case <-d.Proc.Done():
-			t.Fatalf("socksd exited while waiting for %q: %v\n%s", substr, d.Proc.Err(), tailStr(l, 4000))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // ---------------------------------------------------------------- dig

@@ -14,7 +14,7 @@ import (
 // TestDNSLeakCanary: socksd runs with an /etc/resolv.conf (private mount
 // namespace) that names a canary DNS server on loopback:53. Every socksd
 // the DNS and ops tests start runs that way and fails its test if the
-// canary got a query while it ran (dnsDaemon.cleanup). This test proves
+// canary got a query while it ran (Socksd.cleanup). This test proves
 // the trap works — a glibc lookup in such a namespace does reach the
 // canary, and socksd's namespace really has that resolv.conf — then
 // drives every name-carrying path through socksd.
@@ -98,5 +98,5 @@ func TestDNSLeakCanary(t *testing.T) {
 		t.Fatalf("LEAK: the canary got %d queries: %q", len(q), q)
 	}
 	t.Logf("canary: 0 queries from socksd across %d kinds of name-carrying requests (the probe reached it: the trap works)", len(steps))
-	// dnsDaemon.cleanup checks the canary once more after socksd stopped.
+	// Socksd.cleanup checks the canary once more after socksd stopped.
 }

@@ -45,20 +45,24 @@ safe_logging = false
 listen = "{{.Metrics}}"
 `
 
-// SocksdVars are the fields a startSocksd config template can use.
+// SocksdVars are the fields a socksd config template can use.
 type SocksdVars struct {
-	Listen        string // "127.0.0.1:P", a free port: the SOCKS/HTTP listener
-	Metrics       string // "127.0.0.1:P", a free port
-	DNS           string // "127.0.0.1:P", free for both UDP and TCP
-	StateDir      string // an empty per-test directory
-	TorSOCKS      string // client tor SocksPort with ExtendedErrors
-	TorSOCKSPlain string // client tor plain SocksPort
-	TorControl    string // client tor ControlPort "127.0.0.1:P"
-	Cookie        string // its control_auth_cookie
-	ClientTorrc   string // torrc lines for a managed tor joining the network (TOML-escaped)
+	Listen        string            // "127.0.0.1:P", a free port: the SOCKS/HTTP listener
+	Metrics       string            // "127.0.0.1:P", a free port
+	DNS           string            // "127.0.0.1:P", free for both UDP and TCP
+	StateDir      string            // an empty per-test directory
+	TorSOCKS      string            // client tor SocksPort with ExtendedErrors (the own tor's, for the DNS tests)
+	TorSOCKSPlain string            // client tor plain SocksPort
+	TorControl    string            // client tor ControlPort "127.0.0.1:P" (the own tor's, for the DNS tests)
+	Cookie        string            // its control_auth_cookie
+	ClientTorrc   string            // torrc lines for a managed tor joining the network (TOML-escaped)
+	HTTPPort      int               // the network's HTTP server port
+	Extra         map[string]string // test-specific values: {{index .Extra "k"}}
 }
 
-// Socksd is a running socksd process.
+// Socksd is a socksd process of a test: its rendered config, its log, and
+// the process, which may be stopped and started again (same config, same
+// log). Every e2e test's daemon is one of these.
 type Socksd struct {
 	SocksdVars
 	Addr       string // = Listen
@@ -66,6 +70,11 @@ type Socksd struct {
 	ConfigPath string
 	LogPath    string
 	Proc       *tornet.Process
+
+	wrapper    []string   // argv before socksd's (prlimit, the canary's namespace): it must exec socksd
+	canary     *canaryDNS // nil: no local-DNS leak check
+	canarySeen int        // canary queries before this daemon first started
+	runs       int
 }
 
 // startSocksd renders tmpl (text/template over SocksdVars), starts socksd
@@ -73,7 +82,7 @@ type Socksd struct {
 // checks that it exited cleanly (exit 0, no race report).
 func startSocksd(t *testing.T, tmpl string) *Socksd {
 	t.Helper()
-	return launchSocksd(t, tmpl, func(s *Socksd) { s.stop(t) })
+	return launchSocksd(t, tmpl, func(s *Socksd) { s.cleanup(t) })
 }
 
 // launchSocksd renders tmpl, starts socksd, registers cleanup(s) and waits
@@ -89,63 +98,135 @@ func launchSocksd(t *testing.T, tmpl string, cleanup func(*Socksd)) *Socksd {
 func launchSocksdUnder(t *testing.T, tmpl string, cleanup func(*Socksd), wrapper ...string) *Socksd {
 	t.Helper()
 	n := needTornet(t)
-	dir := t.TempDir()
-	v := SocksdVars{
+	s := newSocksd(t, SocksdVars{
 		Listen:        freeTCP(t),
 		Metrics:       freeTCP(t),
 		DNS:           freeTCPUDP(t),
-		StateDir:      filepath.Join(dir, "state"),
 		TorSOCKS:      n.SOCKSAddrExt(),
 		TorSOCKSPlain: n.SOCKSAddr(),
 		TorControl:    n.ControlAddr(),
 		Cookie:        n.CookiePath,
 		ClientTorrc:   strings.ReplaceAll(strings.ReplaceAll(n.ClientTorrc(), `\`, `\\`), "\n", `\n`),
-	}
+		HTTPPort:      n.HTTPPort,
+	}, tmpl)
+	s.wrapper = wrapper
+	t.Cleanup(func() { cleanup(s) })
+	s.start(t)
+	return s
+}
+
+// newSocksd makes the daemon's directory, state directory and config
+// (tmpl over v); nothing is started.
+func newSocksd(t *testing.T, v SocksdVars, tmpl string) *Socksd {
+	t.Helper()
+	dir := t.TempDir()
+	v.StateDir = filepath.Join(dir, "state")
 	if err := os.MkdirAll(v.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	var cfg bytes.Buffer
-	if err := template.Must(template.New("socksd.toml").Option("missingkey=error").Parse(tmpl)).Execute(&cfg, v); err != nil {
 		t.Fatal(err)
 	}
 	s := &Socksd{SocksdVars: v, Addr: v.Listen, Dir: dir,
 		ConfigPath: filepath.Join(dir, "socksd.toml"), LogPath: filepath.Join(dir, "socksd.log")}
+	s.writeConfig(t, tmpl)
+	return s
+}
+
+// writeConfig renders tmpl over the daemon's vars into its config file
+// (a restart or SIGHUP then reads it).
+func (s *Socksd) writeConfig(t *testing.T, tmpl string) {
+	t.Helper()
+	var cfg bytes.Buffer
+	if err := template.Must(template.New("socksd.toml").Option("missingkey=error").Parse(tmpl)).Execute(&cfg, s.SocksdVars); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(s.ConfigPath, cfg.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	argv := append(append([]string(nil), wrapper...), socksdBin, "-config", s.ConfigPath, "-shutdown-grace", "2s")
-	p, err := n.Spawn("socksd", s.LogPath, argv...)
+}
+
+// start runs socksd (again) and waits until its listener accepts.
+func (s *Socksd) start(t *testing.T) {
+	t.Helper()
+	s.runs++
+	argv := append(append([]string(nil), s.wrapper...), socksdBin, "-config", s.ConfigPath, "-shutdown-grace", "2s")
+	p, err := tn.Spawn("socksd", s.LogPath, argv...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Proc = p
-	t.Cleanup(func() { cleanup(s) })
 	if err := waitAccepting(p, s.Addr, 30*time.Second); err != nil {
-		t.Fatalf("socksd did not come up: %v\n%s", err, s.Log())
+		t.Fatalf("socksd did not come up: %v\n%s", err, tailStr(s.Log(), 4000))
 	}
-	return s
 }
 
-// Log returns socksd's log so far.
-func (s *Socksd) Log() string {
-	b, _ := os.ReadFile(s.LogPath)
-	return string(b)
-}
-
+// stop sends SIGTERM and checks the exit: 0 (a clean drain).
 func (s *Socksd) stop(t *testing.T) {
-	s.Proc.Stop(10 * time.Second)
-	log := s.Log()
-	if code := s.Proc.ExitCode(); code != 0 {
-		t.Errorf("socksd exited with %d (%v), want 0 after SIGTERM", code, s.Proc.Err())
+	t.Helper()
+	if s.Proc == nil || s.Proc.Exited() && s.Proc.ExitCode() == 0 {
+		return
 	}
-	if strings.Contains(log, "WARNING: DATA RACE") {
+	s.Proc.Stop(10 * time.Second)
+	if code := s.Proc.ExitCode(); code != 0 {
+		t.Errorf("socksd (run %d) exited with %d (%v), want 0 after SIGTERM\n%s", s.runs, code, s.Proc.Err(), tailStr(s.Log(), 4000))
+	}
+}
+
+func (s *Socksd) restart(t *testing.T) {
+	t.Helper()
+	s.stop(t)
+	s.start(t)
+}
+
+// cleanup stops socksd and checks what every test checks: a clean exit,
+// no data race report, no query at the canary resolver (when the daemon
+// runs in its namespace); on failure it keeps the log and config.
+func (s *Socksd) cleanup(t *testing.T) {
+	s.stop(t)
+	if strings.Contains(s.Log(), "WARNING: DATA RACE") {
 		t.Errorf("socksd log has a data race report")
+	}
+	if s.canary != nil {
+		if q := s.canary.Queries()[s.canarySeen:]; len(q) > 0 {
+			t.Errorf("LEAK: the canary resolver (socksd's /etc/resolv.conf) got %d queries while socksd ran: %q", len(q), q)
+		}
 	}
 	if t.Failed() {
 		d := artifactDir(t, "")
 		copyFile(s.LogPath, filepath.Join(d, "socksd.log"))
 		copyFile(s.ConfigPath, filepath.Join(d, "socksd.toml"))
 		t.Logf("socksd log and config kept in %s", d)
+	}
+}
+
+// Log returns socksd's log so far (all runs).
+func (s *Socksd) Log() string {
+	b, _ := os.ReadFile(s.LogPath)
+	return string(b)
+}
+
+func tailStr(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// waitLog polls socksd's log (from byte offset from) for substr.
+func (s *Socksd) waitLog(t *testing.T, from int, substr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		l := s.Log()
+		if from <= len(l) && strings.Contains(l[from:], substr) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("socksd log has no %q after %v:\n%s", substr, timeout, tailStr(l, 4000))
+		}
+		select {
+		case <-s.Proc.Done():
+			t.Fatalf("socksd exited while waiting for %q: %v\n%s", substr, s.Proc.Err(), tailStr(l, 4000))
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

@@ -75,7 +75,7 @@ func (s secrets) all() []string {
 // name that fails at the exit (reply 0x04), an IP destination the exit
 // cannot reach (0x01), the onion, RESOLVE/RESOLVE_PTR and the DNS bridge.
 // Every client connects from a dedicated loopback source address.
-func secretTraffic(t *testing.T, d *dnsDaemon, n *tornet.Network) secrets {
+func secretTraffic(t *testing.T, d *Socksd, n *tornet.Network) secrets {
 	t.Helper()
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
 	s := secrets{
@@ -134,7 +134,7 @@ func secretTraffic(t *testing.T, d *dnsDaemon, n *tornet.Network) secrets {
 }
 
 // waitHealthy polls GET /healthz on the metrics listener until 200.
-func waitHealthy(t *testing.T, d *dnsDaemon, timeout time.Duration) time.Duration {
+func waitHealthy(t *testing.T, d *Socksd, timeout time.Duration) time.Duration {
 	t.Helper()
 	t0 := time.Now()
 	var last string
@@ -154,7 +154,7 @@ func waitHealthy(t *testing.T, d *dnsDaemon, timeout time.Duration) time.Duratio
 // waitTorUsable polls /metrics until socksd reports its control
 // connection up and Tor bootstrapped (socksd_tor_control_connected 1,
 // socksd_tor_bootstrap_percent 100).
-func waitTorUsable(t *testing.T, d *dnsDaemon, timeout time.Duration) time.Duration {
+func waitTorUsable(t *testing.T, d *Socksd, timeout time.Duration) time.Duration {
 	t.Helper()
 	t0 := time.Now()
 	var conn, boot float64

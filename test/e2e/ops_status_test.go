@@ -108,7 +108,7 @@ func TestOpsStatusChromium(t *testing.T) {
 // loadStatusPage loads http://METRICS/ in headless Chromium and returns
 // the DOM; the DOM, a screenshot and Chromium's stderr are kept as
 // artifacts named name.*.
-func loadStatusPage(t *testing.T, d *dnsDaemon, name string) string {
+func loadStatusPage(t *testing.T, d *Socksd, name string) string {
 	t.Helper()
 	dir := artifactDir(t, "")
 	shot := filepath.Join(dir, name+".png")
