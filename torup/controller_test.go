@@ -478,7 +478,7 @@ func TestDiscoverSocksPrefers(t *testing.T) {
 func TestCleanExitClosesIdleCircuits(t *testing.T) {
 	s := fakeTor(t, "127.0.0.1:10", "")
 	tor := startFakeTor(t, s.Addr(), nil)
-	waitFor(t, "connected", tor.ctl.Connected)
+	testutil.WaitFor(t, "connected", tor.ctl.Connected)
 	tor.att.mu.Lock()
 	tor.att.circs["77"] = &circuit{id: "77", built: true, pooled: true, streams: map[string]*stream{}}
 	tor.att.circs["78"] = &circuit{id: "78", built: true, streams: map[string]*stream{"5": {id: "5"}}}
