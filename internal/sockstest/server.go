@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 )
@@ -55,8 +56,20 @@ type Server struct {
 }
 
 // Start listens on 127.0.0.1:0 and serves until Close.
-func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func (s *Server) Start() error { return s.start("tcp", "127.0.0.1:0") }
+
+// StartUnix listens on a Unix socket at path (mode 0666, as socksd's own)
+// and serves until Close: socksd's place for a client in another network
+// namespace (socksd run).
+func (s *Server) StartUnix(path string) error {
+	if err := s.start("unix", path); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o666)
+}
+
+func (s *Server) start(network, addr string) error {
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		return err
 	}
@@ -218,7 +231,7 @@ func (s *Server) connect(r *Request, c net.Conn, rd *bufio.Reader) {
 		d.(*net.TCPConn).CloseWrite()
 	}()
 	io.Copy(c, d)
-	c.(*net.TCPConn).CloseWrite()
+	c.(interface{ CloseWrite() error }).CloseWrite() // *net.TCPConn or *net.UnixConn
 	<-done
 }
 
