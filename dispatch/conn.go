@@ -294,7 +294,7 @@ func (s *Server) fillKey(req *Request, lc *ListenerConfig, c net.Conn) {
 	// NewAppEpoch) move only the keys they name.
 	in.Epoch = s.renewals.epoch(in.Epoch, req.HasAuth, req.Username, in.App)
 	if req.opts.Fresh {
-		in.Fresh = freshCounter.Add(1)
+		in.Fresh = s.fresh.Add(1)
 	}
 	req.Key = lc.Policy.Key(in)
 	req.KeepAlive = req.opts.KeepAlive.Or(lc.Policy.KeepAlive)

@@ -3,7 +3,6 @@ package dispatch
 import (
 	"errors"
 	"strings"
-	"sync/atomic"
 
 	"socksd/socks5"
 	"socksd/socksproto"
@@ -19,11 +18,6 @@ var (
 	// answered 0x02 not allowed, as Tor's OnionTrafficOnly refuses it.
 	ErrOnionOnly = errors.New("dispatch: onion_only refused a destination that is not an onion service")
 )
-
-// freshCounter numbers the streams that asked for a fresh circuit; the
-// number enters their isolation key (isolation.Input.Fresh), so no two of
-// them, and no other stream, share a key.
-var freshCounter atomic.Uint64
 
 // applyStreamOptions reads the stream options a request carries into
 // req.opts and applies the ones that decide the request's identity:

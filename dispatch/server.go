@@ -78,6 +78,10 @@ type Server struct {
 	epoch    atomic.Uint64
 	active   atomic.Int64
 	warnings *clientWarnings
+	// fresh numbers the streams that asked for a fresh circuit; the
+	// number enters their isolation key (isolation.Input.Fresh), so no
+	// two of them, and no other stream, share a key.
+	fresh atomic.Uint64
 
 	renewals renewals // per-username and per-application epochs
 
