@@ -279,7 +279,7 @@ func runUser(args []string) error {
 	}
 	logf("warm; measuring (+%s)", time.Since(t0).Round(100*time.Millisecond))
 
-	// The pool's high-water mark: its gauges, sampled every second.
+	// The pool's high-water mark: its gauges, sampled every 2 s (each scrape costs socksd some CPU, which its CPU figure includes).
 	poolMax := map[string]float64{}
 	var poolMu sync.Mutex
 	sampleCtx, stopSampling := context.WithCancel(ctx)
@@ -289,7 +289,7 @@ func runUser(args []string) error {
 		if metricsAddr == "" {
 			return
 		}
-		tick := time.NewTicker(time.Second)
+		tick := time.NewTicker(2 * time.Second)
 		defer tick.Stop()
 		for {
 			for _, l := range scrapeMatching(metricsAddr, "pool") {
@@ -339,14 +339,25 @@ func runUser(args []string) error {
 	}
 	if s.Idle > 0 {
 		logf("idle for %s", s.Idle)
+		cpu0 := map[string]float64{}
+		for _, t := range targets {
+			cpu0[t.name], cpu0["tor of "+t.name] = procCPU(t.pid), procCPU(t.torPID)
+		}
+		i0 := time.Now()
 		select {
 		case <-time.After(s.Idle):
 		case <-ctx.Done():
 		}
 		rep.Unused = map[string]map[string]int{}
+		rep.IdleCPU = map[string]float64{}
 		for _, t := range targets {
 			_, _, u := t.obs.snapshot()
 			rep.Unused[t.name] = u
+			// CPU seconds per minute without traffic.
+			if t.pid != 0 {
+				rep.IdleCPU[t.name] = (procCPU(t.pid) - cpu0[t.name]) / time.Since(i0).Minutes()
+			}
+			rep.IdleCPU["tor of "+t.name] = (procCPU(t.torPID) - cpu0["tor of "+t.name]) / time.Since(i0).Minutes()
 		}
 	}
 	for _, t := range targets {

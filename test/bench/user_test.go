@@ -18,6 +18,8 @@ var circEvents = []string{
 	"650 CIRC_MINOR 6 PURPOSE_CHANGED $AAAA~auth0,$CCCC~exit0 PURPOSE=CONFLUX_LINKED OLD_PURPOSE=CONFLUX_UNLINKED",
 	"650 CIRC 7 LAUNCHED PURPOSE=CONTROLLER",
 	"650 CIRC 7 FAILED $AAAA~auth0 PURPOSE=CONTROLLER REASON=TIMEOUT",
+	"650 CIRC 9 LAUNCHED PURPOSE=GENERAL",
+	"650 CIRC 9 FAILED $AAAA~auth0 PURPOSE=GENERAL REASON=DESTROYED REMOTE_REASON=CHANNEL_CLOSED",
 	"650 CIRC 8 LAUNCHED PURPOSE=CONTROLLER",
 	"650 CIRC 8 BUILT $AAAA~auth0,$BBBB~auth1,$CCCC~exit0 PURPOSE=CONTROLLER",
 	"650 STREAM 11 NEW 0 127.0.0.1:80 SOURCE_ADDR=127.0.0.1:5000 PURPOSE=USER",
@@ -34,13 +36,13 @@ func TestCircObserverCounts(t *testing.T) {
 		o.handle(l)
 	}
 	c, _, unused := o.snapshot()
-	if c.Launched["GENERAL"] != 1 || c.Launched["CONFLUX_UNLINKED"] != 1 || c.Launched["CONTROLLER"] != 2 {
+	if c.Launched["GENERAL"] != 2 || c.Launched["CONFLUX_UNLINKED"] != 1 || c.Launched["CONTROLLER"] != 2 {
 		t.Errorf("launched %v", c.Launched)
 	}
 	if c.BuiltTotal() != 3 || c.Built["CONTROLLER"] != 1 || c.Built["CONFLUX_UNLINKED"] != 1 {
 		t.Errorf("built %v", c.Built)
 	}
-	if c.Failed["TIMEOUT"] != 1 {
+	if c.Failed["TIMEOUT"] != 1 || c.Failed["DESTROYED/CHANNEL_CLOSED"] != 1 {
 		t.Errorf("failed %v", c.Failed)
 	}
 	if c.Streams != 3 || c.StreamsOn["CONFLUX_LINKED"] != 1 || c.StreamsOn["GENERAL"] != 1 || c.StreamsOn["?"] != 1 {

@@ -25,8 +25,9 @@ type userReport struct {
 	CPU                map[string]float64        // socksd's CPU seconds over that period
 	TorCPU             map[string]float64        // each target's client tor's
 	PoolMetrics        []string                  // socksd's metric lines about its circuit pool, at the end
-	PoolMax            map[string]float64        // the highest value of each pool gauge, sampled every second
+	PoolMax            map[string]float64        // the highest value of each pool gauge, sampled every 2 s
 	Unused             map[string]map[string]int // after Idle: built, never used, by purpose
+	IdleCPU            map[string]float64        // during Idle: CPU seconds per minute, by process
 }
 
 // spread is a sample's summary.
@@ -237,9 +238,18 @@ func (r *userReport) markdown(targets []string) string {
 			hi = append(hi, fmt.Sprintf("%s %s", k, num(v)))
 		}
 		slices.Sort(hi)
-		fmt.Fprintf(&md, "\nHighest values sampled every second: %s.\n", strings.Join(hi, ", "))
+		fmt.Fprintf(&md, "\nHighest values sampled every 2 s: %s.\n", strings.Join(hi, ", "))
 	}
 
+	if r.IdleCPU != nil {
+		var parts []string
+		for k, v := range r.IdleCPU {
+			parts = append(parts, fmt.Sprintf("%s %.3f", k, v))
+		}
+		slices.Sort(parts)
+		fmt.Fprintf(&md, "\nAfter the workload, %s without traffic: circuits built and never used, by purpose: %v. CPU seconds per minute meanwhile: %s.\n",
+			r.Settings.Idle, r.Unused, strings.Join(parts, ", "))
+	}
 	md.WriteString("\n## Targets\n\n| target | measured | verdict | detail |\n|---|---|---|---|\n")
 	for _, g := range r.goals() {
 		bound := "≤"
