@@ -40,9 +40,10 @@ type Input struct {
 	DestPort   uint16
 	Epoch      uint64 // new-identity epoch; always part of the key
 	App        App
-	// Fresh, when not 0, is a value no other stream of this process has
-	// (the stream option fresh): it is always part of the key, so the
-	// stream gets a circuit of its own whatever the policy.
+	// Fresh, when not 0, is a value no other stream has (the stream
+	// option fresh; the dispatcher numbers such streams): it is always
+	// part of the key, so the stream gets a circuit of its own whatever
+	// the policy.
 	Fresh uint64
 }
 
