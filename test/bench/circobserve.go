@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,10 +24,13 @@ type circObserver struct {
 	conn net.Conn
 	done chan struct{}
 
-	mu      sync.Mutex
-	circs   map[string]*circInfo // by circuit id, while open
-	counts  circCounts
-	started time.Time
+	mu    sync.Mutex
+	circs map[string]*circInfo // by circuit id, while open
+	// isoHosts: for streams whose target host starts with isoPrefix, the
+	// hosts each circuit carried (kept after the circuit closes).
+	isoHosts map[string]map[string]bool
+	counts   circCounts
+	started  time.Time
 }
 
 type circInfo struct {
@@ -75,7 +79,7 @@ func observeCircuits(ctx context.Context, addr, cookiePath string) (*circObserve
 	}
 	br := bufio.NewReader(conn)
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	o := &circObserver{conn: conn, done: make(chan struct{}), circs: map[string]*circInfo{}, counts: newCircCounts(), started: time.Now()}
+	o := &circObserver{conn: conn, done: make(chan struct{}), circs: map[string]*circInfo{}, isoHosts: map[string]map[string]bool{}, counts: newCircCounts(), started: time.Now()}
 	// The circuits open already (control-spec §3.9 GETINFO circuit-status:
 	// a data block of "ID STATUS PATH KEY=VALUE..." lines), so a stream on
 	// one of them is attributed; the events then keep the set current.
@@ -201,10 +205,16 @@ func (o *circObserver) handle(line string) {
 		}
 	case "STREAM":
 		// "650 STREAM ID SUCCEEDED CIRCID TARGET ..."
-		if f[3] != "SUCCEEDED" || len(f) < 5 {
+		if f[3] != "SUCCEEDED" || len(f) < 6 {
 			return
 		}
 		o.counts.Streams++
+		if host, _, ok := strings.Cut(f[5], ":"); ok && len(f) > 5 && strings.HasPrefix(host, isoPrefix) {
+			if o.isoHosts[f[4]] == nil {
+				o.isoHosts[f[4]] = map[string]bool{}
+			}
+			o.isoHosts[f[4]][strings.ToLower(host)] = true
+		}
 		c := o.circs[f[4]]
 		if c == nil {
 			o.counts.StreamsOn["?"]++
@@ -244,6 +254,28 @@ func (o *circObserver) snapshot() (circCounts, time.Duration, map[string]int) {
 		}
 	}
 	return c, time.Since(o.started), unused
+}
+
+// isoPrefix starts the host name of every stream of the isolation check:
+// "iso<identity>.example.test", so Tor's own STREAM events say which
+// identity a stream belongs to.
+const isoPrefix = "iso"
+
+// isolation returns how many circuits carried isolation-check streams and
+// which of them carried more than one identity (circuit id → hosts).
+func (o *circObserver) isolation() (int, map[string][]string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	mixed := map[string][]string{}
+	for id, hosts := range o.isoHosts {
+		if len(hosts) > 1 {
+			for h := range hosts {
+				mixed[id] = append(mixed[id], h)
+			}
+			slices.Sort(mixed[id])
+		}
+	}
+	return len(o.isoHosts), mixed
 }
 
 // reset starts the totals afresh (circuits already open stay known).

@@ -58,6 +58,8 @@ type userSettings struct {
 	BulkRounds, BulkBytes      int
 	Parallel, ParallelBytes    int
 	OnionIDs                   int
+	IsoStreams, IsoIDs         int
+	IsoWorkers                 int
 	Idle                       time.Duration
 }
 
@@ -70,6 +72,7 @@ const (
 	mBulkPar    = "bulk, 8 parallel streams (MB/s)"
 	mOnionFirst = "onion, first stream of an identity"
 	mOnionLater = "onion, later stream"
+	mIsolation  = "isolation check streams"
 )
 
 var userMeasures = []string{mNewSeq, mNewBurst, mKnown, mBulk1, mBulkPar, mOnionFirst, mOnionLater}
@@ -124,6 +127,9 @@ func runUser(args []string) error {
 	fs.IntVar(&s.ParallelBytes, "parallel-bytes", 2<<20, "bytes per stream of the parallel GET")
 	fs.IntVar(&s.OnionIDs, "onion", 8, "onion identities per target (each: a first stream, then -later streams)")
 	budget := fs.Duration("budget", 10*time.Minute, "bound on the workload: phases not reached by then are skipped (the report says so)")
+	fs.IntVar(&s.IsoStreams, "isolation", 0, "isolation check: this many streams per target from -iso-ids identities, checked on Tor's STREAM events (0: none)")
+	fs.IntVar(&s.IsoIDs, "iso-ids", 24, "identities of the isolation check")
+	fs.IntVar(&s.IsoWorkers, "iso-workers", 8, "streams of the isolation check in flight at once")
 	fs.DurationVar(&s.Idle, "idle", 0, "after the workload, wait this long with no traffic, then count circuits built and never used")
 	socksdBase := fs.String("socksd-base", "", "a second socksd build (say the one before a change), measured in the same run as socksd-base with a client tor of its own")
 	confluxOff := fs.Bool("conflux-off", false, "also measure Tor alone with ConfluxEnabled 0 (tor-nocfx): what conflux does to its figures")
@@ -324,6 +330,13 @@ func runUser(args []string) error {
 		Profile: n.Profile, Settings: s, LoadStart: loadStart, LoadEnd: loadAvg(), NetworkUp: upTime.Seconds(),
 		Samples: res.Samples, Errors: res.Errors, FirstErr: res.FirstErr, CutShort: cutShort,
 		Circuits: map[string]circCounts{}, CPU: map[string]float64{}, TorCPU: map[string]float64{}, PoolMax: poolMax,
+	}
+	if s.IsoStreams > 0 {
+		rep.Isolation = map[string]isoResult{}
+		for _, t := range targets {
+			circs, mixed := t.obs.isolation()
+			rep.Isolation[t.name] = isoResult{Streams: len(res.Samples[mIsolation][t.name]), Errors: res.Errors[mIsolation][t.name], Circuits: circs, Mixed: mixed}
+		}
 	}
 	for _, t := range targets {
 		c, d, _ := t.obs.snapshot()

@@ -112,3 +112,24 @@ func TestUserGoals(t *testing.T) {
 		}
 	}
 }
+
+// The isolation check reads identities from the stream targets Tor
+// reports: a circuit that carried iso1 and iso2 is mixed, whatever socksd
+// thinks.
+func TestCircObserverIsolation(t *testing.T) {
+	o := &circObserver{circs: map[string]*circInfo{}, isoHosts: map[string]map[string]bool{}, counts: newCircCounts(), started: time.Now()}
+	for _, l := range []string{
+		"650 STREAM 1 SUCCEEDED 5 iso1.example.test:20030",
+		"650 STREAM 2 SUCCEEDED 5 ISO1.example.test:20030", // Tor may randomise case
+		"650 STREAM 3 SUCCEEDED 6 iso2.example.test:20030",
+		"650 STREAM 4 SUCCEEDED 7 iso3.example.test:20030",
+		"650 STREAM 5 SUCCEEDED 7 iso4.example.test:20030",
+		"650 STREAM 6 SUCCEEDED 8 127.0.0.1:20030",
+	} {
+		o.handle(l)
+	}
+	circs, mixed := o.isolation()
+	if circs != 3 || len(mixed) != 1 || strings.Join(mixed["7"], ",") != "iso3.example.test,iso4.example.test" {
+		t.Fatalf("circuits %d, mixed %v", circs, mixed)
+	}
+}

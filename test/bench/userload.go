@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
+
+	"socksd/test/tornet"
 )
 
 // userWorkload is the measured part of socksbench user. Every loop is
@@ -161,4 +164,39 @@ func (w *userWorkload) run(targets []*userTarget) {
 		}
 	})
 	w.logf("onion done (+%s)", time.Since(t0).Round(time.Second))
+
+	// Isolation: IsoStreams streams from IsoIDs identities, IsoWorkers at
+	// a time, each identity k to its own name iso<k>.example.test (the
+	// exits resolve the whole zone to the HTTP server), so Tor's own
+	// STREAM events say which identity each stream belongs to; the check
+	// reads nothing else.
+	if s.IsoStreams == 0 {
+		return
+	}
+	_, port, _ := strings.Cut(w.dest, ":")
+	for _, k := range w.rng.Perm(len(targets)) {
+		t := targets[k]
+		jobs := make(chan int)
+		var wg sync.WaitGroup
+		for range s.IsoWorkers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for id := range jobs {
+					host := fmt.Sprintf("%s%d.%s:%s", isoPrefix, id, tornet.ZoneName, port)
+					if _, _, err := userGet(w.ctx, t.proxy, host, fmt.Sprintf("iso-%s-%d", t.name, id), "/", userTimeout); err != nil {
+						w.fail(mIsolation, t.name, err)
+					} else {
+						w.res.add(mIsolation, t.name, 1)
+					}
+				}
+			}()
+		}
+		for i := 0; i < s.IsoStreams && w.ctx.Err() == nil; i++ {
+			jobs <- w.rng.IntN(s.IsoIDs)
+		}
+		close(jobs)
+		wg.Wait()
+	}
+	w.logf("isolation streams done (+%s)", time.Since(t0).Round(time.Second))
 }

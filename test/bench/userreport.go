@@ -28,6 +28,14 @@ type userReport struct {
 	PoolMax            map[string]float64        // the highest value of each pool gauge, sampled every 2 s
 	Unused             map[string]map[string]int // after Idle: built, never used, by purpose
 	IdleCPU            map[string]float64        // during Idle: CPU seconds per minute, by process
+	Isolation          map[string]isoResult      // the isolation check, by target
+}
+
+// isoResult is one target's isolation check, from its tor's STREAM events.
+type isoResult struct {
+	Streams, Errors int                 // streams that got an answer; that failed
+	Circuits        int                 // circuits that carried them
+	Mixed           map[string][]string // circuit → identities, where more than one
 }
 
 // spread is a sample's summary.
@@ -137,6 +145,10 @@ func (r *userReport) goals() []userGoal {
 	}
 	g = append(g, userGoal{what: "socksd CPU / its client tor's CPU, same workload", value: cpu, bound: 5, atMost: true, unit: "%",
 		detail: fmt.Sprintf("socksd %.2f s, its tor %.2f s (Tor alone's tor %.2f s)", r.CPU[sd], r.TorCPU[sd], r.TorCPU[tor])})
+	if iso, ok := r.Isolation[sd]; ok {
+		g = append(g, userGoal{what: "isolation: circuits carrying streams of two identities (Tor's STREAM events)", value: float64(len(iso.Mixed)), bound: 0, atMost: true,
+			detail: fmt.Sprintf("%d streams answered (%d failed) from %d identities on %d circuits", iso.Streams, iso.Errors, r.Settings.IsoIDs, iso.Circuits)})
+	}
 	if r.Unused != nil {
 		extra := float64(sumMap(r.Unused[sd]) - sumMap(r.Unused[tor]))
 		g = append(g, userGoal{what: fmt.Sprintf("after %s idle, unused circuits socksd's tor holds beyond Tor alone's", r.Settings.Idle), value: max(extra, 0), bound: 0, atMost: true,
@@ -241,6 +253,14 @@ func (r *userReport) markdown(targets []string) string {
 		fmt.Fprintf(&md, "\nHighest values sampled every 2 s: %s.\n", strings.Join(hi, ", "))
 	}
 
+	if r.Isolation != nil {
+		fmt.Fprintf(&md, "\nIsolation check: %d streams per target from %d identities (%d at a time), each identity to its own name, read back from each tor's STREAM events:", r.Settings.IsoStreams, r.Settings.IsoIDs, r.Settings.IsoWorkers)
+		for _, t := range targets {
+			iso := r.Isolation[t]
+			fmt.Fprintf(&md, " %s: %d answered, %d failed, %d circuits, %d carrying two identities%s;", t, iso.Streams, iso.Errors, iso.Circuits, len(iso.Mixed), mixedExample(iso.Mixed))
+		}
+		md.WriteString("\n")
+	}
 	if r.IdleCPU != nil {
 		var parts []string
 		for k, v := range r.IdleCPU {
@@ -259,6 +279,14 @@ func (r *userReport) markdown(targets []string) string {
 		fmt.Fprintf(&md, "| %s %s %s%s | %s%s | %s | %s |\n", g.what, bound, num(g.bound), g.unit, num(g.value), g.unit, g.verdict(), g.detail)
 	}
 	return md.String()
+}
+
+// mixedExample shows one offending circuit, if any.
+func mixedExample(m map[string][]string) string {
+	for id, hosts := range m {
+		return fmt.Sprintf(" (e.g. circuit %s: %s)", id, strings.Join(hosts, ", "))
+	}
+	return ""
 }
 
 // extraTargets describes the optional targets present.
