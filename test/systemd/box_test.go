@@ -168,6 +168,12 @@ func (b *Box) stop() {
 		<-done
 	}
 	os.RemoveAll(b.dir)
+	// The box shares the host's cgroup hierarchies (no cgroup namespace):
+	// its systemd leaves an empty init.scope at their root. rmdir removes
+	// only an empty cgroup, so a box still running elsewhere keeps its own.
+	for _, h := range []string{"unified", "systemd"} {
+		os.Remove(filepath.Join("/sys/fs/cgroup", h, "init.scope"))
+	}
 }
 
 // Command returns cmd run inside the box (all its namespaces), with a
