@@ -48,6 +48,31 @@ func parseGetInfo(r *Reply) (map[string]string, error) {
 	return out, nil
 }
 
+// GetConf returns the values of one configuration key (control-spec §3.3):
+// one per "250 key=value" line, in order; a line "250 key" (the key is
+// at its default, which has no value) gives "".
+func (c *Conn) GetConf(ctx context.Context, key string) ([]string, error) {
+	if err := checkToken("GETCONF key", key); err != nil {
+		return nil, err
+	}
+	r, err := c.Do(ctx, "GETCONF "+key)
+	if err != nil {
+		return nil, err
+	}
+	return parseGetConf(r, key), nil
+}
+
+func parseGetConf(r *Reply, key string) []string {
+	var out []string
+	for _, l := range r.Lines {
+		k, v, _ := strings.Cut(l.Text, "=")
+		if strings.EqualFold(k, key) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // SetEvents subscribes to exactly the given events (control-spec §3.4); none
 // turns every event off. Events are always extended since Tor 0.2.2.1.
 func (c *Conn) SetEvents(ctx context.Context, events ...string) error {
@@ -115,14 +140,8 @@ func confCommand(verb string, kv []KV) (string, error) {
 // virtual address and that is what is returned, verbatim: IPv6 addresses
 // come bracketed ("[fea0:…]"). MAPADDRESS x=x removes the mapping of x.
 func (c *Conn) MapAddress(ctx context.Context, from, to string) (string, error) {
-	if err := checkToken("MAPADDRESS address", from); err != nil {
+	if err := checkMapPair(from, to); err != nil {
 		return "", err
-	}
-	if err := checkToken("MAPADDRESS address", to); err != nil {
-		return "", err
-	}
-	if strings.Contains(from, "=") {
-		return "", fmt.Errorf("%w: MAPADDRESS address contains '='", ErrBadArgument)
 	}
 	r, err := c.Do(ctx, "MAPADDRESS "+from+"="+to)
 	if err != nil {
@@ -134,6 +153,102 @@ func (c *Conn) MapAddress(ctx context.Context, from, to string) (string, error) 
 		return "", fmt.Errorf("%w: MAPADDRESS reply %q", ErrBadReply, r.Lines[len(r.Lines)-1].Text)
 	}
 	return got, nil
+}
+
+// MapResult is one pair's answer to MapAddresses: the original address as
+// Tor reports it (see MapAddress), or that pair's error.
+type MapResult struct {
+	Addr string
+	Err  error
+}
+
+// MapAddresses maps several pairs (KV{Key: from, Value: to}) with one
+// MAPADDRESS (control-spec §3.8), which Tor answers with one line per pair,
+// in order: "250 from=to", or an error for that pair alone. A pair whose
+// arguments would break the line grammar is not sent and gets
+// ErrBadArgument; one with odd but valid arguments (quotes, non-ASCII) is
+// sent alone, so it can never spoil the shared command. err is for the
+// shared command as a whole: the connection failed, or the reply does not
+// have one line per pair sent (then every pair in it gets err).
+func (c *Conn) MapAddresses(ctx context.Context, pairs []KV) ([]MapResult, error) {
+	out := make([]MapResult, len(pairs))
+	var sb strings.Builder
+	sb.WriteString("MAPADDRESS")
+	var sent, alone []int
+	for i, p := range pairs {
+		switch {
+		case checkMapPair(p.Key, p.Value) != nil:
+			out[i].Err = checkMapPair(p.Key, p.Value)
+		case !plainMapArg(p.Key) || !plainMapArg(p.Value):
+			alone = append(alone, i)
+		default:
+			sb.WriteString(" " + p.Key + "=" + p.Value)
+			sent = append(sent, i)
+		}
+	}
+	for _, i := range alone {
+		out[i].Addr, out[i].Err = c.MapAddress(ctx, pairs[i].Key, pairs[i].Value)
+	}
+	if len(sent) == 0 {
+		return out, nil
+	}
+	r, err := c.Do(ctx, sb.String())
+	if r == nil || len(r.Lines) != len(sent) {
+		if err == nil {
+			err = fmt.Errorf("%w: MAPADDRESS answered %d lines for %d pairs", ErrBadReply, lenLines(r), len(sent))
+		}
+		for _, i := range sent {
+			out[i].Err = err
+		}
+		return out, err
+	}
+	for j, i := range sent {
+		l := r.Lines[j]
+		if l.Code/100 != 2 {
+			out[i].Err = &Error{Code: l.Code, Text: l.Text}
+			continue
+		}
+		got, _, ok := strings.Cut(l.Text, "=")
+		if !ok || got == "" {
+			out[i].Err = fmt.Errorf("%w: MAPADDRESS reply %q", ErrBadReply, clip([]byte(l.Text)))
+			continue
+		}
+		out[i].Addr = got
+	}
+	return out, nil
+}
+
+func lenLines(r *Reply) int {
+	if r == nil {
+		return 0
+	}
+	return len(r.Lines)
+}
+
+// plainMapArg reports whether s can share a MAPADDRESS command with other
+// pairs: printable ASCII without spaces or quotes, so Tor's parser cannot
+// read it as more (or less) than one address.
+func plainMapArg(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// checkMapPair checks one MAPADDRESS pair's arguments.
+func checkMapPair(from, to string) error {
+	if err := checkToken("MAPADDRESS address", from); err != nil {
+		return err
+	}
+	if err := checkToken("MAPADDRESS address", to); err != nil {
+		return err
+	}
+	if strings.Contains(from, "=") {
+		return fmt.Errorf("%w: MAPADDRESS address contains '='", ErrBadArgument)
+	}
+	return nil
 }
 
 // AttachStream attaches a stream to a circuit; circuit "0" hands it back to

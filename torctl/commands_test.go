@@ -30,6 +30,29 @@ func TestGetInfo(t *testing.T) {
 	}
 }
 
+// GETCONF as tor 0.4.9 answers it for a repeated key, and for a key at its
+// default (no value).
+func TestGetConf(t *testing.T) {
+	ctx := testCtx(t)
+	c, s := pair(t)
+	s.Expect("GETCONF SocksPort", "250-SocksPort=127.0.0.1:9050\n250 SocksPort=unix:/run/tor/socks ExtendedErrors")
+	got, err := c.GetConf(ctx, "SocksPort")
+	if err != nil || !reflect.DeepEqual(got, []string{"127.0.0.1:9050", "unix:/run/tor/socks ExtendedErrors"}) {
+		t.Fatalf("GetConf: %q, %v", got, err)
+	}
+	s.Expect("GETCONF HashedControlPassword", "250 HashedControlPassword")
+	if got, err := c.GetConf(ctx, "HashedControlPassword"); err != nil || !reflect.DeepEqual(got, []string{""}) {
+		t.Fatalf("GetConf of a default: %q, %v", got, err)
+	}
+	s.Expect("GETCONF Nope", `552 Unrecognized configuration key "Nope"`)
+	if _, err := c.GetConf(ctx, "Nope"); !IsCode(err, 552) {
+		t.Fatalf("GetConf of an unknown key: %v", err)
+	}
+	if _, err := c.GetConf(ctx, "a b"); !errors.Is(err, ErrBadArgument) {
+		t.Fatalf("GetConf(\"a b\"): %v", err)
+	}
+}
+
 func TestGetInfoErrors(t *testing.T) {
 	ctx := testCtx(t)
 	c, s := pair(t)
@@ -216,5 +239,38 @@ func TestCommandArgumentChecks(t *testing.T) {
 	}
 	if got := s.Received(); len(got) != 0 {
 		t.Fatalf("sent %q", got)
+	}
+}
+
+// MapAddresses: plain pairs share one command and get one answer line
+// each, a pair that would break the grammar is never sent, and a pair with
+// a quote goes alone.
+func TestMapAddresses(t *testing.T) {
+	ctx := testCtx(t)
+	c, s := pair(t)
+	s.Expect(`MAPADDRESS 0.0.0.0=a"b.test`, "250 127.192.0.9=a\"b.test")
+	s.Expect("MAPADDRESS 0.0.0.0=one.test 1.2.3.4=1.2.3.4 0.0.0.0=two.test",
+		"250-127.192.0.7=one.test\n512-syntax error: invalid address '1.2.3.4'\n250 127.192.0.8=two.test")
+	res, err := c.MapAddresses(ctx, []KV{
+		{"0.0.0.0", "one.test"}, {"1.2.3.4", "1.2.3.4"}, {"0.0.0.0", "bad name"},
+		{"0.0.0.0", `a"b.test`}, {"0.0.0.0", "two.test"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Addr != "127.192.0.7" || res[0].Err != nil || res[4].Addr != "127.192.0.8" || res[3].Addr != "127.192.0.9" {
+		t.Errorf("answers %+v", res)
+	}
+	if !IsCode(res[1].Err, 512) {
+		t.Errorf("the refused pair: %v, want 512", res[1].Err)
+	}
+	if !errors.Is(res[2].Err, ErrBadArgument) {
+		t.Errorf("a name with a space: %v, want ErrBadArgument", res[2].Err)
+	}
+	// A reply that does not match the pairs fails every pair sent.
+	s.Expect("MAPADDRESS 0.0.0.0=x.test 0.0.0.0=y.test", "250 127.192.0.10=x.test")
+	res, err = c.MapAddresses(ctx, []KV{{"0.0.0.0", "x.test"}, {"0.0.0.0", "y.test"}})
+	if !errors.Is(err, ErrBadReply) || !errors.Is(res[0].Err, ErrBadReply) || !errors.Is(res[1].Err, ErrBadReply) {
+		t.Errorf("short reply: %v %+v", err, res)
 	}
 }

@@ -608,18 +608,14 @@ func discoverSocks(ctx context.Context, conn *torctl.Conn) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("torup: GETINFO net/listeners/socks: %w", err)
 	}
-	listeners, err := torctl.ParseArgs(info["net/listeners/socks"])
+	listeners, err := torctl.ParseListeners(info["net/listeners/socks"])
 	if err != nil {
 		return "", fmt.Errorf("torup: net/listeners/socks: %w", err)
 	}
 	var addrs []string
 	for _, a := range listeners {
-		v := a.Value
-		if a.Key != "" {
-			v = a.Key + "=" + a.Value
-		}
-		if v != "" {
-			addrs = append(addrs, v)
+		if a != "" {
+			addrs = append(addrs, a)
 		}
 	}
 	if len(addrs) == 0 {
@@ -630,12 +626,8 @@ func discoverSocks(ctx context.Context, conn *torctl.Conn) (string, error) {
 	}
 	// Several ports: GETCONF SocksPort tells which have ExtendedErrors.
 	extended := map[string]bool{}
-	if r, err := conn.Do(ctx, "GETCONF SocksPort"); err == nil {
-		for _, l := range r.Lines {
-			v, ok := strings.CutPrefix(l.Text, "SocksPort=")
-			if !ok {
-				continue
-			}
+	if ports, err := conn.GetConf(ctx, "SocksPort"); err == nil {
+		for _, v := range ports {
 			f := strings.Fields(v)
 			if len(f) < 2 || !containsFold(f[1:], "ExtendedErrors") {
 				continue

@@ -2,8 +2,6 @@ package torup
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"sync"
 
 	"socksd/torctl"
@@ -54,15 +52,6 @@ func (b *mapBatcher) close() {
 
 // mapAddress queues one mapping and waits for its answer.
 func (b *mapBatcher) mapAddress(ctx context.Context, from, to string) (string, error) {
-	if !plainMapArg(from) || strings.Contains(from, "=") || !plainMapArg(to) {
-		// Odd arguments (quotes, spaces) go alone, through torctl's own
-		// checks: one of them can never spoil a shared command.
-		conn := b.conn()
-		if conn == nil {
-			return "", ErrControlDown
-		}
-		return conn.MapAddress(ctx, from, to)
-	}
 	if b.conn() == nil {
 		return "", ErrControlDown
 	}
@@ -90,21 +79,6 @@ func (b *mapBatcher) mapAddress(ctx context.Context, from, to string) (string, e
 		// torctl command, the mapping may exist anyway.
 		return "", ctx.Err()
 	}
-}
-
-// plainMapArg reports whether s can share a MAPADDRESS command: printable
-// ASCII without spaces or quotes, so Tor's key=value parser sees exactly
-// one pair.
-func plainMapArg(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' {
-			return false
-		}
-	}
-	return true
 }
 
 // run sends the queue as MAPADDRESS commands until it is empty.
@@ -155,38 +129,14 @@ func (b *mapBatcher) send(batch []*mapCall) {
 		c.got, c.err = conn.MapAddress(ctx, c.from, c.to)
 		return
 	}
-	var sb strings.Builder
-	sb.WriteString("MAPADDRESS")
-	for _, c := range batch {
-		sb.WriteByte(' ')
-		sb.WriteString(c.from)
-		sb.WriteByte('=')
-		sb.WriteString(c.to)
-	}
-	r, err := conn.Do(ctx, sb.String())
-	if r == nil || len(r.Lines) != len(batch) {
-		// The connection failed, or Tor refused the command as a whole.
-		if err == nil {
-			err = errMapReply
-		}
-		for _, c := range batch {
-			c.err = err
-		}
-		return
-	}
+	pairs := make([]torctl.KV, len(batch))
 	for i, c := range batch {
-		l := r.Lines[i]
-		if l.Code/100 != 2 {
-			c.err = &torctl.Error{Code: l.Code, Text: l.Text}
-			continue
-		}
-		got, _, ok := strings.Cut(l.Text, "=")
-		if !ok || got == "" {
-			c.err = errMapReply
-			continue
-		}
-		c.got = got
+		pairs[i] = torctl.KV{Key: c.from, Value: c.to}
+	}
+	// One MAPADDRESS for the batch; each pair has its own answer, or the
+	// command's error when the connection failed or Tor refused it whole.
+	res, _ := conn.MapAddresses(ctx, pairs)
+	for i, c := range batch {
+		c.got, c.err = res[i].Addr, res[i].Err
 	}
 }
-
-var errMapReply = errors.New("torup: MAPADDRESS reply does not match the request")
