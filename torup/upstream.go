@@ -129,38 +129,28 @@ func (u *upstream) Resolve(ctx context.Context, req *dispatch.Request) (netip.Ad
 	if ip, err := netip.ParseAddr(req.Host); err == nil {
 		return ip, nil
 	}
-	c, err := u.ready()
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	r := *req
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	u.cancels.Store(&r, cancel)
-	addr, err := c.Resolve(ctx, &r)
-	u.cancels.Delete(&r)
-	if reg := u.take(&r); reg != nil {
-		if err != nil && reg.wasAborted() {
-			err = u.aborted(err)
-		} else {
-			err = refine(ctx, reg, err)
-		}
-		u.t.reg.remove(reg)
-	}
-	return addr, err
+	return lookup(ctx, u, req, (*chain.Upstream).Resolve)
 }
 
 // ResolvePTR implements dispatch.Resolver with Tor's RESOLVE_PTR (0xF1).
 func (u *upstream) ResolvePTR(ctx context.Context, req *dispatch.Request) (string, error) {
+	return lookup(ctx, u, req, (*chain.Upstream).ResolvePTR)
+}
+
+// lookup runs one of chain's lookups for req as Resolve and ResolvePTR
+// share it: fail closed without Tor, a cancel the attacher can use while
+// the stream waits, and Tor's outcome refined from the control port.
+func lookup[T any](ctx context.Context, u *upstream, req *dispatch.Request, call func(*chain.Upstream, context.Context, *dispatch.Request) (T, error)) (T, error) {
+	var zero T
 	c, err := u.ready()
 	if err != nil {
-		return "", err
+		return zero, err
 	}
 	r := *req
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	u.cancels.Store(&r, cancel)
-	name, err := c.ResolvePTR(ctx, &r)
+	v, err := call(c, ctx, &r)
 	u.cancels.Delete(&r)
 	if reg := u.take(&r); reg != nil {
 		if err != nil && reg.wasAborted() {
@@ -170,7 +160,7 @@ func (u *upstream) ResolvePTR(ctx context.Context, req *dispatch.Request) (strin
 		}
 		u.t.reg.remove(reg)
 	}
-	return name, err
+	return v, err
 }
 
 // Stream is a stream through Tor. It is a *chain.Stream (so the relay can
