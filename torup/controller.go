@@ -75,6 +75,13 @@ type Controller struct {
 	conn  *torctl.Conn // nil while down
 	state State
 	ready chan struct{} // closed once the first connection is configured
+	// settled is closed once the first connection attempt has an outcome
+	// socksd can act on: configured (with ready), or failed. Between
+	// start's successful connect and serve marking the connection, a
+	// request would otherwise see no connection and fail closed; under
+	// socket activation the request that started socksd lands exactly there.
+	settled    chan struct{}
+	settleOnce sync.Once
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -98,9 +105,10 @@ func newController(cfg ControllerConfig, att *attacher, m *metrics, log *zap.Log
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Controller{
 		cfg: cfg, log: log, m: m, att: att,
-		state: State{Addr: cfg.Addr},
-		ready: make(chan struct{}),
-		ctx:   ctx, cancel: cancel,
+		state:   State{Addr: cfg.Addr},
+		ready:   make(chan struct{}),
+		settled: make(chan struct{}),
+		ctx:     ctx, cancel: cancel,
 	}
 	c.maps = &mapBatcher{conn: c.Conn, ctx: ctx}
 	return c
@@ -158,7 +166,30 @@ func (c *Controller) State() State {
 // OnReconnect hook. Concurrent calls share commands (see mapBatcher): the
 // answer and errors are each call's own, as with torctl's MapAddress.
 func (c *Controller) MapAddress(ctx context.Context, from, to string) (string, error) {
+	if err := c.awaitSettled(ctx); err != nil {
+		return "", err
+	}
 	return c.maps.mapAddress(ctx, from, to)
+}
+
+// settle marks the first connection attempt decided.
+func (c *Controller) settle() { c.settleOnce.Do(func() { close(c.settled) }) }
+
+// awaitSettled waits, at most until ctx ends, for the first connection
+// attempt to be decided. Afterwards it returns at once, so a connection
+// lost later still fails requests at once (fail closed, no queueing).
+func (c *Controller) awaitSettled(ctx context.Context) error {
+	select {
+	case <-c.settled:
+		return nil
+	default:
+	}
+	select {
+	case <-c.settled:
+		return nil
+	case <-ctx.Done():
+		return ErrControlDown
+	}
 }
 
 // Ready is closed once the first connection is configured.
@@ -174,6 +205,7 @@ func (c *Controller) start(ctx context.Context) error {
 			return err // configuration problem: reconnecting will not fix it
 		}
 		c.log.Warn("Tor control port not reachable yet; failing closed until it is", zap.Error(err))
+		c.settle()
 	}
 	c.wg.Add(1)
 	go c.run(conn)
@@ -184,6 +216,7 @@ func (c *Controller) start(ctx context.Context) error {
 // connection.
 func (c *Controller) close() {
 	c.cancel()
+	c.settle()
 	c.wg.Wait()
 	c.maps.close()
 }
@@ -309,6 +342,7 @@ func (c *Controller) serve(conn *torctl.Conn) {
 		close(c.ready)
 	}
 	c.mu.Unlock()
+	c.settle()
 	c.m.ctlConnected.Set(1)
 
 	// Events flow before the resync and the hooks: their commands wait for

@@ -491,3 +491,44 @@ func TestCleanExitClosesIdleCircuits(t *testing.T) {
 		t.Error("a circuit carrying a stream was closed")
 	}
 }
+
+// A request that arrives right as socksd starts (under socket activation,
+// the very request that started it) must not see "control connection
+// down" in the moment between the first connect and its configuration
+// being marked. Each round starts a fresh Tor and asks at once; without
+// the wait, the mapping and the stream lose that race nearly every time.
+func TestFirstRequestsWaitForTheFirstConnection(t *testing.T) {
+	for round := range 10 {
+		s := fakeTor(t, "127.0.0.1:10", "")
+		s.Handle(`^MAPADDRESS `, func(line string) string {
+			pair := strings.Fields(line)[1]
+			return "250 " + pair
+		})
+		tor := startFakeTor(t, s.Addr(), nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := tor.DNS().MapAddress(ctx, "10.66.0.1", "example.test"); err != nil {
+			t.Fatalf("round %d: MapAddress right after Start: %v", round, err)
+		}
+		cancel()
+		tor.Close()
+	}
+}
+
+// Once the first attempt has failed, nothing waits: a Tor that is not
+// there fails every request at once.
+func TestNoWaitAfterAFailedFirstAttempt(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	tor := startFakeTor(t, addr, nil)
+	start := time.Now()
+	if _, err := tor.DNS().MapAddress(context.Background(), "10.66.0.1", "example.test"); !errors.Is(err, ErrControlDown) {
+		t.Errorf("MapAddress without Tor: %v, want ErrControlDown", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("MapAddress without Tor took %v, want at once", d)
+	}
+}

@@ -77,8 +77,11 @@ func (u *upstream) take(req *dispatch.Request) *registration {
 }
 
 // ready returns the chain client to use, or the fail-closed error.
-func (u *upstream) ready() (*chain.Upstream, error) {
+func (u *upstream) ready(ctx context.Context) (*chain.Upstream, error) {
 	t := u.t
+	if t.ctl != nil {
+		t.ctl.awaitSettled(ctx) // an error here leaves Connected false: refused below
+	}
 	if t.ctl != nil && !t.ctl.Connected() {
 		t.m.refused.Inc()
 		return nil, &socks5.ReplyError{Code: socks5.ReplyGeneralFailure, Err: ErrControlDown}
@@ -93,7 +96,7 @@ func (u *upstream) ready() (*chain.Upstream, error) {
 
 // Open implements dispatch.Upstream.
 func (u *upstream) Open(ctx context.Context, req *dispatch.Request, early []byte) (dispatch.Stream, error) {
-	c, err := u.ready()
+	c, err := u.ready(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +145,7 @@ func (u *upstream) ResolvePTR(ctx context.Context, req *dispatch.Request) (strin
 // the stream waits, and Tor's outcome refined from the control port.
 func lookup[T any](ctx context.Context, u *upstream, req *dispatch.Request, call func(*chain.Upstream, context.Context, *dispatch.Request) (T, error)) (T, error) {
 	var zero T
-	c, err := u.ready()
+	c, err := u.ready(ctx)
 	if err != nil {
 		return zero, err
 	}
