@@ -300,3 +300,24 @@ const (
 	CircMinorPurposeChanged = "PURPOSE_CHANGED"
 	CircMinorCannibalized   = "CANNIBALIZED"
 )
+
+// Stream end reasons as STREAM events name them (control-spec §4.1.2
+// REASON and REMOTE_REASON: tor-spec §6.3 RELAY_END reasons by name, plus
+// END, "the other side sent RELAY_END", whose REMOTE_REASON is the real
+// one). The numeric reasons for CloseStream are the EndReason* constants.
+const (
+	ReasonMisc           = "MISC"
+	ReasonResolveFailed  = "RESOLVEFAILED"
+	ReasonConnectRefused = "CONNECTREFUSED"
+	ReasonExitPolicy     = "EXITPOLICY"
+	ReasonDestroy        = "DESTROY"
+	ReasonDone           = "DONE"
+	ReasonTimeout        = "TIMEOUT"
+	ReasonNoRoute        = "NOROUTE"
+	ReasonInternal       = "INTERNAL"
+	ReasonConnReset      = "CONNRESET"
+	ReasonTorProtocol    = "TORPROTOCOL"
+	ReasonEntryPolicy    = "ENTRYPOLICY"
+	ReasonNetUnreachable = "NET_UNREACHABLE"
+	ReasonEnd            = "END"
+)

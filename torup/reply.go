@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"socksd/socks5"
+	"socksd/torctl"
 )
 
 // outcomeWait bounds how long a generic SOCKS failure waits for the STREAM
@@ -20,19 +21,19 @@ const outcomeWait = 250 * time.Millisecond
 // real one. ok is false for reasons that say nothing beyond "failure".
 func replyFromReason(reason, remote string) (socks5.Reply, bool) {
 	r := reason
-	if r == "END" && remote != "" {
+	if r == torctl.ReasonEnd && remote != "" {
 		r = remote
 	}
 	switch r {
-	case "RESOLVEFAILED", "NOROUTE":
+	case torctl.ReasonResolveFailed, torctl.ReasonNoRoute:
 		return socks5.ReplyHostUnreachable, true
-	case "CONNECTREFUSED", "CONNRESET":
+	case torctl.ReasonConnectRefused, torctl.ReasonConnReset:
 		return socks5.ReplyConnectionRefused, true
-	case "EXITPOLICY", "ENTRYPOLICY":
+	case torctl.ReasonExitPolicy, torctl.ReasonEntryPolicy:
 		return socks5.ReplyNotAllowed, true
-	case "TIMEOUT":
+	case torctl.ReasonTimeout:
 		return socks5.ReplyTTLExpired, true
-	case "NET_UNREACHABLE":
+	case torctl.ReasonNetUnreachable:
 		return socks5.ReplyNetworkUnreachable, true
 	}
 	return socks5.ReplyGeneralFailure, false
