@@ -66,6 +66,11 @@ func (s *Server) serveConn(ss *session, lc *ListenerConfig, st *Settings, shown 
 			s.warnings.warn(s.log, &s.warnings.foreignHost,
 				"closed a plain HTTP request without an answer because its Host header does not name this machine: a web page may be probing the SOCKS port through DNS rebinding, or a client uses this port as a web proxy for other sites (configure it as a SOCKS or HTTP CONNECT proxy)",
 				zap.String("listen", lc.Addr))
+		case errors.Is(err, errHTTPStreamOptions):
+			s.warnings.warn(s.log, &s.warnings.httpStreamOptions,
+				"refused an HTTP CONNECT whose Tor-Stream-Options header is repeated or not valid stream options (answered 400, the reason in Tor-Request-Failed): see the README for the keys and values",
+				zap.String("listen", lc.Addr))
+			s.log.Debug("handshake failed", zap.String("protocol", proto.String()), zap.Error(err))
 		default:
 			s.log.Debug("handshake failed", zap.String("protocol", proto.String()), zap.Error(err))
 		}
@@ -212,7 +217,7 @@ func (h *clientHandshake) request() *Request {
 		return req
 	}
 	head := &h.http.head
-	req := &Request{Protocol: ProtoHTTPConnect, Command: CmdConnect, Host: head.Host, Port: head.Port}
+	req := &Request{Protocol: ProtoHTTPConnect, Command: CmdConnect, Host: head.Host, Port: head.Port, opts: h.http.opts}
 	httpIdentity(req, head)
 	return req
 }
@@ -239,6 +244,8 @@ func handshakeOutcome(err error) string {
 		return outcomeForeignHost
 	case errors.Is(err, errOptionsAnswered):
 		return outcomeOptions
+	case errors.Is(err, errHTTPStreamOptions):
+		return outcomeRejected
 	case errors.Is(err, errUnknownProto):
 		return outcomeUnknownProtocol
 	case errors.Is(err, os.ErrDeadlineExceeded):

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
 
 	"socksd/chain"
 	"socksd/dispatch"
@@ -44,6 +45,7 @@ type hopt struct {
 	policy    isolation.Policy
 	appLookup func(net.Conn) (isolation.App, error)
 	ptArgs    bool // the listener reads SOCKS credentials as pt-spec arguments
+	log       *zap.Logger
 }
 
 func testSettings() dispatch.Settings {
@@ -79,7 +81,7 @@ func newHarness(t testing.TB, o hopt) *harness {
 	if o.resolver != nil {
 		res = o.resolver
 	}
-	srv, err := dispatch.New(dispatch.Options{Upstream: up, Resolver: res, IsVirtual: o.isVirtual, Registerer: h.reg})
+	srv, err := dispatch.New(dispatch.Options{Upstream: up, Resolver: res, IsVirtual: o.isVirtual, Registerer: h.reg, Log: o.log})
 	if err != nil {
 		t.Fatal(err)
 	}

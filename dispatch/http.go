@@ -3,8 +3,10 @@ package dispatch
 import (
 	"bytes"
 	"errors"
+	"fmt"
 
 	"socksd/httpguard"
+	"socksd/socks5"
 	"socksd/socksproto"
 )
 
@@ -13,6 +15,9 @@ var (
 	errWarningPage     = errors.New("dispatch: plain HTTP request answered with the warning page")
 	errForeignHost     = errors.New("dispatch: HTTP request whose Host is not this machine closed without an answer")
 	errOptionsAnswered = errors.New("dispatch: HTTP OPTIONS answered, no CONNECT followed")
+	// errHTTPStreamOptions: a CONNECT whose Tor-Stream-Options cannot be
+	// applied (see httpStreamOptions), answered 400.
+	errHTTPStreamOptions = errors.New("dispatch: CONNECT with invalid Tor-Stream-Options")
 )
 
 // maxOptions bounds the OPTIONS requests one connection may send before
@@ -36,8 +41,9 @@ const maxOptions = 8
 //   - Any other method gets the warning page, and so do CONNECT and
 //     OPTIONS when http_connect is off (the port is then no HTTP CONNECT
 //     proxy, so OPTIONS has no CONNECT to announce).
-//   - CONNECT becomes the request, with its isolation headers mapped by
-//     httpIdentity.
+//   - CONNECT becomes the request, with its per-stream options read by
+//     httpStreamOptions (a refusal is a 400) and its isolation headers
+//     mapped by httpIdentity.
 //
 // httpHandshake puts this under the Step contract of socksproto.Action,
 // so dispatch's one handshake loop drives it like the SOCKS parsers: a
@@ -48,6 +54,7 @@ type httpHandshake struct {
 	connect bool   // the listener accepts HTTP CONNECT
 	options int    // OPTIONS answered so far
 	head    httpguard.Head
+	opts    socksproto.StreamOptions // the CONNECT's, from httpStreamOptions
 }
 
 func (h *httpHandshake) step(in []byte) (socksproto.Action, error) {
@@ -57,6 +64,8 @@ func (h *httpHandshake) step(in []byte) (socksproto.Action, error) {
 		return socksproto.Action{}, socksproto.ErrShortBuffer
 	case err != nil && !isConnectLine(in):
 		return socksproto.Action{}, errors.Join(errForeignHost, err)
+	case errors.Is(err, httpguard.ErrBadStreamOptions):
+		return streamOptionsRefusal("Tor-Stream-Options repeated"), errors.Join(errHTTPStreamOptions, err)
 	case errors.Is(err, httpguard.ErrHeadTooLarge):
 		return socksproto.Action{Reply: httpguard.AppendConnectError(nil, 431, "", 0)}, err
 	case err != nil:
@@ -80,8 +89,54 @@ func (h *httpHandshake) step(in []byte) (socksproto.Action, error) {
 		// instead of silently closing (Tor's HTTP-on-SocksPort page).
 		return socksproto.Action{Reply: httpguard.WarningPage(h.shown)}, errWarningPage
 	}
-	h.head = head
+	opts, err := httpStreamOptions(&head)
+	if err != nil {
+		return streamOptionsRefusal("Tor-Stream-Options: " + err.Error()), errors.Join(errHTTPStreamOptions, err)
+	}
+	h.head, h.opts = head, opts
 	return socksproto.Action{Consumed: n, Done: true}, nil
+}
+
+// streamOptionsRefusal answers a CONNECT whose options cannot be applied:
+// 400, since the request itself is at fault, with the reason in
+// Tor-Request-Failed after 0x01, the code the pt-spec form of the same
+// options is refused with. The reason names the option, never the
+// destination.
+func streamOptionsRefusal(reason string) socksproto.Action {
+	return socksproto.Action{Reply: httpguard.AppendConnectError(nil, 400, reason, byte(socks5.ReplyGeneralFailure))}
+}
+
+// errIsolationConflict: Tor-Stream-Options' isolation and the
+// Tor-Stream-Isolation header name different tokens.
+var errIsolationConflict = fmt.Errorf("%w: isolation differs from Tor-Stream-Isolation", socksproto.ErrOption)
+
+// httpStreamOptions reads a CONNECT's per-stream options from its
+// Tor-Stream-Options header: the pt-spec argument list of the SOCKS form
+// ("fresh=1;lifetime=60s"), parsed and validated by the same
+// socksproto.ParseArgs, so the keys, values, escapes and refusals are
+// those of every other form. It is always understood (like method 0x97,
+// unlike the pt-spec form in SOCKS credentials, which reinterprets what
+// was an identity): no HTTP client sends this header by accident.
+//
+// An isolation key and a non-empty Tor-Stream-Isolation (or its X- name)
+// must name the same token; two tokens would leave the stream's identity
+// a guess. An empty one counts as none, as everywhere else. The other
+// Tor-* headers (httpguard.Head.TorHeaders) are ignored, not refused: a
+// client written for a proxy that implements a later proposal still gets
+// its tunnel, as from C Tor and Arti.
+func httpStreamOptions(h *httpguard.Head) (socksproto.StreamOptions, error) {
+	var o socksproto.StreamOptions
+	if !h.HasStreamOptions {
+		return o, nil
+	}
+	if err := socksproto.ParseArgs(h.StreamOptions, &o); err != nil {
+		return socksproto.StreamOptions{}, err
+	}
+	if len(o.Isolation) > 0 && h.HasStreamIsolation && len(h.StreamIsolation) > 0 &&
+		!bytes.Equal(o.Isolation, h.StreamIsolation) {
+		return socksproto.StreamOptions{}, errIsolationConflict
+	}
+	return o, nil
 }
 
 // isConnectLine: the client's bytes start a CONNECT request line.
@@ -105,10 +160,17 @@ func isConnectLine(b []byte) bool { return bytes.HasPrefix(b, []byte("CONNECT ")
 //     (C Tor compares the raw header; proposal 365 keeps that).
 //   - With both a token and other credentials, both count, as in C Tor
 //     (which compares the header and the token) and Arti.
+//
+// req.opts holds the options of Tor-Stream-Options already (see
+// httpStreamOptions); their isolation is the token when the headers name
+// none.
 func httpIdentity(req *Request, h *httpguard.Head) {
 	var token []byte
-	if h.HasStreamIsolation && len(h.StreamIsolation) > 0 {
+	switch {
+	case h.HasStreamIsolation && len(h.StreamIsolation) > 0:
 		token = h.StreamIsolation
+	case len(req.opts.Isolation) > 0:
+		token = req.opts.Isolation
 	}
 	isoAuth := h.HasAuth && string(h.User) == httpguard.IsolationUser
 	switch {
@@ -122,7 +184,7 @@ func httpIdentity(req *Request, h *httpguard.Head) {
 		req.Username = append([]byte(nil), h.ProxyAuthorization...)
 	}
 	if len(token) > 0 {
-		// Set cannot fail for the isolation key, and is its first use.
-		req.opts.Set([]byte("isolation"), token)
+		// Not Set: Tor-Stream-Options may have set the same token.
+		req.opts.Isolation, req.opts.HasIsolation = append([]byte(nil), token...), true
 	}
 }

@@ -24,6 +24,8 @@ type clientWarnings struct {
 	unsafeSOCKS ratelog.Limiter
 	// streamOptions: a pt_args listener got arguments it cannot apply.
 	streamOptions ratelog.Limiter
+	// httpStreamOptions: a CONNECT's Tor-Stream-Options was refused.
+	httpStreamOptions ratelog.Limiter
 }
 
 func newClientWarnings(every time.Duration, now func() time.Time) *clientWarnings {
@@ -32,7 +34,8 @@ func newClientWarnings(every time.Duration, now func() time.Time) *clientWarning
 		foreignHost: ratelog.Limiter{Every: every, Now: now},
 		unsafeSOCKS: ratelog.Limiter{Every: every, Now: now},
 
-		streamOptions: ratelog.Limiter{Every: every, Now: now},
+		streamOptions:     ratelog.Limiter{Every: every, Now: now},
+		httpStreamOptions: ratelog.Limiter{Every: every, Now: now},
 	}
 }
 

@@ -10,6 +10,7 @@ type headState struct {
 	auth                 bool
 	tsi, xtsi            bool // Tor-Stream-Isolation / X-Tor-Stream-Isolation seen
 	tsiValue, xtsiValue  []byte
+	streamOptions        bool // Tor-Stream-Options seen
 	connClose, keepAlive bool
 }
 
@@ -39,6 +40,12 @@ func (h *Head) header(st *headState, name, value []byte) error {
 			return fmt.Errorf("%w: %w: repeated", ErrMalformed, ErrBadIsolation)
 		}
 		st.xtsi, st.xtsiValue = true, append([]byte{}, value...)
+	case asciiEqualFold(name, "Tor-Stream-Options"):
+		if st.streamOptions {
+			return fmt.Errorf("%w: %w: repeated", ErrMalformed, ErrBadStreamOptions)
+		}
+		st.streamOptions = true
+		h.HasStreamOptions, h.StreamOptions = true, append([]byte{}, value...)
 	case hasPrefixFold(name, "Tor-") || hasPrefixFold(name, "X-Tor-"):
 		h.TorHeaders = append(h.TorHeaders, Field{Name: string(name), Value: string(value)})
 	case asciiEqualFold(name, "Connection"):

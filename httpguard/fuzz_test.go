@@ -24,6 +24,8 @@ func FuzzParseHead(f *testing.F) {
 	f.Add([]byte("CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: Bearer x\r\nTor-Stream-Isolation: t\r\n\r\n"), []byte{2})
 	f.Add([]byte("CONNECT example.com:443 HTTP/1.1\r\nX-Tor-Stream-Isolation: t\r\nTor-Stream-Isolation: t\r\n\r\n"), []byte{5})
 	f.Add([]byte("CONNECT example.com:443 HTTP/1.1\r\nX-Tor-Stream-Isolation: a\r\nTor-Stream-Isolation: b\r\n\r\n"), []byte{5})
+	f.Add([]byte("CONNECT example.com:443 HTTP/1.1\r\nTor-Stream-Options: fresh=1;lifetime=60s;isolation=a\\;b\r\n\r\n"), []byte{4})
+	f.Add([]byte("CONNECT example.com:443 HTTP/1.1\r\nTor-Stream-Options: fresh=1\r\ntor-stream-options: x=1\r\n\r\n"), []byte{6})
 	f.Add([]byte("OPTIONS * HTTP/1.1\r\nHost: localhost:9350\r\nConnection: close\r\nTor-Foo: 1\r\n\r\n"), []byte{9})
 	f.Fuzz(func(t *testing.T, in, split []byte) {
 		whole := runHead(in, []int{len(in)})
@@ -82,6 +84,9 @@ func FuzzParseHead(f *testing.F) {
 			}
 			enc += name + ": " + string(h.StreamIsolation) + "\r\n"
 		}
+		if h.HasStreamOptions {
+			enc += "Tor-Stream-Options: " + string(h.StreamOptions) + "\r\n"
+		}
 		enc += "\r\n"
 		h2, n2, err := ParseHead([]byte(enc))
 		if err != nil && !(errors.Is(err, ErrHeadTooLarge) && len(enc) > MaxHead) {
@@ -92,7 +97,8 @@ func FuzzParseHead(f *testing.F) {
 			(h2.ProxyAuthorization != nil) != (h.ProxyAuthorization != nil) ||
 			!h.HasAuth && string(h2.ProxyAuthorization) != string(h.ProxyAuthorization) ||
 			h2.HasStreamIsolation != h.HasStreamIsolation || string(h2.StreamIsolation) != string(h.StreamIsolation) ||
-			h2.StreamIsolationLegacy != h.StreamIsolationLegacy) {
+			h2.StreamIsolationLegacy != h.StreamIsolationLegacy ||
+			h2.HasStreamOptions != h.HasStreamOptions || string(h2.StreamOptions) != string(h.StreamOptions)) {
 			t.Fatalf("round trip %+v, want %+v", h2, h)
 		}
 	})

@@ -32,6 +32,10 @@ var (
 	// X-Tor-Stream-Isolation) header, or both names with different values:
 	// the client's isolation would be a guess.
 	ErrBadIsolation = errors.New("httpguard: bad Tor-Stream-Isolation")
+	// ErrBadStreamOptions is a repeated Tor-Stream-Options header: which
+	// options the client asked for would be a guess. (Its value is the
+	// caller's to validate, with the SOCKS forms' parser.)
+	ErrBadStreamOptions = errors.New("httpguard: repeated Tor-Stream-Options")
 )
 
 // Field is one request header line, name as sent, value OWS-trimmed.
@@ -72,9 +76,18 @@ type Head struct {
 	StreamIsolation       []byte
 	StreamIsolationLegacy bool
 
+	// StreamOptions is the raw value of the Tor-Stream-Options header
+	// (at most one is allowed): the per-stream options as a pt-spec
+	// argument list "k=v;k=v", the syntax of the SOCKS forms, which the
+	// caller parses and validates with socksproto.ParseArgs.
+	HasStreamOptions bool
+	StreamOptions    []byte
+
 	// TorHeaders are the other request headers named Tor-* or X-Tor-*
-	// (case-insensitively), in order: per-stream options a later layer may
-	// read. socksd's CONNECT does not act on them.
+	// (case-insensitively), in order. socksd's CONNECT does not act on
+	// them: a header a later proposal defines is ignored rather than
+	// refused, as C Tor and Arti ignore the ones they do not know, so a
+	// client written for a newer proxy still gets its tunnel.
 	TorHeaders []Field
 
 	// HostHeader is the Host header's value and Hosts the number of Host
@@ -118,8 +131,8 @@ func malformed(format string, args ...any) error {
 // Rules beyond the request line: header names are tokens with no space
 // before the colon; obsolete line folding and control bytes other than
 // HTAB are refused (RFC 9112 §5). Interpreted: Proxy-Authorization,
-// Tor-Stream-Isolation and X-Tor-Stream-Isolation (and the other Tor-*
-// headers collected), Host, Connection, Content-Length and
+// Tor-Stream-Isolation and X-Tor-Stream-Isolation, Tor-Stream-Options
+// (kept raw; the other Tor-* headers collected), Host, Connection, Content-Length and
 // Transfer-Encoding.
 func ParseHead(in []byte) (Head, int, error) {
 	lim := in

@@ -215,6 +215,8 @@ func TestParseHeadFields(t *testing.T) {
 		hasIso     bool
 		legacy     bool
 		tor        string // TorHeaders as "name=value;"
+		opts       string // StreamOptions
+		hasOpts    bool
 		host       string
 		hosts      int
 		persistent bool
@@ -236,6 +238,12 @@ func TestParseHeadFields(t *testing.T) {
 		{"repeated deprecated", pre + "X-Tor-Stream-Isolation: a\r\nx-tor-stream-isolation: b\r\n", ErrBadIsolation, want{}},
 		{"other tor headers collected", pre + "Tor-Family-Preference: ipv6-only\r\nX-Tor-Thing: 1\r\nTorX: no\r\n", nil,
 			want{tor: "Tor-Family-Preference=ipv6-only;X-Tor-Thing=1;", persistent: true}},
+		{"tor-stream-options kept raw, not in TorHeaders", pre + "tor-stream-options:  fresh=1;bogus=\\;x \r\n", nil,
+			want{opts: "fresh=1;bogus=\\;x", hasOpts: true, persistent: true}},
+		{"tor-stream-options empty", pre + "Tor-Stream-Options:\r\n", nil, want{hasOpts: true, persistent: true}},
+		{"tor-stream-options repeated", pre + "Tor-Stream-Options: fresh=1\r\nTor-Stream-Options: fresh=1\r\n", ErrBadStreamOptions, want{}},
+		{"x-tor-stream-options is another header", pre + "X-Tor-Stream-Options: fresh=1\r\n", nil,
+			want{tor: "X-Tor-Stream-Options=fresh=1;", persistent: true}},
 		{"host", "OPTIONS * HTTP/1.1\r\nHost: localhost:9350\r\n", nil, want{host: "localhost:9350", hosts: 1, persistent: true}},
 		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n", nil, want{host: "b", hosts: 2, persistent: true}},
 		{"http/1.1 close", "OPTIONS * HTTP/1.1\r\nConnection: keep-alive, Close\r\n", nil, want{}},
@@ -261,7 +269,7 @@ func TestParseHeadFields(t *testing.T) {
 				tor.WriteString(f.Name + "=" + f.Value + ";")
 			}
 			got := want{string(h.StreamIsolation), h.HasStreamIsolation, h.StreamIsolationLegacy, tor.String(),
-				h.HostHeader, h.Hosts, h.Persistent, h.HasBody}
+				string(h.StreamOptions), h.HasStreamOptions, h.HostHeader, h.Hosts, h.Persistent, h.HasBody}
 			if got != tc.want {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
@@ -382,7 +390,7 @@ type headOutcome struct {
 	head  string
 }
 
-var headSentinels = []error{ErrShortBuffer, ErrHeadTooLarge, ErrBadTarget, ErrBadAuth, ErrBadIsolation, ErrMalformed}
+var headSentinels = []error{ErrShortBuffer, ErrHeadTooLarge, ErrBadTarget, ErrBadAuth, ErrBadIsolation, ErrBadStreamOptions, ErrMalformed}
 
 // runHead feeds in in chunks into a growing buffer, as a dispatcher does.
 func runHead(in []byte, chunks []int) headOutcome {
@@ -414,7 +422,7 @@ func runHead(in []byte, chunks []int) headOutcome {
 				boolStr(h.IsConnect), boolStr(h.HasAuth), string(h.User), string(h.Pass),
 				string(h.ProxyAuthorization), boolStr(h.HasStreamIsolation), string(h.StreamIsolation),
 				boolStr(h.StreamIsolationLegacy), h.HostHeader, string(rune(h.Hosts)), boolStr(h.Persistent),
-				boolStr(h.HasBody), fmt.Sprint(h.TorHeaders)}, "\x00")
+				boolStr(h.HasBody), fmt.Sprint(h.TorHeaders), boolStr(h.HasStreamOptions), string(h.StreamOptions)}, "\x00")
 		}
 		return o
 	}

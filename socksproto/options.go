@@ -14,8 +14,9 @@ import (
 //     the SOCKS4 userid (ParseArgs; a listener opts in, since it turns
 //     what are otherwise plain isolation strings into arguments);
 //   - the key/value list of SOCKS5 method 0x97 (proposal 229);
-//   - the Tor-Stream-Isolation header of HTTP CONNECT, which sets
-//     Isolation.
+//   - the Tor-Stream-Options header of HTTP CONNECT, whose value is a
+//     pt-spec argument list (ParseArgs), and its Tor-Stream-Isolation
+//     header, which sets Isolation.
 //
 // The keys ask per stream for what C Tor offers only per port:
 //
