@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,5 +191,65 @@ func TestStreamOptionsLifetime(t *testing.T) {
 	third := r.one(t, "L after lifetime", func() string { return r.extVia(t, opts...) })
 	if third.circ == first.circ {
 		t.Errorf("after its %v lifetime the identity still used circuit %s", lifetime, first.circ)
+	}
+}
+
+// TestStreamOptionsHTTP: HTTP CONNECT's Tor-Stream-Options header, sent
+// by real curl: fresh streams each get a circuit of their own; onion_only
+// refuses an exit destination (403, Tor-Request-Failed 0x02) and reaches
+// the onion service; an unknown key is a 400 that says why.
+func TestStreamOptionsHTTP(t *testing.T) {
+	t.Parallel()
+	r := newIsoRig(t, "opt-http", "")
+	proxy := "http://" + r.s.Addr
+	curlVia := func(args ...string) func() string {
+		return func() string {
+			res := curl(t, append(append([]string{"-p", "-x", proxy}, args...), r.n.HTTPURL("/via"))...)
+			res.wantOK(t)
+			return res.Stdout
+		}
+	}
+	fresh := []string{"--proxy-header", "Tor-Stream-Options: fresh=1"}
+	plain := r.one(t, "no options", curlVia())
+	seen := map[string]bool{plain.circ: true}
+	for i := range 3 {
+		h := r.one(t, fmt.Sprintf("fresh=1 #%d", i), curlVia(fresh...))
+		if seen[h.circ] {
+			t.Errorf("fresh stream %d on circuit %s, already used", i, h.circ)
+		}
+		seen[h.circ] = true
+	}
+	if again := r.one(t, "no options again", curlVia()); again.circ != plain.circ {
+		t.Errorf("the plain identity moved from circuit %s to %s after fresh streams", plain.circ, again.circ)
+	}
+
+	// refused runs curl -v and returns the CONNECT status and the
+	// Tor-Request-Failed header curl printed.
+	refused := func(header, url string) (string, string) {
+		t.Helper()
+		res := curl(t, "-v", "-p", "-x", proxy, "-w", "%{http_connect}", "--proxy-header", header, url)
+		if res.Code == 0 {
+			t.Fatalf("%s: curl succeeded:\n%s", header, res)
+		}
+		var failed string
+		for _, l := range strings.Split(res.Stderr, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "< Tor-Request-Failed: "); ok {
+				failed = v
+			}
+		}
+		return strings.TrimSpace(res.Stdout), failed
+	}
+	oo := "Tor-Stream-Options: onion_only=1"
+	if status, failed := refused(oo, r.n.HTTPURL("/via")); status != "403" || !strings.HasPrefix(failed, "0x02 ") {
+		t.Errorf("onion_only to an exit destination: status %s, Tor-Request-Failed %q; want 403, 0x02", status, failed)
+	}
+	res := curl(t, "-p", "-x", proxy, "--proxy-header", oo, r.n.OnionURL("/via"))
+	res.wantOK(t)
+	if res.Stdout != "hs" {
+		t.Errorf("onion_only to the onion service: /via answered %q, want hs", res.Stdout)
+	}
+	status, failed := refused("Tor-Stream-Options: colour=red", r.n.HTTPURL("/via"))
+	if status != "400" || !strings.HasPrefix(failed, "0x01 Tor-Stream-Options") || !strings.Contains(failed, "colour") {
+		t.Errorf("unknown key: status %s, Tor-Request-Failed %q; want 400 naming the key", status, failed)
 	}
 }
