@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,10 +23,45 @@ func (r result) String() string {
 	return "exit " + strconv.Itoa(r.code) + "\nstdout:\n" + r.stdout + "\nstderr:\n" + r.stderr
 }
 
+// runAsEnv, set to a uid, runs every socksd run of the package as that
+// user (and its group of the same number) through setpriv: the whole
+// suite unprivileged, through user namespaces.
+//
+//	SOCKSD_RUN_AS=65534 SOCKSD_TORNET=1 go test ./test/run/
+const runAsEnv = "SOCKSD_RUN_AS"
+
+// asUser is setpriv's command line for running as uid, with no
+// supplementary groups.
+func asUser(uid string) []string {
+	return []string{"setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--"}
+}
+
 // jailArgs is the command line of `socksd run` with the package's socksd.
 func jailArgs(flags []string, argv ...string) []string {
-	a := append([]string{socksdBin, "run", "-socket", sd.socket}, flags...)
+	return jailArgsSocket(sd.socket, flags, argv...)
+}
+
+// jailArgsSocket is jailArgs with another socket.
+func jailArgsSocket(socket string, flags []string, argv ...string) []string {
+	var a []string
+	if uid := os.Getenv(runAsEnv); uid != "" {
+		a = asUser(uid)
+	}
+	a = append(append(a, socksdBin, "run", "-socket", socket), flags...)
 	return append(append(a, "--"), argv...)
+}
+
+// sharedTempDir is t.TempDir opened to every user (mode 0777), for files
+// a run as SOCKSD_RUN_AS must read or write.
+func sharedTempDir(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	for p := d; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o777|os.ModeSticky); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
 }
 
 // jail runs argv under `socksd run` (extra flags first) and waits for it,

@@ -209,7 +209,7 @@ func mountTable(t *testing.T) string {
 func TestFailClosed(t *testing.T) {
 	n := needTornet(t)
 	missing := filepath.Join(t.TempDir(), "no.sock")
-	r := command(t, socksdBin, "run", "-socket", missing, "--", fetcherBin, "-timeout", "20s", n.NameURL("/via"), n.NameURL("/"), "http://192.0.2.1/")
+	r := command(t, jailArgsSocket(missing, nil, fetcherBin, "-timeout", "20s", n.NameURL("/via"), n.NameURL("/"), "http://192.0.2.1/")...)
 	if r.code != 1 || strings.Count(r.stdout, "ERR") != 3 {
 		t.Fatalf("want 3 failed requests and exit 1: %v", r)
 	}

@@ -85,7 +85,7 @@ func TestCurlNoProxy(t *testing.T) {
 // loopback, reached through a Tor exit by name.
 func TestGitClone(t *testing.T) {
 	needTornet(t)
-	dir := t.TempDir()
+	dir := sharedTempDir(t) // the clone may run as SOCKSD_RUN_AS
 	repo := filepath.Join(dir, "src")
 	git := func(args ...string) {
 		t.Helper()

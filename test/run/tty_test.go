@@ -46,10 +46,13 @@ func TestTerminal(t *testing.T) {
 	defer s.Close()
 	// A session of its own with the terminal as its controlling
 	// terminal, in the terminal's foreground: what a login shell is.
+	// The trap ends the sleep itself: sh starts background commands with
+	// SIGINT ignored, and the Ctrl-C may come before sh is in wait. sh's
+	// job notices ("Terminated") go to stderr, away from the lines read.
 	a := jailArgs(nil, "sh", "-c",
-		`trap 'n=$((n+1)); echo got INT $n' INT; `+
+		`exec 2>/dev/null; trap 'n=$((n+1)); echo got INT $n; kill $pid' INT; sleep 1000 & pid=$!; `+
 			`read -r _ _ _ _ pgrp _ _ tpgid _ < /proc/self/stat; echo "pgrp=$pgrp tpgid=$tpgid"; `+
-			`sleep 1000 & wait $!; sleep 0.5 & wait $!; exit 40`)
+			`wait $pid; sleep 0.5 & wait $!; exit 40`)
 	cmd := exec.Command(a[0], a[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}

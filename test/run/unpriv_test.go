@@ -9,7 +9,7 @@ import (
 
 // TestUnprivileged: a user without privileges runs the static program
 // through socksd run (user namespaces) and reaches the network's HTTP
-// server by name. Skips where the kernel does not allow unprivileged user
+// server by name. (SOCKSD_RUN_AS runs the whole package that way.) Skips where the kernel does not allow unprivileged user
 // namespaces, or without root to switch users with.
 func TestUnprivileged(t *testing.T) {
 	n := needTornet(t)
@@ -19,8 +19,7 @@ func TestUnprivileged(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) not installed")
 	}
-	argv := append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"},
-		jailArgs(nil, fetcherBin, n.NameURL("/via"))...)
+	argv := append(asUser("65534"), socksdBin, "run", "-socket", sd.socket, "--", fetcherBin, n.NameURL("/via"))
 	r := command(t, argv...)
 	if strings.Contains(r.stderr, "does not allow unprivileged user namespaces") {
 		t.Skipf("this machine does not allow unprivileged user namespaces: %s", r.stderr)
@@ -29,7 +28,7 @@ func TestUnprivileged(t *testing.T) {
 		t.Fatalf("unprivileged socksd run: %v", r)
 	}
 	// And the program runs as that user, not as root of a namespace.
-	r = command(t, append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}, jailArgs(nil, "id", "-u")...)...)
+	r = command(t, append(asUser("65534"), socksdBin, "run", "-socket", sd.socket, "--", "id", "-u")...)
 	if strings.TrimSpace(r.stdout) != "65534" {
 		t.Fatalf("id -u inside the unprivileged run: %v", r)
 	}
