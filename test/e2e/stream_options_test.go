@@ -76,7 +76,8 @@ func (r *isoRig) extVia(t *testing.T, pairs ...[2]string) string {
 // TestStreamOptionsTokens: two tokens never share a circuit, whichever
 // form carried them, and one token is one circuit across all forms: SOCKS5
 // method 0x97, pt-spec arguments (SOCKS5, curl's and SOCKS4), the <torS0X>0
-// username and HTTP CONNECT's Tor-Stream-Isolation (real curl).
+// username and HTTP CONNECT's Tor-Stream-Isolation and Tor-Stream-Options
+// (real curl).
 func TestStreamOptionsTokens(t *testing.T) {
 	t.Parallel()
 	r, pt := streamOptionsRig(t, "opt-tokens", "")
@@ -111,6 +112,11 @@ func TestStreamOptionsTokens(t *testing.T) {
 			r.one(t, tok+" <torS0X>0", func() string { return r.socks5Via(t, socksproto.TorIsolationUsername, tok, r.n.HTTPPort) }),
 			r.one(t, tok+" Tor-Stream-Isolation", func() string {
 				res := curl(t, "-p", "-x", "http://"+r.s.Addr, "--proxy-header", "Tor-Stream-Isolation: "+tok, r.n.HTTPURL("/via"))
+				res.wantOK(t)
+				return res.Stdout
+			}),
+			r.one(t, tok+" Tor-Stream-Options", func() string {
+				res := curl(t, "-p", "-x", "http://"+r.s.Addr, "--proxy-header", "Tor-Stream-Options: isolation="+tok, r.n.HTTPURL("/via"))
 				res.wantOK(t)
 				return res.Stdout
 			}))
