@@ -204,17 +204,25 @@ func (o *circObserver) handle(line string) {
 			}
 		}
 	case "STREAM":
-		// "650 STREAM ID SUCCEEDED CIRCID TARGET ..."
-		if f[3] != "SUCCEEDED" || len(f) < 6 {
+		// "650 STREAM ID STATUS CIRCID TARGET ...". SENTCONNECT is the
+		// stream placed on its circuit, still with the name the client
+		// asked for (by SUCCEEDED Tor may report the address instead).
+		if len(f) < 6 {
+			return
+		}
+		if f[3] == "SENTCONNECT" {
+			host, _, _ := strings.Cut(f[5], ":")
+			if host = strings.ToLower(host); strings.HasPrefix(host, isoPrefix) {
+				if o.isoHosts[f[4]] == nil {
+					o.isoHosts[f[4]] = map[string]bool{}
+				}
+				o.isoHosts[f[4]][host] = true
+			}
+		}
+		if f[3] != "SUCCEEDED" {
 			return
 		}
 		o.counts.Streams++
-		if host, _, ok := strings.Cut(f[5], ":"); ok && len(f) > 5 && strings.HasPrefix(host, isoPrefix) {
-			if o.isoHosts[f[4]] == nil {
-				o.isoHosts[f[4]] = map[string]bool{}
-			}
-			o.isoHosts[f[4]][strings.ToLower(host)] = true
-		}
 		c := o.circs[f[4]]
 		if c == nil {
 			o.counts.StreamsOn["?"]++

@@ -119,12 +119,13 @@ func TestUserGoals(t *testing.T) {
 func TestCircObserverIsolation(t *testing.T) {
 	o := &circObserver{circs: map[string]*circInfo{}, isoHosts: map[string]map[string]bool{}, counts: newCircCounts(), started: time.Now()}
 	for _, l := range []string{
-		"650 STREAM 1 SUCCEEDED 5 iso1.example.test:20030",
-		"650 STREAM 2 SUCCEEDED 5 ISO1.example.test:20030", // Tor may randomise case
-		"650 STREAM 3 SUCCEEDED 6 iso2.example.test:20030",
-		"650 STREAM 4 SUCCEEDED 7 iso3.example.test:20030",
-		"650 STREAM 5 SUCCEEDED 7 iso4.example.test:20030",
-		"650 STREAM 6 SUCCEEDED 8 127.0.0.1:20030",
+		"650 STREAM 1 SENTCONNECT 5 iso1.example.test:20030",
+		"650 STREAM 1 SUCCEEDED 5 127.0.0.1:20030",
+		"650 STREAM 2 SENTCONNECT 5 ISO1.example.test:20030",
+		"650 STREAM 3 SENTCONNECT 6 iso2.example.test:20030",
+		"650 STREAM 4 SENTCONNECT 7 iso3.example.test:20030",
+		"650 STREAM 5 SENTCONNECT 7 iso4.example.test:20030",
+		"650 STREAM 6 SENTCONNECT 8 127.0.0.1:20030",
 	} {
 		o.handle(l)
 	}
