@@ -44,7 +44,7 @@ type circInfo struct {
 type circCounts struct {
 	Launched      map[string]int // by purpose at launch
 	Built         map[string]int // by purpose when BUILT
-	Failed        map[string]int // by REASON[/REMOTE_REASON]
+	Failed        map[string]int // by "PURPOSE REASON[/REMOTE_REASON]"
 	Streams       int            // streams that SUCCEEDED
 	StreamsOn     map[string]int // by the purpose of the circuit they used
 	ConfluxLegs   int            // circuits built with a CONFLUX_ID
@@ -184,7 +184,7 @@ func (o *circObserver) handle(line string) {
 				}
 			}
 		case "FAILED":
-			reason := kw["REASON"]
+			reason := c.purpose + " " + kw["REASON"]
 			if r := kw["REMOTE_REASON"]; r != "" {
 				reason += "/" + r // DESTROYED: what the relay that destroyed it said
 			}

@@ -13,7 +13,7 @@
 #
 #   bash test/bench/run.sh real|lossy [socksbench user flags...]
 # only the user-felt comparison (socksbench user): socksd against Tor alone
-# on a private network with link latency (that tornet profile); about 8
+# on a private network with link latency (that tornet profile); about 7
 # minutes, bounded at 15. Writes results/user.md and results/user.json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -42,7 +42,7 @@ func TestCircObserverCounts(t *testing.T) {
 	if c.BuiltTotal() != 3 || c.Built["CONTROLLER"] != 1 || c.Built["CONFLUX_UNLINKED"] != 1 {
 		t.Errorf("built %v", c.Built)
 	}
-	if c.Failed["TIMEOUT"] != 1 || c.Failed["DESTROYED/CHANNEL_CLOSED"] != 1 {
+	if c.Failed["CONTROLLER TIMEOUT"] != 1 || c.Failed["GENERAL DESTROYED/CHANNEL_CLOSED"] != 1 {
 		t.Errorf("failed %v", c.Failed)
 	}
 	if c.Streams != 3 || c.StreamsOn["CONFLUX_LINKED"] != 1 || c.StreamsOn["GENERAL"] != 1 || c.StreamsOn["?"] != 1 {
