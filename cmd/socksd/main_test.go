@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +17,7 @@ import (
 
 	"golang.org/x/net/proxy"
 
+	"socksd/internal/daemontest"
 	"socksd/internal/leakcheck"
 	"socksd/internal/sockstest"
 	"socksd/netjail"
@@ -74,87 +73,31 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// daemonProc is socksd running as a child process.
-type daemonProc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	logs bytes.Buffer
-	done chan int
-}
+// Bounds on waiting for a child socksd: for a line in its log, for its exit.
+const (
+	logWait  = 10 * time.Second
+	exitWait = 20 * time.Second
+)
 
-func (d *daemonProc) log() string { d.mu.Lock(); defer d.mu.Unlock(); return d.logs.String() }
-
-// waitLog polls the child's log for s (bounded).
-func (d *daemonProc) waitLog(t *testing.T, s string) {
-	t.Helper()
-	for i := 0; i < 1000; i++ {
-		if strings.Contains(d.log(), s) {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("log never said %q:\n%s", s, d.log())
-}
-
-func startDaemon(t *testing.T, cfgPath string, extra ...string) *daemonProc {
+// startDaemon runs this test binary as socksd with -config cfgPath.
+func startDaemon(t *testing.T, cfgPath string, extra ...string) *daemontest.Process {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-config", cfgPath}, extra...)...)
 	return startDaemonCmd(t, cmd)
 }
 
 // startDaemonCmd starts cmd, which must end up exec'ing this test binary
-// as socksd, and collects its log.
-func startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemonProc {
+// as socksd, with its log in the test's directory; cleanup kills it if the
+// test has not waited for its exit.
+func startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemontest.Process {
 	t.Helper()
 	cmd.Env = append(os.Environ(), append(cmd.Env, "SOCKSD_TEST_MAIN=1", "JOURNAL_STREAM=")...)
-	d := &daemonProc{cmd: cmd, done: make(chan int, 1)}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
+	d, err := daemontest.Start(cmd, filepath.Join(t.TempDir(), "socksd.log"), nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			d.mu.Lock()
-			d.logs.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-		}
-	}()
-	go func() {
-		err := cmd.Wait()
-		pw.Close()
-		<-copied
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		}
-		d.done <- code
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			cmd.Process.Kill() // only the child this test started
-			<-d.done
-		}
-	})
+	t.Cleanup(d.Kill)
 	return d
-}
-
-func (d *daemonProc) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case c := <-d.done:
-		d.done <- c
-		return c
-	case <-time.After(20 * time.Second):
-		t.Fatalf("socksd did not exit:\n%s", d.log())
-	}
-	return -1
 }
 
 func freePort(t *testing.T) string {
@@ -273,14 +216,14 @@ func TestDaemonReloadAndShutdown(t *testing.T) {
 
 	// Reload: add listener b.
 	writeConfig(t, cfg, fake.Addr(), m, a, b)
-	d.cmd.Process.Signal(syscall.SIGHUP)
-	d.waitLog(t, `"reloaded"`)
+	d.Signal(syscall.SIGHUP)
+	d.WaitLog(t, 0, `"reloaded"`, logWait)
 	dialThrough(t, b, echoHost, "bob").Close()
 
 	// A broken file is refused; both listeners keep serving.
 	os.WriteFile(cfg, []byte("[socks]\nlisten = 5\n"), 0o600)
-	d.cmd.Process.Signal(syscall.SIGHUP)
-	d.waitLog(t, "configuration refused")
+	d.Signal(syscall.SIGHUP)
+	d.WaitLog(t, 0, "configuration refused", logWait)
 	dialThrough(t, a, echoHost, "carol").Close()
 	dialThrough(t, b, echoHost, "carol").Close()
 
@@ -308,14 +251,14 @@ func TestDaemonReloadAndShutdown(t *testing.T) {
 	}
 	// safe_logging: even at debug level no destination or username.
 	for _, secret := range []string{"localhost", "alice", "carol"} {
-		if strings.Contains(d.log(), secret) {
-			t.Errorf("log contains %q:\n%s", secret, d.log())
+		if strings.Contains(d.Log(), secret) {
+			t.Errorf("log contains %q:\n%s", secret, d.Log())
 		}
 	}
 
 	// SIGTERM: stop accepting, drain; a second signal forces exit.
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.waitLog(t, "shutting down")
+	d.Signal(syscall.SIGTERM)
+	d.WaitLog(t, 0, "shutting down", logWait)
 	for i := 0; ; i++ {
 		c, err := net.Dial("tcp", a)
 		if err != nil {
@@ -331,9 +274,9 @@ func TestDaemonReloadAndShutdown(t *testing.T) {
 	if _, err := io.ReadFull(live, buf); err != nil || string(buf) != "more" {
 		t.Fatalf("live stream while draining: %q, %v", buf, err)
 	}
-	d.cmd.Process.Signal(syscall.SIGINT)
-	if code := d.wait(t); code != exitForced {
-		t.Fatalf("exit code %d, want %d (forced)\n%s", code, exitForced, d.log())
+	d.Signal(syscall.SIGINT)
+	if code := d.Wait(t, exitWait); code != exitForced {
+		t.Fatalf("exit code %d, want %d (forced)\n%s", code, exitForced, d.Log())
 	}
 }
 
@@ -349,14 +292,14 @@ func TestDaemonDrainsAndExitsZero(t *testing.T) {
 	writeConfig(t, cfg, fake.Addr(), "", a)
 	d := startDaemon(t, cfg)
 	live := dialThrough(t, a, echo, "u")
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	d.waitLog(t, "shutting down")
+	d.Signal(syscall.SIGTERM)
+	d.WaitLog(t, 0, "shutting down", logWait)
 	live.Close() // the last stream ends: socksd exits before the grace period
-	if code := d.wait(t); code != exitOK {
-		t.Fatalf("exit code %d\n%s", code, d.log())
+	if code := d.Wait(t, exitWait); code != exitOK {
+		t.Fatalf("exit code %d\n%s", code, d.Log())
 	}
-	if !strings.Contains(d.log(), `"stopped"`) {
-		t.Fatalf("no clean stop in log:\n%s", d.log())
+	if !strings.Contains(d.Log(), `"stopped"`) {
+		t.Fatalf("no clean stop in log:\n%s", d.Log())
 	}
 }
 
@@ -366,7 +309,7 @@ func TestDaemonFailsClosedWithoutUpstream(t *testing.T) {
 	a := freePort(t)
 	writeConfig(t, cfg, dead, "", a)
 	d := startDaemon(t, cfg)
-	d.waitLog(t, `"ready"`)
+	d.WaitLog(t, 0, `"ready"`, logWait)
 	c, err := net.Dial("tcp", a)
 	if err != nil {
 		t.Fatal(err)
@@ -378,8 +321,8 @@ func TestDaemonFailsClosedWithoutUpstream(t *testing.T) {
 	if !bytes.Equal(got, []byte{5, 0, 5, 1, 0, 1, 0, 0, 0, 0, 0, 0}) {
 		t.Fatalf("got %x, want general failure", got)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	if code := d.wait(t); code != exitOK {
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(t, exitWait); code != exitOK {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -393,8 +336,8 @@ func TestDaemonListenFailure(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "socksd.toml")
 	writeConfig(t, cfg, "127.0.0.1:9", "", ln.Addr().String())
 	d := startDaemon(t, cfg)
-	if code := d.wait(t); code != exitFailure {
-		t.Fatalf("exit %d, want %d\n%s", code, exitFailure, d.log())
+	if code := d.Wait(t, exitWait); code != exitFailure {
+		t.Fatalf("exit %d, want %d\n%s", code, exitFailure, d.Log())
 	}
 }
 

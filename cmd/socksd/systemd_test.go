@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/net/proxy"
 
+	"socksd/internal/daemontest"
 	"socksd/internal/sockstest"
 )
 
@@ -39,7 +40,7 @@ func newNotifySocket(t *testing.T) *notifySocket {
 
 // waitFor reads messages until one holds the line want (prefix match when
 // want ends in '*'), up to a bounded deadline.
-func (n *notifySocket) waitFor(t *testing.T, want string, d *daemonProc) {
+func (n *notifySocket) waitFor(t *testing.T, want string, d *daemontest.Process) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	buf := make([]byte, 4096)
@@ -47,7 +48,7 @@ func (n *notifySocket) waitFor(t *testing.T, want string, d *daemonProc) {
 		n.c.SetReadDeadline(deadline)
 		k, _, err := n.c.ReadFromUnix(buf)
 		if err != nil {
-			t.Fatalf("no %q from socksd (got %q): %v\n%s", want, n.msgs, err, d.log())
+			t.Fatalf("no %q from socksd (got %q): %v\n%s", want, n.msgs, err, d.Log())
 		}
 		n.msgs = append(n.msgs, string(buf[:k]))
 	}
@@ -110,7 +111,7 @@ func TestDaemonSocketActivation(t *testing.T) {
 	pd, _ := proxy.SOCKS5("tcp", ln.Addr().String(), nil, proxy.Direct)
 	c, err := pd.Dial("tcp", "example.com:80")
 	if err != nil {
-		t.Fatalf("SOCKS5 through the inherited socket: %v\n%s", err, d.log())
+		t.Fatalf("SOCKS5 through the inherited socket: %v\n%s", err, d.Log())
 	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	line, err := bufio.NewReader(c).ReadString('\n')
@@ -120,17 +121,17 @@ func TestDaemonSocketActivation(t *testing.T) {
 	}
 
 	notify.msgs = nil
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.Signal(syscall.SIGHUP)
 	notify.waitFor(t, "RELOADING=1", d)
 	notify.waitFor(t, "READY=1", d)
 
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	notify.waitFor(t, "STOPPING=1", d)
-	if code := d.wait(t); code != exitOK {
-		t.Fatalf("exit %d\n%s", code, d.log())
+	if code := d.Wait(t, exitWait); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, d.Log())
 	}
-	if strings.Contains(d.log(), "no socks.listen or dns.listen entry") {
-		t.Errorf("the inherited socket was not matched to its listener:\n%s", d.log())
+	if strings.Contains(d.Log(), "no socks.listen or dns.listen entry") {
+		t.Errorf("the inherited socket was not matched to its listener:\n%s", d.Log())
 	}
 }
 
@@ -148,7 +149,7 @@ func TestDaemonAdminEndpoints(t *testing.T) {
 	m := freePort(t)
 	writeConfig(t, cfg, up.Addr(), m, freePort(t))
 	d := startDaemon(t, cfg)
-	d.waitLog(t, `"ready"`)
+	d.WaitLog(t, 0, `"ready"`, logWait)
 
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -175,21 +176,17 @@ func TestDaemonAdminEndpoints(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "ok") {
 		t.Fatalf("POST /newnym: %d %q", resp.StatusCode, body)
 	}
-	d.waitLog(t, "new isolation epoch")
-	d.cmd.Process.Signal(syscall.SIGUSR1)
-	for i := 0; strings.Count(d.log(), "new isolation epoch") < 2; i++ {
-		if i > 1000 {
-			t.Fatalf("SIGUSR1 did not renew the identity:\n%s", d.log())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	d.WaitLog(t, 0, "new isolation epoch", logWait)
+	off := len(d.Log())
+	d.Signal(syscall.SIGUSR1)
+	d.WaitLog(t, off, "new isolation epoch", logWait) // SIGUSR1 renews the identity too
 
 	up.Close() // the SocksPort goes away
 	if code, body := get("/healthz"); code != 503 || !strings.Contains(body, "does not accept connections") {
 		t.Fatalf("/healthz with a dead SocksPort: %d %q", code, body)
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	if code := d.wait(t); code != exitOK {
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(t, exitWait); code != exitOK {
 		t.Fatalf("exit %d", code)
 	}
 }

@@ -155,7 +155,7 @@ listen = ["`+dnsAddr+`"]
 	c.Write(append([]byte{4, 1, 0, 80, v4[0], v4[1], v4[2], v4[3]}, 0))
 	reply := make([]byte, 8)
 	if _, err := io.ReadFull(c, reply); err != nil || reply[1] != 0x5A {
-		t.Fatalf("SOCKS4 reply %x, %v\n%s", reply, err, d.log())
+		t.Fatalf("SOCKS4 reply %x, %v\n%s", reply, err, d.Log())
 	}
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	c.Close()
@@ -198,17 +198,17 @@ listen = ["`+dnsAddr+`"]
 	ctl.DropConn()
 	for i := 0; countLines(ctl, "MAPADDRESS "+va.String()+"=example.test") < 2; i++ {
 		if i > 2000 {
-			t.Fatalf("mapping not re-pushed after reconnect; control port got %q\n%s", ctl.Received(), d.log())
+			t.Fatalf("mapping not re-pushed after reconnect; control port got %q\n%s", ctl.Received(), d.Log())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	if code := d.wait(t); code != exitOK {
-		t.Fatalf("exit %d\n%s", code, d.log())
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(t, exitWait); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, d.Log())
 	}
-	if strings.Contains(d.log(), "example.test") {
-		t.Errorf("safe_logging: the name is in the log:\n%s", d.log())
+	if strings.Contains(d.Log(), "example.test") {
+		t.Errorf("safe_logging: the name is in the log:\n%s", d.Log())
 	}
 }
 
@@ -272,21 +272,21 @@ listen = ["`+dnsAddr+`"]
 	cmd.Env = []string{"LISTEN_FDS=2", "LISTEN_FDNAMES=dns:dns"}
 	cmd.ExtraFiles = []*os.File{pf, lf}
 	d := startDaemonCmd(t, cmd)
-	d.waitLog(t, `"ready"`)
+	d.WaitLog(t, 0, `"ready"`, logWait)
 
 	for _, network := range []string{"udp", "tcp"} {
 		m := new(dns.Msg)
 		m.SetQuestion("example.test.", dns.TypeA)
 		in, _, err := (&dns.Client{Net: network, Timeout: 5 * time.Second}).Exchange(m, dnsAddr)
 		if err != nil || len(in.Answer) != 1 {
-			t.Fatalf("DNS over %s on the inherited socket: %v %v\n%s", network, in, err, d.log())
+			t.Fatalf("DNS over %s on the inherited socket: %v %v\n%s", network, in, err, d.Log())
 		}
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	if code := d.wait(t); code != exitOK {
-		t.Fatalf("exit %d\n%s", code, d.log())
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(t, exitWait); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, d.Log())
 	}
-	if !strings.Contains(d.log(), "dns bridge serving inherited socket") {
-		t.Errorf("not served from the inherited sockets:\n%s", d.log())
+	if !strings.Contains(d.Log(), "dns bridge serving inherited socket") {
+		t.Errorf("not served from the inherited sockets:\n%s", d.Log())
 	}
 }

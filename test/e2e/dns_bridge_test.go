@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/daemontest"
 	"socksd/test/tornet"
 )
 
@@ -357,7 +358,7 @@ func TestDNSRestart(t *testing.T) {
 			return true
 		})
 		if !back {
-			t.Fatalf("mappings not back in the restarted tor within 30s: %v\n%s", got, tailStr(d.Log(), 4000))
+			t.Fatalf("mappings not back in the restarted tor within 30s: %v\n%s", got, daemontest.Tail(d.Log(), 4000))
 		}
 		t.Logf("tor restarted (control port up) in %v; all %d mappings back in tor %v after that",
 			up.Round(time.Millisecond), len(names), (time.Since(t0) - up).Round(time.Millisecond))

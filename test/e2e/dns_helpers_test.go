@@ -20,6 +20,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"socksd/internal/daemontest"
 	"socksd/test/tornet"
 )
 
@@ -148,7 +149,7 @@ __OwningControllerProcess %[4]d
 	if err := o.waitReady(ctx); err != nil {
 		o.proc.Stop(5 * time.Second)
 		b, _ := os.ReadFile(filepath.Join(dir, "stdout.log"))
-		return nil, fmt.Errorf("%w\n%s", err, tailStr(string(b), 2000))
+		return nil, fmt.Errorf("%w\n%s", err, daemontest.Tail(string(b), 2000))
 	}
 	o.Bootstrap = time.Since(t0)
 	return o, nil

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"socksd/internal/daemontest"
 )
 
 // TestDNSConcurrentNewNames: many clients asking for new names at once
@@ -56,7 +58,7 @@ func TestDNSConcurrentNewNames(t *testing.T) {
 	wg.Wait()
 	took := time.Since(t0)
 	if len(fails) > 0 {
-		t.Fatalf("%d of %d queries failed, first: %v\n%s", len(fails), total, fails[:min(5, len(fails))], tailStr(d.Log(), 3000))
+		t.Fatalf("%d of %d queries failed, first: %v\n%s", len(fails), total, fails[:min(5, len(fails))], daemontest.Tail(d.Log(), 3000))
 	}
 	seen := map[netip.Addr]string{}
 	for name, a := range got {
@@ -74,6 +76,6 @@ func TestDNSConcurrentNewNames(t *testing.T) {
 	t.Logf("%d new names from %d concurrent clients in %v (%.0f/s), all distinct and mapped in tor",
 		total, workers, took.Round(time.Millisecond), float64(total)/took.Seconds())
 	if d.Proc.Exited() {
-		t.Fatalf("socksd died:\n%s", tailStr(d.Log(), 3000))
+		t.Fatalf("socksd died:\n%s", daemontest.Tail(d.Log(), 3000))
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"text/template"
 	"time"
 
+	"socksd/internal/daemontest"
 	"socksd/test/tornet"
 )
 
@@ -154,7 +155,7 @@ func (s *Socksd) start(t *testing.T) {
 	}
 	s.Proc = p
 	if err := waitAccepting(p, s.Addr, 30*time.Second); err != nil {
-		t.Fatalf("socksd did not come up: %v\n%s", err, tailStr(s.Log(), 4000))
+		t.Fatalf("socksd did not come up: %v\n%s", err, daemontest.Tail(s.Log(), 4000))
 	}
 }
 
@@ -166,7 +167,7 @@ func (s *Socksd) stop(t *testing.T) {
 	}
 	s.Proc.Stop(10 * time.Second)
 	if code := s.Proc.ExitCode(); code != 0 {
-		t.Errorf("socksd (run %d) exited with %d (%v), want 0 after SIGTERM\n%s", s.runs, code, s.Proc.Err(), tailStr(s.Log(), 4000))
+		t.Errorf("socksd (run %d) exited with %d (%v), want 0 after SIGTERM\n%s", s.runs, code, s.Proc.Err(), daemontest.Tail(s.Log(), 4000))
 	}
 }
 
@@ -203,31 +204,11 @@ func (s *Socksd) Log() string {
 	return string(b)
 }
 
-func tailStr(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-// waitLog polls socksd's log (from byte offset from) for substr.
+// waitLog waits for substr in socksd's log after byte offset from; the
+// test fails if socksd exits first.
 func (s *Socksd) waitLog(t *testing.T, from int, substr string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		l := s.Log()
-		if from <= len(l) && strings.Contains(l[from:], substr) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("socksd log has no %q after %v:\n%s", substr, timeout, tailStr(l, 4000))
-		}
-		select {
-		case <-s.Proc.Done():
-			t.Fatalf("socksd exited while waiting for %q: %v\n%s", substr, s.Proc.Err(), tailStr(l, 4000))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	s.Proc.WaitLog(t, from, substr, timeout)
 }
 
 // waitAccepting polls addr until a TCP connect succeeds, the process

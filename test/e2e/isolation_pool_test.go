@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"socksd/internal/daemontest"
 )
 
 // The warm pool, as the client tor reports it: a new identity's first
@@ -25,7 +27,7 @@ func waitPool(t *testing.T, r *isoRig, n float64) {
 		return poolMetric(t, r, "socksd_tor_pool_circuits") >= n
 	})
 	if !ok {
-		t.Fatalf("socksd's pool never held %v circuits\n%s", n, tailStr(r.s.Log(), 4000))
+		t.Fatalf("socksd's pool never held %v circuits\n%s", n, daemontest.Tail(r.s.Log(), 4000))
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"socksd/internal/daemontest"
 )
 
 // TestIsolationProof is the randomized isolation check: at least 1,000
@@ -88,7 +90,7 @@ func TestIsolationProof(t *testing.T) {
 						res.Conn.Close()
 						continue
 					}
-					err = fmt.Errorf("body %q: %v", tailStr(string(b), 80), rerr)
+					err = fmt.Errorf("body %q: %v", daemontest.Tail(string(b), 80), rerr)
 				}
 				if res.Conn != nil {
 					res.Conn.Close()

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"socksd/internal/daemontest"
 )
 
 // TestOpsSafeLogging: a session at debug level with
@@ -31,7 +33,7 @@ func TestOpsSafeLogging(t *testing.T) {
 			log := d.Log()
 			debug := strings.Count(log, `"level":"debug"`)
 			if debug < 20 {
-				t.Fatalf("only %d debug lines: the session did not log at debug level\n%s", debug, tailStr(log, 3000))
+				t.Fatalf("only %d debug lines: the session did not log at debug level\n%s", debug, daemontest.Tail(log, 3000))
 			}
 			var found []string
 			for _, sec := range s.all() {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/daemontest"
 	"socksd/test/tornet"
 )
 
@@ -62,7 +63,7 @@ func TestOpsReload(t *testing.T) {
 		ex["listen2"] = `, "` + second + `"`
 		off := hup(t, OpsConfig)
 		if err := waitAccepting(d.Proc, second, 10*time.Second); err != nil {
-			t.Fatalf("new listener %s: %v\n%s", second, err, tailStr(d.Log()[off:], 3000))
+			t.Fatalf("new listener %s: %v\n%s", second, err, daemontest.Tail(d.Log()[off:], 3000))
 		}
 		d.waitLog(t, off, "reloaded", 10*time.Second)
 		serves(t, second)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"socksd/internal/daemontest"
 )
 
 // dnsJunk is a datagram the bridge must drop or refuse without asking
@@ -169,7 +171,7 @@ max_tcp_connections = %d
 		t.Errorf("first.example now %s, was %s", got, first)
 	}
 	if s.Proc.Exited() || strings.Contains(s.Log(), "panic") {
-		t.Fatalf("socksd died:\n%s", tailStr(s.Log(), 3000))
+		t.Fatalf("socksd died:\n%s", daemontest.Tail(s.Log(), 3000))
 	}
 	for _, c := range conns {
 		c.Close()

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"socksd/internal/daemontest"
 )
 
 // The reliability suite (reliability_*_test.go) puts socksd through what a
@@ -116,7 +118,7 @@ func mustSample(t *testing.T, s *Socksd) procSample {
 	t.Helper()
 	p, err := sampleProc(s)
 	if err != nil {
-		t.Fatalf("sampling socksd: %v\n%s", err, tailStr(s.Log(), 3000))
+		t.Fatalf("sampling socksd: %v\n%s", err, daemontest.Tail(s.Log(), 3000))
 	}
 	return p
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/daemontest"
 	"socksd/test/tornet"
 )
 
@@ -308,7 +309,7 @@ func TestReliabilityGarbage(t *testing.T) {
 		t.Errorf("%d garbage connections left open after 8 s, %d dials failed", hung.Load(), dialErr.Load())
 	}
 	if log := s.Log(); strings.Contains(log, "panic") || s.Proc.Exited() {
-		t.Fatalf("socksd panicked or exited:\n%s", tailStr(log, 3000))
+		t.Fatalf("socksd panicked or exited:\n%s", daemontest.Tail(log, 3000))
 	}
 	after, rec := waitBaseline(t, s, base, 30*time.Second)
 	fetchUntilOK(t, n, s, "garbage-after", 30*time.Second)
@@ -337,7 +338,7 @@ listen = ["{{.DNS}}"]
 	fetchUntilOK(t, n, s, "fd-warmup", 90*time.Second)
 	log := s.Log()
 	if !strings.Contains(log, "connection limits lowered to fit the open-file limit") || !strings.Contains(log, fmt.Sprintf(`"nofile": %d`, nofile)) {
-		t.Fatalf("no start-up line about the open-file limit:\n%s", tailStr(log, 4000))
+		t.Fatalf("no start-up line about the open-file limit:\n%s", daemontest.Tail(log, 4000))
 	}
 	base := mustSample(t, s)
 

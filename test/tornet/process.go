@@ -2,12 +2,12 @@ package tornet
 
 import (
 	"errors"
-	"syscall"
-	"time"
+
+	"socksd/internal/daemontest"
 )
 
 // Process is a child process started with Network.Spawn.
-type Process struct{ p *proc }
+type Process = daemontest.Process
 
 // Spawn starts argv like the network's own tors: its own process group,
 // SIGTERM when the test process dies (Pdeathsig, from the network's pinned
@@ -26,26 +26,5 @@ func (n *Network) Spawn(name, logPath string, argv ...string) (*Process, error) 
 	n.mu.Lock()
 	n.extra = append(n.extra, p)
 	n.mu.Unlock()
-	return &Process{p: p}, nil
+	return p.Process, nil
 }
-
-// PID is the process id.
-func (p *Process) PID() int { return p.p.pid() }
-
-// Done is closed once the process has exited and been reaped.
-func (p *Process) Done() <-chan struct{} { return p.p.done }
-
-// Exited reports whether the process has exited.
-func (p *Process) Exited() bool { return p.p.exited() }
-
-// ExitCode is the exit status (-1 if killed by a signal); valid after Done.
-func (p *Process) ExitCode() int { return p.p.cmd.ProcessState.ExitCode() }
-
-// Err is exec's Wait error (nil for exit status 0); valid after Done.
-func (p *Process) Err() error { return p.p.err }
-
-// Signal sends sig if the process is still running.
-func (p *Process) Signal(sig syscall.Signal) { p.p.signal(sig) }
-
-// Stop sends SIGTERM, then SIGKILL after grace, and waits for the exit.
-func (p *Process) Stop(grace time.Duration) { p.p.stop(grace) }

@@ -56,9 +56,9 @@ func (n *Network) deadProc() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, p := range n.procs {
-		if p.exited() {
+		if p.Exited() {
 			dir := filepath.Join(n.cfg.dir, p.name)
-			return fmt.Errorf("tornet: tor %s (pid %d) exited: %v\n%s%s", p.name, p.pid(), p.err,
+			return fmt.Errorf("tornet: tor %s (pid %d) exited: %v\n%s%s", p.name, p.PID(), p.Err(),
 				tail(filepath.Join(dir, "stdout.log"), 10), tail(filepath.Join(dir, "notice.log"), 10))
 		}
 	}

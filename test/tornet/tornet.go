@@ -501,7 +501,7 @@ func (n *Network) hupExits() {
 	defer n.mu.Unlock()
 	for _, p := range n.procs {
 		if strings.HasPrefix(p.name, "exit") {
-			p.signal(sighup)
+			p.Signal(sighup)
 		}
 	}
 }
@@ -522,14 +522,14 @@ func (n *Network) Close() error {
 	n.mu.Unlock()
 	// Spawned processes (socksd) first: they are clients of the network.
 	for _, p := range n.extra {
-		p.stop(stopGrace)
+		p.Stop(stopGrace)
 	}
 	var wg sync.WaitGroup
 	for _, p := range procs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.stop(stopGrace)
+			p.Stop(stopGrace)
 		}()
 	}
 	wg.Wait()
@@ -640,8 +640,8 @@ func (n *Network) PIDs() map[string]int {
 	defer n.mu.Unlock()
 	m := map[string]int{}
 	for _, p := range n.procs {
-		if !p.exited() {
-			m[p.name] = p.pid()
+		if !p.Exited() {
+			m[p.name] = p.PID()
 		}
 	}
 	return m
