@@ -326,7 +326,7 @@ func (h *helper) runProgram() int {
 	}()
 	for {
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		pid, err := unix.Wait4(-1, &ws, unix.WUNTRACED, nil)
 		if err == unix.EINTR {
 			continue
 		}
@@ -338,6 +338,15 @@ func (h *helper) runProgram() int {
 			continue // an orphan the namespace's init inherited
 		}
 		switch {
+		case ws.Stopped() && ws.StopSignal() == syscall.SIGTSTP:
+			// Ctrl-Z stopped the program's process group, but the shell
+			// that started socksd run waits for socksd run, which is
+			// not stopped: the terminal would stay with a stopped
+			// group. Job control is not forwarded, so the program goes
+			// on, and the user is told why.
+			h.warn("job control (Ctrl-Z) is not supported inside socksd run; the program continues")
+			unix.Kill(-p.Pid, unix.SIGCONT)
+			continue
 		case ws.Exited():
 			return ws.ExitStatus()
 		case ws.Signaled():
