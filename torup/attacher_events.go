@@ -367,18 +367,11 @@ func (a *attacher) onCirc(ev circEvent) {
 	ks := a.key(c.key)
 	switch ev.Status {
 	case torctl.CircBuilt:
-		if c.built {
+		if !a.markBuilt(c, ev) {
 			return
-		}
-		c.built = true
-		c.exit = exitOf(ev.Path)
-		if c.watchdog != nil {
-			c.watchdog.Stop()
 		}
 		ks.building[c.kind] = false
 		ks.failures[c.kind] = 0
-		a.m.circBuilt.Inc()
-		a.m.circInUse.Inc()
 		a.log.Debug("circuit built", zap.String("circ", c.id), zap.String("key", c.key.String()))
 		a.drain(ks)
 		a.donate(c)
@@ -404,20 +397,30 @@ func (a *attacher) onCirc(ev circEvent) {
 	}
 }
 
+// markBuilt records the first BUILT event of a circuit, keyed or pooled
+// alike: its exit, the end of its build watchdog and the built/in-use
+// counts. A repeated BUILT changes nothing and reports false.
+func (a *attacher) markBuilt(c *circuit, ev circEvent) bool {
+	if c.built {
+		return false
+	}
+	c.built = true
+	c.exit = exitOf(ev.Path)
+	if c.watchdog != nil {
+		c.watchdog.Stop()
+	}
+	a.m.circBuilt.Inc()
+	a.m.circInUse.Inc()
+	return true
+}
+
 // onPoolCirc handles a CIRC event for a pool circuit nobody took yet.
 func (a *attacher) onPoolCirc(c *circuit, ev circEvent) {
 	switch ev.Status {
 	case torctl.CircBuilt:
-		if c.built {
+		if !a.markBuilt(c, ev) {
 			return
 		}
-		c.built = true
-		c.exit = exitOf(ev.Path)
-		if c.watchdog != nil {
-			c.watchdog.Stop()
-		}
-		a.m.circBuilt.Inc()
-		a.m.circInUse.Inc()
 		a.poolBuilt(c)
 	case torctl.CircFailed, torctl.CircClosed:
 		wasBuilt := c.built
