@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"socksd/internal/daemontest"
 	"socksd/internal/leakcheck"
 	"socksd/internal/sockstest"
+	"socksd/internal/testutil"
 	"socksd/netjail"
 )
 
@@ -110,42 +110,6 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func echoListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() { defer wg.Done(); io.Copy(c, c); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
 func writeConfig(t *testing.T, path, upstream, metrics string, listen ...string) {
 	t.Helper()
 	q := make([]string, len(listen))
@@ -203,7 +167,7 @@ func TestDaemonReloadAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fake.Close()
-	echo := echoListener(t)
+	echo := testutil.EchoServer(t, "", "").String()
 	echoHost := "localhost:" + echo[strings.LastIndexByte(echo, ':')+1:]
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "socksd.toml")
@@ -286,7 +250,7 @@ func TestDaemonDrainsAndExitsZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fake.Close()
-	echo := echoListener(t)
+	echo := testutil.EchoServer(t, "", "").String()
 	cfg := filepath.Join(t.TempDir(), "socksd.toml")
 	a := freePort(t)
 	writeConfig(t, cfg, fake.Addr(), "", a)
