@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -157,4 +159,33 @@ func handshake(c *net.TCPConn, p Proto, dst netip.AddrPort, user string) error {
 		return nil
 	}
 	return fmt.Errorf("socksbench: unknown protocol %d", p)
+}
+
+// httpGetOn sends an HTTP/1.0 GET of path for host on c (so the server
+// closes; the caller set c's deadline) and reads the answer: the time
+// from start to its first byte, and the body's length. With want200 a
+// status other than 200 is an error.
+func httpGetOn(c net.Conn, start time.Time, host, path string, want200 bool) (time.Duration, int64, error) {
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host); err != nil {
+		return 0, 0, err
+	}
+	br := bufio.NewReaderSize(c, 256<<10)
+	if _, err := br.Peek(1); err != nil {
+		return 0, 0, err
+	}
+	ttfb := time.Since(start)
+	for first := true; ; first = false {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return 0, 0, err
+		}
+		if first && want200 && !strings.Contains(line, " 200 ") {
+			return 0, 0, fmt.Errorf("answer %q", strings.TrimSpace(line))
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	n, err := io.Copy(io.Discard, br)
+	return ttfb, n, err
 }

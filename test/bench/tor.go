@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -257,25 +255,7 @@ func httpGet(d *dialer, dst netip.AddrPort, path string, timeout time.Duration) 
 	}
 	defer c.Close()
 	c.SetDeadline(start.Add(timeout))
-	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, dst); err != nil {
-		return 0, 0, err
-	}
-	br := bufio.NewReaderSize(c, 256<<10)
-	if _, err := br.Peek(1); err != nil {
-		return 0, 0, err
-	}
-	ttfb := time.Since(start)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return 0, 0, err
-		}
-		if line == "\r\n" {
-			break
-		}
-	}
-	n, err := io.Copy(io.Discard, br)
-	return ttfb, n, err
+	return httpGetOn(c, start, dst.String(), path, false)
 }
 
 // hasConf reports whether GETCONF reply lines ("key=value") set key to

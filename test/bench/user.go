@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -451,32 +450,7 @@ func userGet(ctx context.Context, proxy, addr, user, path string, timeout time.D
 	defer c.Close()
 	dl, _ := ctx.Deadline()
 	c.SetDeadline(dl)
-	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host); err != nil {
-		return 0, 0, err
-	}
-	br := bufio.NewReaderSize(c, 256<<10)
-	if _, err := br.Peek(1); err != nil {
-		return 0, 0, err
-	}
-	ttfb := time.Since(start)
-	status, err := br.ReadString('\n')
-	if err != nil {
-		return 0, 0, err
-	}
-	if !strings.Contains(status, " 200 ") {
-		return 0, 0, fmt.Errorf("answer %q", strings.TrimSpace(status))
-	}
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return 0, 0, err
-		}
-		if line == "\r\n" {
-			break
-		}
-	}
-	nb, err := io.Copy(io.Discard, br)
-	return ttfb, nb, err
+	return httpGetOn(c, start, host, path, true)
 }
 
 // scrapeMatching returns socksd's metric lines whose name contains sub
