@@ -2,15 +2,12 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"socksd/test/tornet"
 )
@@ -24,8 +21,8 @@ var (
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	if os.Getenv("SOCKSD_TORNET") != "1" {
-		skipReason = "real-Tor e2e test: set SOCKSD_TORNET=1 (make test does) to run it against a private Tor network"
+	if !tornet.Wanted() {
+		skipReason = tornet.SkipReason
 		return m.Run()
 	}
 	log.SetFlags(log.Lmicroseconds)
@@ -43,23 +40,15 @@ func runMain(m *testing.M) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	build := make(chan error, 1)
-	go func() { build <- buildSocksd(ctx, tmp) }()
-
-	t0 := time.Now()
-	n, err := tornet.Start(ctx, tornet.Options{Logf: log.Printf, Keep: os.Getenv("SOCKSD_KEEP") == "1"})
+	n, err := tornet.StartForTestMain(ctx, "e2e", func(ctx context.Context) (err error) {
+		socksdBin, err = tornet.BuildSocksd(ctx, "e2e", tmp, raceEnabled)
+		return err
+	})
 	if err != nil {
 		log.Print(err)
-		<-build
 		return 1
 	}
 	tn = n
-	log.Printf("e2e: network up in %.1fs (%+v)", time.Since(t0).Seconds(), n.Timings)
-	if err := <-build; err != nil {
-		log.Print(err)
-		n.Close()
-		return 1
-	}
 
 	stop() // from here on a signal tears down and exits
 	sig := make(chan os.Signal, 1)
@@ -88,29 +77,6 @@ func runMain(m *testing.M) int {
 		log.Print(err)
 	}
 	return code
-}
-
-// buildSocksd builds ./cmd/socksd into dir once per package run (with the
-// race detector when the tests have it), unless SOCKSD_BIN names a binary.
-func buildSocksd(ctx context.Context, dir string) error {
-	if b := os.Getenv("SOCKSD_BIN"); b != "" {
-		socksdBin = b
-		return nil
-	}
-	t0 := time.Now()
-	out := filepath.Join(dir, "socksd")
-	args := []string{"build", "-o", out}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "socksd/cmd/socksd")
-	cmd := exec.CommandContext(ctx, "go", args...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("e2e: go %v: %w\n%s", args, err, b)
-	}
-	socksdBin = out
-	log.Printf("e2e: built socksd (race=%v) in %.1fs", raceEnabled, time.Since(t0).Seconds())
-	return nil
 }
 
 // needTornet skips the test unless the package's network is up.

@@ -35,8 +35,8 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	if os.Getenv("SOCKSD_TORNET") != "1" {
-		skipReason = "real-Tor e2e test: set SOCKSD_TORNET=1 (make test does) to run it against a private Tor network"
+	if !tornet.Wanted() {
+		skipReason = tornet.SkipReason
 		return m.Run()
 	}
 	log.SetFlags(log.Lmicroseconds)
@@ -55,19 +55,12 @@ func runMain(m *testing.M) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	build := make(chan error, 1)
-	go func() { build <- buildBinaries(ctx, tmp) }()
-	n, err := tornet.Start(ctx, tornet.Options{Logf: log.Printf, Keep: os.Getenv("SOCKSD_KEEP") == "1"})
+	n, err := tornet.StartForTestMain(ctx, "run", func(ctx context.Context) error { return buildBinaries(ctx, tmp) })
 	if err != nil {
 		log.Print(err)
-		<-build
 		return 1
 	}
 	defer n.Close()
-	if err := <-build; err != nil {
-		log.Print(err)
-		return 1
-	}
 	stop()
 
 	// Where this user cannot create the namespaces (unprivileged user
@@ -129,21 +122,12 @@ func runMain(m *testing.M) int {
 // buildBinaries builds socksd (with -race under -race) and the static
 // fetcher into dir.
 func buildBinaries(ctx context.Context, dir string) error {
-	t0 := time.Now()
-	socksdBin = filepath.Join(dir, "socksd")
-	fetcherBin = filepath.Join(dir, "fetcher")
-	if b := os.Getenv("SOCKSD_BIN"); b != "" {
-		socksdBin = b
-	} else {
-		args := []string{"build", "-o", socksdBin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		cmd := exec.CommandContext(ctx, "go", append(args, "socksd/cmd/socksd")...)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("run: go build socksd: %w\n%s", err, b)
-		}
+	var err error
+	if socksdBin, err = tornet.BuildSocksd(ctx, "run", dir, raceEnabled); err != nil {
+		return err
 	}
+	t0 := time.Now()
+	fetcherBin = filepath.Join(dir, "fetcher")
 	// CGO_ENABLED=0: a static binary with Go's own resolver, the kind of
 	// program LD_PRELOAD tools cannot see.
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", fetcherBin, "socksd/test/run/fetcher")
@@ -151,7 +135,7 @@ func buildBinaries(ctx context.Context, dir string) error {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("run: go build fetcher: %w\n%s", err, b)
 	}
-	log.Printf("run: built socksd (race=%v) and fetcher in %.1fs", raceEnabled, time.Since(t0).Seconds())
+	log.Printf("run: built the fetcher in %.1fs", time.Since(t0).Seconds())
 	return nil
 }
 
