@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"socksd/internal/daemontest"
 	"socksd/test/tornet"
 )
 
@@ -82,11 +83,9 @@ func startSocksd(n *tornet.Network, dir string) (*socksd, error) {
 		select {
 		case <-ctx.Done():
 			s.proc.Stop(5 * time.Second)
-			b, _ := os.ReadFile(s.logPath)
-			return nil, fmt.Errorf("run: socksd not usable after 90 s (last error %v)\n%s", err, tail(string(b), 40))
+			return nil, fmt.Errorf("run: socksd not usable after 90 s (last error %v)\n%s", err, daemontest.Tail(s.proc.Log(), 4000))
 		case <-s.proc.Done():
-			b, _ := os.ReadFile(s.logPath)
-			return nil, fmt.Errorf("run: socksd exited: %v\n%s", s.proc.Err(), tail(string(b), 40))
+			return nil, fmt.Errorf("run: socksd exited: %v\n%s", s.proc.Err(), daemontest.Tail(s.proc.Log(), 4000))
 		case <-tick.C:
 		}
 	}
@@ -94,8 +93,7 @@ func startSocksd(n *tornet.Network, dir string) (*socksd, error) {
 
 func (s *socksd) stop() error {
 	s.proc.Stop(10 * time.Second)
-	b, _ := os.ReadFile(s.logPath)
-	if strings.Contains(string(b), "WARNING: DATA RACE") {
+	if strings.Contains(s.proc.Log(), "WARNING: DATA RACE") {
 		return fmt.Errorf("socksd log has a data race report")
 	}
 	if code := s.proc.ExitCode(); code != 0 {
@@ -116,12 +114,4 @@ func freePort() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("run: no free port")
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/daemontest"
 	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
@@ -117,6 +118,6 @@ func (e *env) healthy(t *testing.T) {
 		h = e.box.Out("curl", "-sS", "http://127.0.0.1:9352/healthz")
 		return strings.TrimSpace(h) == "ok"
 	}) {
-		t.Fatalf("/healthz: %q\n%s", h, tail(e.box.Journal("socksd"), 20))
+		t.Fatalf("/healthz: %q\n%s", h, daemontest.Tail(e.box.Journal("socksd"), 3000))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/daemontest"
 	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
@@ -33,7 +34,7 @@ func parseSandbox(t *testing.T, out string) sandboxReport {
 	var r sandboxReport
 	i := strings.LastIndex(out, "SANDBOX {")
 	if i < 0 {
-		t.Fatalf("no SANDBOX line in:\n%s", tail(out, 30))
+		t.Fatalf("no SANDBOX line in:\n%s", daemontest.Tail(out, 3000))
 	}
 	line, _, _ := strings.Cut(out[i+len("SANDBOX "):], "\n")
 	if err := json.Unmarshal([]byte(line), &r); err != nil {
@@ -163,7 +164,7 @@ restart_socksd`)
 		_, err := netip.ParseAddr(out)
 		return err == nil
 	}) {
-		t.Fatalf("DNS bridge on the activated socket: %q; first answer:\n%s\n%s", out, first, tail(b.Journal("socksd"), 20))
+		t.Fatalf("DNS bridge on the activated socket: %q; first answer:\n%s\n%s", out, first, daemontest.Tail(b.Journal("socksd"), 3000))
 	}
 	if !strings.Contains(first, "status: NOERROR") {
 		t.Logf("first answer (socksd starting): %s", first)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/daemontest"
 	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
@@ -241,7 +242,7 @@ restart_socksd`)
 			return b.Show("socksd", "NRestarts") != restarts && p != pid && p != "0" && b.Show("socksd", "ActiveState") == "active"
 		}) {
 			t.Fatalf("not restarted: NRestarts %s, MainPID %s, %s\n%s", b.Show("socksd", "NRestarts"), b.Show("socksd", "MainPID"),
-				b.Show("socksd", "ActiveState"), tail(b.Journal("socksd"), 20))
+				b.Show("socksd", "ActiveState"), daemontest.Tail(b.Journal("socksd"), 3000))
 		}
 		t.Logf("restarted %.1fs after SIGSTOP", time.Since(t0).Seconds())
 		var j string
@@ -249,7 +250,7 @@ restart_socksd`)
 			j = b.Out("journalctl", "--no-pager", "-u", "socksd")
 			return strings.Contains(j, "Watchdog timeout")
 		}) {
-			t.Errorf("journal does not say the watchdog fired:\n%s", tail(j, 20))
+			t.Errorf("journal does not say the watchdog fired:\n%s", daemontest.Tail(j, 3000))
 		}
 	})
 
@@ -288,14 +289,6 @@ restart_socksd`)
 }
 
 var exposureRE = regexp.MustCompile(`Overall exposure level for socksd\.service: ([0-9]+\.[0-9]+)`)
-
-func tail(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
-}
 
 type identity struct {
 	Key      string   `json:"key"`
