@@ -240,17 +240,7 @@ func (e *env) notTor(t *testing.T) {
 	b := e.box
 	const addr = "127.0.0.1:9399"
 	cmd := b.Command(t.Context(), "/srv/systest/probe", "notor", addr)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := startPiped(t, cmd)
 	defer func() { stdin.Close(); cmd.Wait() }()
 	if l, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || l != "listening\n" {
 		t.Fatalf("probe notor: %q %v", l, err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -22,17 +23,7 @@ func (e *env) session(t *testing.T, socks string) *session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	cmd := e.box.Command(ctx, "/srv/systest/probe", "session", socks, e.target)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := startPiped(t, cmd)
 	s := &session{t: t, stdin: stdin, lines: make(chan string, 16), cancel: cancel}
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -48,6 +39,24 @@ func (e *env) session(t *testing.T, socks string) *session {
 		cancel()
 	})
 	return s
+}
+
+// startPiped starts cmd (a probe in the box) with pipes to its stdin and
+// from its stdout, failing the test if it cannot start.
+func startPiped(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, io.Reader) {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdin, stdout
 }
 
 // do sends one command and returns the body of its "ok" answer.
