@@ -159,7 +159,7 @@ func runSuite(args []string) error {
 	}
 	defer logFile.Close()
 	b.logf = func(format string, args ...any) {
-		line := fmt.Sprintf("%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, args...)...)
+		line := stampLine(format, args...)
 		os.Stderr.WriteString(line)
 		logFile.WriteString(line)
 	}
@@ -441,4 +441,10 @@ func (b *bench) profileAsync(target string, rep int, name, path string) func() {
 	done := make(chan struct{})
 	go func() { defer close(done); b.profile(target, rep, name, path) }()
 	return func() { <-done }
+}
+
+// stampLine is a progress line of the bench's log: the UTC time of day,
+// then the message.
+func stampLine(format string, args ...any) string {
+	return fmt.Sprintf("%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, args...)...)
 }

@@ -95,9 +95,7 @@ func runTor(args []string) error {
 	if *socksd == "" {
 		return fmt.Errorf("need -socksd")
 	}
-	logf := func(f string, a ...any) {
-		fmt.Fprintf(os.Stderr, "%s "+f+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, a...)...)
-	}
+	logf := func(f string, a ...any) { os.Stderr.WriteString(stampLine(f, a...)) }
 	loadStart := loadAvg()
 	// On SIGTERM (run.sh's timeout) or SIGINT: while the network starts,
 	// cancel its start (Start then stops what it started); later, stop the

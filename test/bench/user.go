@@ -137,9 +137,7 @@ func runUser(args []string) error {
 	if *socksd == "" {
 		return fmt.Errorf("need -socksd")
 	}
-	logf := func(f string, a ...any) {
-		fmt.Fprintf(os.Stderr, "%s "+f+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, a...)...)
-	}
+	logf := func(f string, a ...any) { os.Stderr.WriteString(stampLine(f, a...)) }
 	t0 := time.Now()
 	loadStart := loadAvg()
 
