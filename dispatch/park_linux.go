@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,8 +18,9 @@ import (
 // idle connections the stacks are most of socksd's memory. Instead, a
 // direction that finds its source empty registers the socket in one
 // private epoll set and its goroutine ends; one long-lived goroutine waits
-// in epoll_wait and starts a new one for a direction whose socket became
-// readable. An idle direction then costs its pdir and an epoll entry.
+// for that set in Go's netpoller (see parker.wait) and starts a new one
+// for a direction whose socket became readable. An idle direction then
+// costs its pdir and an epoll entry.
 //
 // Moving a direction into the epoll set and back costs epoll_ctl calls and
 // a hand-off between threads (measured: +30-40 us of CPU per proxied
@@ -72,9 +74,11 @@ var parkTokens atomic.Uint64 // 0 is never a token
 
 type parker struct {
 	epfd    int
-	users   int           // under parking.mu: pdirs not yet finished
-	gen     atomic.Uint64 // sweeps so far
-	waiting atomic.Int64  // pdirs waiting in the netpoller (sweep candidates)
+	file    *os.File        // epfd, registered in Go's netpoller (see wait)
+	rc      syscall.RawConn // file's
+	users   int             // under parking.mu: pdirs not yet finished
+	gen     atomic.Uint64   // sweeps so far
+	waiting atomic.Int64    // pdirs waiting in the netpoller (sweep candidates)
 
 	mu   sync.Mutex
 	dirs map[uint64]*pdir // every unfinished pdir of this set, by token
@@ -93,7 +97,22 @@ func acquireParker() (*parker, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parker{epfd: epfd, users: 1, dirs: make(map[uint64]*pdir)}
+	// Non-blocking, so os.NewFile puts it in Go's netpoller; an epoll set
+	// is pollable (readable while it has events ready).
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(epfd), "socksd-parking")
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = f.SetReadDeadline(time.Time{}) // fails unless in the netpoller
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &parker{epfd: epfd, file: f, rc: rc, users: 1, dirs: make(map[uint64]*pdir)}
 	parking.p = p
 	go p.loop()
 	return p, nil
@@ -120,7 +139,7 @@ func (p *parker) loop() {
 		if p.waiting.Load() > 0 || p.unused() {
 			timeout = parkAfter
 		}
-		n, err := unix.EpollWait(p.epfd, events, int(timeout/time.Millisecond))
+		n, err := p.wait(events, timeout)
 		if now := time.Now(); now.Sub(lastSweep) >= parkAfter {
 			lastSweep = now
 			if p.waiting.Load() > 0 {
@@ -141,7 +160,7 @@ func (p *parker) loop() {
 			if p.users == 0 {
 				parking.p = nil
 				parking.mu.Unlock()
-				unix.Close(p.epfd)
+				p.file.Close()
 				return
 			}
 			parking.mu.Unlock()
@@ -156,6 +175,35 @@ func (p *parker) loop() {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// wait returns the events ready within timeout (0 events when it passed).
+// It waits in Go's netpoller, not in a blocking epoll_wait: a goroutine
+// blocked in a system call holds its P, and the runtime's sysmon, which
+// takes such a P back after 10 ms, then stays awake polling every 20 us
+// or so. With the sweep's 25 ms waits that cost more CPU than the relays
+// themselves on a network with real latency (docs/performance.md).
+func (p *parker) wait(events []unix.EpollEvent, timeout time.Duration) (int, error) {
+	if err := p.file.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	err := p.rc.Read(func(fd uintptr) bool {
+		for {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			if werr != unix.EINTR {
+				return n != 0 || werr != nil
+			}
+		}
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, werr
 }
 
 // sweep ends the netpoller wait of every direction that has waited since

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -238,4 +239,40 @@ func TestParkedManyIdle(t *testing.T) {
 		wantResult(t, "up", r.upDone, want, false)
 		wantResult(t, "down", r.downDone, want, false)
 	}
+}
+
+// TestParkedWaitOutsideSyscall: the epoll goroutine waits in Go's
+// netpoller, not in a blocking epoll_wait. A goroutine blocked in a system
+// call holds a P, and the runtime's sysmon then keeps waking every few
+// tens of microseconds to take it back, which on a network with real
+// latency cost socksd more CPU than its relays. While a relay is parked
+// the epoll goroutine is the only one that could be in a system call, so
+// the runtime's count of goroutines in system calls must drop to 0.
+func TestParkedWaitOutsideSyscall(t *testing.T) {
+	leakcheck.Check(t)
+	r := newRelayed(t, false)
+	r.bothParked(t)
+	s := []metrics.Sample{{Name: "/sched/goroutines/not-in-go:goroutines"}}
+	var seen []uint64
+	// Sampled over half of parkIdle, the parked set's wait: a blocking
+	// epoll_wait is in its system call for all of it.
+	for range 50 {
+		metrics.Read(s)
+		if s[0].Value.Kind() != metrics.KindUint64 {
+			t.Fatalf("runtime metric %s: kind %v", s[0].Name, s[0].Value.Kind())
+		}
+		v := s[0].Value.Uint64()
+		if v == 0 {
+			break
+		}
+		seen = append(seen, v)
+		time.Sleep(parkIdle / 100) // sampling a real condition, bounded above
+	}
+	if len(seen) == 50 {
+		t.Fatalf("a goroutine stayed in a system call while the relay was parked (samples %v)", seen)
+	}
+	r.app.(*net.TCPConn).CloseWrite()
+	r.dest.(interface{ CloseWrite() error }).CloseWrite()
+	wantResult(t, "up", r.upDone, 0, false)
+	wantResult(t, "down", r.downDone, 0, false)
 }
