@@ -106,11 +106,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("socket activation", zap.Error(err))
 		return exitFailure
 	}
+	// Signals are caught from before the listeners open: a client that
+	// can connect can also be followed by a SIGHUP or SIGTERM, which must
+	// never meet Go's default action (exit) in the moment before serve.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sig)
 	d, code := start(cfg, *cfgPath, log, level, &inherited{socks: socks})
 	if d == nil {
 		return code
 	}
-	return d.serve(*grace)
+	return d.serve(sig, *grace)
 }
 
 func loadConfig(path string) (config.Config, error) {
@@ -182,10 +188,7 @@ func start(cfg config.Config, cfgPath string, log *zap.Logger, level zap.AtomicL
 // identity; SIGTERM/SIGINT stop accepting and drain for grace; a second
 // SIGTERM/SIGINT forces exit. Alongside, it talks to systemd: READY=1,
 // STATUS= lines, WATCHDOG=1.
-func (d *daemon) serve(grace time.Duration) int {
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
-	defer signal.Stop(sig)
+func (d *daemon) serve(sig <-chan os.Signal, grace time.Duration) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	stopBackground := func() { cancel(); bg.Wait() }
