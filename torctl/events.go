@@ -34,6 +34,24 @@ func eventArgs(e Event, typ string) (pos []string, kw map[string]string, err err
 	return pos, kw, nil
 }
 
+// atoms reports whether every v is a plain word: non-empty, printable,
+// no space or quote. control-spec §4.1 writes IDs, statuses and targets
+// unquoted; a quoted string in their place (which ParseArgs would unquote,
+// spaces and all) is a malformed line, not a status to act on.
+func atoms(vs ...string) bool {
+	for _, v := range vs {
+		if v == "" {
+			return false
+		}
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c <= ' ' || c == '"' || c >= 0x7f {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // StreamEvent is a parsed "650 STREAM" event (control-spec §4.1.2).
 type StreamEvent struct {
 	ID         string
@@ -68,6 +86,9 @@ func ParseStreamEvent(e Event) (StreamEvent, error) {
 	}
 	if len(pos) < 4 {
 		return StreamEvent{}, fmt.Errorf("%w: STREAM needs ID, status, circuit and target: %q", ErrBadEvent, e.Text)
+	}
+	if !atoms(pos[:4]...) {
+		return StreamEvent{}, fmt.Errorf("%w: STREAM ID, status, circuit or target is not a plain word: %q", ErrBadEvent, e.Text)
 	}
 	s := StreamEvent{
 		ID: pos[0], Status: pos[1], CircID: pos[2], Target: pos[3],
@@ -132,6 +153,9 @@ func ParseCircEvent(e Event) (CircEvent, error) {
 	}
 	if len(pos) < 2 {
 		return CircEvent{}, fmt.Errorf("%w: CIRC needs ID and status: %q", ErrBadEvent, e.Text)
+	}
+	if !atoms(pos[:2]...) {
+		return CircEvent{}, fmt.Errorf("%w: CIRC ID or status is not a plain word: %q", ErrBadEvent, e.Text)
 	}
 	c := CircEvent{
 		ID: pos[0], Status: pos[1],

@@ -94,6 +94,16 @@ func TestParseCircEvent(t *testing.T) {
 	if _, err := ParseCircEvent(ev(t, `650 CIRC 7`)); !errors.Is(err, ErrBadEvent) {
 		t.Fatal(err)
 	}
+	// IDs and statuses are plain words; a quoted one (found by fuzzing
+	// GETINFO circuit-status) is a malformed line, not a status " ".
+	for _, line := range []string{`650 CIRC 0 " "`, `650 CIRC "" BUILT`, `650 CIRC "7 8" BUILT`} {
+		if c, err := ParseCircEvent(ev(t, line)); !errors.Is(err, ErrBadEvent) {
+			t.Errorf("%s: %+v, %v; want ErrBadEvent", line, c, err)
+		}
+	}
+	if s, err := ParseStreamEvent(ev(t, `650 STREAM 12 "NEW X" 0 1.2.3.4:80`)); !errors.Is(err, ErrBadEvent) {
+		t.Errorf("quoted stream status: %+v, %v; want ErrBadEvent", s, err)
+	}
 }
 
 // CIRC_MINOR as tor 0.4.9 sends it when socksd changes a circuit's
