@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"socksd/internal/backoff"
 	"socksd/internal/endpoint"
 	"socksd/isolation"
 )
@@ -348,17 +349,9 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Accept-error backoff bounds, as net/http's Server uses for temporary
-// errors: EMFILE/ENFILE must not turn the accept loop into a busy loop,
-// nor end it.
-const (
-	acceptBackoffMin = 5 * time.Millisecond
-	acceptBackoffMax = time.Second
-)
-
 func (s *Server) acceptLoop(l *listener) {
 	defer s.acceptWG.Done()
-	var backoff time.Duration
+	var wait backoff.Accept
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -371,22 +364,14 @@ func (s *Server) acceptLoop(l *listener) {
 				return
 			}
 			s.metrics.AcceptErrors.Inc()
-			if backoff == 0 {
-				backoff = acceptBackoffMin
-			} else if backoff *= 2; backoff > acceptBackoffMax {
-				backoff = acceptBackoffMax
-			}
-			s.log.Warn("accept failed; backing off", zap.String("listen", l.addr), zap.Error(err), zap.Duration("backoff", backoff))
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-l.done:
-				t.Stop()
+			d := wait.Next()
+			s.log.Warn("accept failed; backing off", zap.String("listen", l.addr), zap.Error(err), zap.Duration("backoff", d))
+			if !backoff.Sleep(d, l.done) {
 				return
 			}
 			continue
 		}
-		backoff = 0
+		wait.Reset()
 		st := s.settings.Load()
 		if n := s.active.Add(1); n > int64(st.MaxConnections) {
 			s.active.Add(-1)

@@ -9,14 +9,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"socksd/internal/backoff"
 	"socksd/internal/ratelog"
-)
-
-// Accept-error backoff bounds, as net/http's Server and the SOCKS accept
-// loop use: EMFILE/ENFILE must neither spin nor end the loop.
-const (
-	acceptBackoffMin = 5 * time.Millisecond
-	acceptBackoffMax = time.Second
 )
 
 // tcpListener is the listener miekg/dns's TCP server accepts from. miekg's
@@ -47,7 +41,7 @@ func (b *Bridge) newTCPListener(ln net.Listener) *tcpListener {
 }
 
 func (l *tcpListener) Accept() (net.Conn, error) {
-	var backoff time.Duration
+	var wait backoff.Accept
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -60,18 +54,10 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 				return nil, err
 			}
 			l.b.metrics.tcpAcceptErrors.Inc()
-			if backoff == 0 {
-				backoff = acceptBackoffMin
-			} else if backoff *= 2; backoff > acceptBackoffMax {
-				backoff = acceptBackoffMax
-			}
+			d := wait.Next()
 			l.errs.Log(l.b.log, zapcore.WarnLevel, "dns tcp accept failed; backing off",
-				zap.Stringer("listen", l.Addr()), zap.Error(err), zap.Duration("backoff", backoff))
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-l.done:
-				t.Stop()
+				zap.Stringer("listen", l.Addr()), zap.Error(err), zap.Duration("backoff", d))
+			if !backoff.Sleep(d, l.done) {
 				return nil, net.ErrClosed
 			}
 			continue
