@@ -8,10 +8,10 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"socksd/chain"
 	"socksd/dispatch"
+	"socksd/internal/backoff"
 	"socksd/isolation"
 )
 
@@ -40,16 +40,19 @@ func runKey(token string) isolation.Key {
 
 // serve accepts on ln until it is closed.
 func (f *forwarder) serve(ln *net.TCPListener) {
+	var wait backoff.Accept
 	for {
 		c, err := ln.AcceptTCP()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// EMFILE and friends: back off instead of spinning.
-			time.Sleep(10 * time.Millisecond)
+			// EMFILE and friends: back off instead of spinning; a Close
+			// meanwhile ends the loop at the next Accept.
+			backoff.Sleep(wait.Next(), nil)
 			continue
 		}
+		wait.Reset()
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
@@ -114,24 +117,25 @@ func (f *forwarder) handle(c *net.TCPConn) {
 		c.WriteTo(up)
 		st.CloseWrite()
 	}()
-	if err := st.Await(ctx); err != nil {
+	// fail ends both sides after the stream was opened: the program sees
+	// a reset, and the upload goroutine ends with socksd's side.
+	fail := func() {
 		reset(c)
 		st.Close()
 		<-sent
+	}
+	if err := st.Await(ctx); err != nil {
+		fail()
 		return
 	}
 	if rest := st.Rest(); len(rest) > 0 {
 		if _, err := c.Write(rest); err != nil {
-			reset(c)
-			st.Close()
-			<-sent
+			fail()
 			return
 		}
 	}
 	if _, err := c.ReadFrom(up); err != nil {
-		reset(c)
-		st.Close()
-		<-sent
+		fail()
 		return
 	}
 	c.CloseWrite()
