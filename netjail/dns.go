@@ -34,24 +34,14 @@ func (r resolver) answer(req *dns.Msg) *dns.Msg {
 	if req.Response {
 		return nil
 	}
-	m := new(dns.Msg)
-	if req.Opcode != dns.OpcodeQuery {
-		m.SetRcode(req, dns.RcodeNotImplemented)
+	q, m, _ := resolve.Admit(req)
+	if m != nil {
+		if m.Rcode == dns.RcodeRefused {
+			return refuse(m) // say why, as for every other refusal here
+		}
 		return m
 	}
-	if len(req.Question) != 1 {
-		m.SetRcode(req, dns.RcodeFormatError) // RFC 9619: exactly one question
-		return m
-	}
-	q := req.Question[0]
-	m.SetReply(req)
-	m.RecursionAvailable = true
-	if req.IsEdns0() != nil {
-		m.SetEdns0(1232, false)
-	}
-	if q.Qclass != dns.ClassINET {
-		return refuse(m)
-	}
+	m = resolve.Reply(req, dns.RcodeSuccess)
 	name, err := resolve.NormalizeName(q.Name)
 	switch q.Qtype {
 	case dns.TypeA, dns.TypeAAAA:

@@ -73,6 +73,12 @@ func TestResolverAnswers(t *testing.T) {
 			m.Question = append(m.Question, m.Question[0])
 			return m
 		}(), dns.RcodeFormatError},
+		{"edns-version-1", func() *dns.Msg {
+			m := query("a.test.", dns.TypeA)
+			m.SetEdns0(1232, false)
+			m.IsEdns0().SetVersion(1)
+			return m
+		}(), dns.RcodeBadVers},
 		{"notify", func() *dns.Msg { m := query("a.test.", dns.TypeSOA); m.Opcode = dns.OpcodeNotify; return m }(), dns.RcodeNotImplemented},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,6 +63,37 @@ func remoteAddr(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// Admit applies the rules a DNS server of socksd's (the bridge, and
+// `socksd run`'s resolver) checks before it looks at the name: a QUERY
+// (else NOTIMP), exactly one question (RFC 9619; else FORMERR, with no
+// question echoed: it may not even pack), EDNS version 0 (RFC 6891
+// §6.1.3; else BADVERS), class IN (else REFUSED: CHAOS "version.bind"
+// and the like have no data here). It returns the question, or the
+// reply to send instead and its result label. Whether r is itself a
+// response (never answered) is the caller's first check.
+func Admit(r *dns.Msg) (q dns.Question, m *dns.Msg, result string) {
+	if r.Opcode != dns.OpcodeQuery {
+		return q, reply(r, dns.RcodeNotImplemented), "notimp"
+	}
+	if len(r.Question) != 1 {
+		m := reply(r, dns.RcodeFormatError)
+		m.Question = nil
+		return q, m, "formerr"
+	}
+	q = r.Question[0]
+	if opt := r.IsEdns0(); opt != nil && opt.Version() != 0 {
+		return q, reply(r, dns.RcodeBadVers), "badvers"
+	}
+	if q.Qclass != dns.ClassINET {
+		return q, reply(r, dns.RcodeRefused), "refused"
+	}
+	return q, nil, ""
+}
+
+// Reply starts an answer to r with rcode (recursion available, EDNS
+// when r had it).
+func Reply(r *dns.Msg, rcode int) *dns.Msg { return reply(r, rcode) }
+
 // reply starts an answer to r with rcode.
 func reply(r *dns.Msg, rcode int) *dns.Msg {
 	m := new(dns.Msg)
@@ -97,30 +128,13 @@ func (b *Bridge) decide(ctx context.Context, src netip.Addr, r *dns.Msg, inline 
 		m.Question = nil // tell a stranger nothing, not even its own question
 		return m, out
 	}
-	if r.Opcode != dns.OpcodeQuery {
-		out.result = "notimp"
-		return reply(r, dns.RcodeNotImplemented), out
+	q, m, result := Admit(r)
+	if result != "notimp" && len(r.Question) == 1 {
+		out.qtype = qtypeLabel(q.Qtype)
 	}
-	// RFC 9619: a QUERY has exactly one question; anything else is FORMERR.
-	// (Tor's dnsserv answers the first; silently dropping the rest hides
-	// client bugs and is not what RFC 9619 asks for.)
-	if len(r.Question) != 1 {
-		out.result = "formerr"
-		m := reply(r, dns.RcodeFormatError)
-		m.Question = nil
+	if m != nil {
+		out.result = result
 		return m, out
-	}
-	q := r.Question[0]
-	out.qtype = qtypeLabel(q.Qtype)
-	if opt := r.IsEdns0(); opt != nil && opt.Version() != 0 {
-		out.result = "badvers" // RFC 6891 §6.1.3
-		return reply(r, dns.RcodeBadVers), out
-	}
-	// Only class IN has names and addresses; CHAOS "version.bind" and the
-	// like are refused, as a resolver without such data does.
-	if q.Qclass != dns.ClassINET {
-		out.result = "refused"
-		return reply(r, dns.RcodeRefused), out
 	}
 	switch q.Qtype {
 	case dns.TypeA, dns.TypeANY: // ANY: the one answer we can give, like Tor's dnsserv
