@@ -59,7 +59,6 @@ type circPool struct {
 	// failures counts pool builds that failed in a row (backoff).
 	failures int
 	retrying bool // a delayed refill is scheduled
-	target   int
 }
 
 const (
@@ -102,9 +101,11 @@ func (p *circPool) computeTarget(now time.Time) int {
 		}
 		peak = max(peak, hi-lo+1)
 	}
-	p.target = min(peak, p.max)
-	return p.target
+	return min(peak, p.max)
 }
+
+// size counts the pool's circuits, ready and on their way.
+func (p *circPool) size() int { return len(p.ready) + p.inflight + p.pending }
 
 // fits reports whether pool circuit c may carry stream s: its exit
 // accepts the stream's port and has not already refused the stream.
@@ -152,7 +153,7 @@ func (a *attacher) takePool(s *stream) *circuit {
 // poolWanted reports whether the pool is below its target.
 func (a *attacher) poolWanted() bool {
 	p := &a.pool
-	return p.enabled() && !p.hold && len(p.ready)+p.inflight+p.pending < p.computeTarget(a.now())
+	return p.enabled() && !p.hold && p.size() < p.computeTarget(a.now())
 }
 
 // refill launches pool circuits up to the target and closes the ready
@@ -164,14 +165,14 @@ func (a *attacher) refill() {
 	}
 	target := p.computeTarget(a.now())
 	a.m.poolTarget.Set(float64(target))
-	for len(p.ready) > 0 && len(p.ready)+p.inflight+p.pending > target {
+	for len(p.ready) > 0 && p.size() > target {
 		c := p.ready[0]
 		a.expirePool(c, poolExcess)
 	}
 	if p.hold || p.retrying || a.ctl == nil || a.closed {
 		return
 	}
-	for len(p.ready)+p.inflight+p.pending < target {
+	for p.size() < target {
 		if !a.launchPool() {
 			return
 		}
