@@ -15,6 +15,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"socksd/internal/testutil"
 )
 
 // emfileListener fails Accept with EMFILE, as the kernel does when the
@@ -91,9 +93,9 @@ func TestTCPAcceptBacksOff(t *testing.T) {
 	fl.fails.Store(1 << 20)
 	done := make(chan error, 1)
 	go func() { _, err := l.Accept(); done <- err }()
-	for counterValue(t, b.metrics.tcpAcceptErrors) < 8 { // sleeping (bounded by the test timeout)
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, "8 accept failures (Accept then sleeps in its backoff)", func() bool {
+		return counterValue(t, b.metrics.tcpAcceptErrors) >= 8
+	})
 	l.Close()
 	select {
 	case err := <-done:
@@ -196,10 +198,8 @@ func TestTCPIdleTimeout(t *testing.T) {
 		t.Fatalf("idle connection closed after %v, want about 200ms", took)
 	}
 	// The slot is given back just after the close the client saw.
-	for deadline := time.Now().Add(2 * time.Second); len(b.tcpSlots) != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d slots held 2 s after the idle close, want 0", len(b.tcpSlots))
-		}
+	if !testutil.Poll(2*time.Second, time.Millisecond, func() bool { return len(b.tcpSlots) == 0 }) {
+		t.Fatalf("%d slots held 2 s after the idle close, want 0", len(b.tcpSlots))
 	}
 }
 

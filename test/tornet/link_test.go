@@ -26,13 +26,9 @@ func testLink(t *testing.T, target string, s Shape, udp bool) *Link {
 	l.Addr = l.ln.Addr().String()
 	t.Cleanup(func() {
 		l.close()
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) { // +2: echo accept loops
-			runtime.Gosched()
-			time.Sleep(10 * time.Millisecond)
-		}
-		if g := runtime.NumGoroutine(); g > before+2 {
-			t.Errorf("%d goroutines after close, %d before", g, before)
+		// +2: the echo servers' accept loops.
+		if !testutil.Poll(5*time.Second, 10*time.Millisecond, func() bool { return runtime.NumGoroutine() <= before+2 }) {
+			t.Errorf("%d goroutines after close, %d before", runtime.NumGoroutine(), before)
 		}
 	})
 	return l
@@ -52,12 +48,8 @@ func dialLink(t *testing.T, l *Link) *net.TCPConn {
 // connections: the node behind it may accept before the link has.
 func waitOpen(t *testing.T, l *Link, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Stats().Open != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("link has %d open connections, want %d", l.Stats().Open, n)
-		}
-		time.Sleep(time.Millisecond)
+	if !testutil.Poll(5*time.Second, time.Millisecond, func() bool { return l.Stats().Open == n }) {
+		t.Fatalf("link has %d open connections, want %d", l.Stats().Open, n)
 	}
 }
 
