@@ -7,6 +7,9 @@
 # package's testdata/fuzz/ for the regression run of `make test`).
 #
 #   FUZZTIME=10m make fuzz            # longer
+#   FUZZTIME=10000000x FUZZ_PARALLEL=2 make fuzz
+#                                     # 10^7 executions per target (go
+#                                     # test's Nx form), both cores
 #   FUZZ_ONLY=FuzzParseHead make fuzz # one target (a regexp on the name)
 set -uo pipefail
 cd "$(dirname "$0")/.."
