@@ -166,6 +166,9 @@ func ParseCircEvent(e Event) (CircEvent, error) {
 	}
 	if len(pos) > 2 && pos[2] != "" {
 		c.Path = strings.Split(pos[2], ",")
+		if !atoms(c.Path...) {
+			return CircEvent{}, fmt.Errorf("%w: CIRC path is not a list of plain words: %q", ErrBadEvent, e.Text)
+		}
 	}
 	if v := kw["BUILD_FLAGS"]; v != "" {
 		c.BuildFlags = strings.Split(v, ",")
@@ -197,9 +200,15 @@ func ParseCircMinorEvent(e Event) (CircMinorEvent, error) {
 	if len(pos) < 2 {
 		return CircMinorEvent{}, fmt.Errorf("%w: CIRC_MINOR needs ID and event: %q", ErrBadEvent, e.Text)
 	}
+	if !atoms(pos[:2]...) {
+		return CircMinorEvent{}, fmt.Errorf("%w: CIRC_MINOR ID or event is not a plain word: %q", ErrBadEvent, e.Text)
+	}
 	c := CircMinorEvent{ID: pos[0], Event: pos[1], Purpose: kw["PURPOSE"], OldPurpose: kw["OLD_PURPOSE"], Keywords: kw}
 	if len(pos) > 2 && pos[2] != "" {
 		c.Path = strings.Split(pos[2], ",")
+		if !atoms(c.Path...) {
+			return CircMinorEvent{}, fmt.Errorf("%w: CIRC_MINOR path is not a list of plain words: %q", ErrBadEvent, e.Text)
+		}
 	}
 	return c, nil
 }

@@ -96,7 +96,9 @@ func TestParseCircEvent(t *testing.T) {
 	}
 	// IDs and statuses are plain words; a quoted one (found by fuzzing
 	// GETINFO circuit-status) is a malformed line, not a status " ".
-	for _, line := range []string{`650 CIRC 0 " "`, `650 CIRC "" BUILT`, `650 CIRC "7 8" BUILT`} {
+	// So is every element of a path: `" "` there was a target " " in torup.
+	for _, line := range []string{`650 CIRC 0 " "`, `650 CIRC "" BUILT`, `650 CIRC "7 8" BUILT`,
+		`650 CIRC 0 0 " "`, `650 CIRC 7 BUILT "$AA~a $BB~b"`, `650 CIRC 7 BUILT $AA~a,,$BB~b`} {
 		if c, err := ParseCircEvent(ev(t, line)); !errors.Is(err, ErrBadEvent) {
 			t.Errorf("%s: %+v, %v; want ErrBadEvent", line, c, err)
 		}
@@ -119,6 +121,11 @@ func TestParseCircMinorEvent(t *testing.T) {
 	}
 	if _, err := ParseCircMinorEvent(ev(t, `650 CIRC_MINOR 13`)); !errors.Is(err, ErrBadEvent) {
 		t.Errorf("CIRC_MINOR without event: %v", err)
+	}
+	for _, line := range []string{`650 CIRC_MINOR "1 2" PURPOSE_CHANGED`, `650 CIRC_MINOR 12 PURPOSE_CHANGED " "`, `650 CIRC_MINOR 12 PURPOSE_CHANGED $AA~a,`} {
+		if c, err := ParseCircMinorEvent(ev(t, line)); !errors.Is(err, ErrBadEvent) {
+			t.Errorf("%s: %+v, %v; want ErrBadEvent", line, c, err)
+		}
 	}
 }
 

@@ -170,9 +170,17 @@ func FuzzParseArgs(f *testing.F) {
 		// The event and bootstrap parsers accept anything without panicking.
 		for _, typ := range []string{"STREAM", "CIRC", "CIRC_MINOR", "ADDRMAP", "STATUS_CLIENT"} {
 			e := Event{Type: typ, Text: typ + " " + s, Lines: []ReplyLine{{650, ' ', typ + " " + s, ""}}}
-			ParseStreamEvent(e)
-			ParseCircEvent(e)
-			ParseCircMinorEvent(e)
+			// What the event parsers accept is made of plain words where
+			// the grammar has them: callers key maps and compare on them.
+			if se, err := ParseStreamEvent(e); err == nil && !atoms(se.ID, se.Status, se.CircID) {
+				t.Fatalf("STREAM %q accepted as %+v", s, se)
+			}
+			if ce, err := ParseCircEvent(e); err == nil && (!atoms(ce.ID, ce.Status) || !atoms(ce.Path...)) {
+				t.Fatalf("CIRC %q accepted as %+v", s, ce)
+			}
+			if me, err := ParseCircMinorEvent(e); err == nil && (!atoms(me.ID, me.Event) || !atoms(me.Path...)) {
+				t.Fatalf("CIRC_MINOR %q accepted as %+v", s, me)
+			}
 			ParseAddrMapEvent(e)
 			ParseStatusEvent(e)
 		}
