@@ -148,9 +148,15 @@ func (c *Conn) MapAddress(ctx context.Context, from, to string) (string, error) 
 		return "", err
 	}
 	// One pair asked, one "250 a=b" line expected.
-	got, _, ok := strings.Cut(r.Lines[len(r.Lines)-1].Text, "=")
+	return mappedAddr(r.Lines[len(r.Lines)-1].Text)
+}
+
+// mappedAddr reads the original address from one MAPADDRESS answer line
+// "from=to".
+func mappedAddr(text string) (string, error) {
+	got, _, ok := strings.Cut(text, "=")
 	if !ok || got == "" {
-		return "", fmt.Errorf("%w: MAPADDRESS reply %q", ErrBadReply, r.Lines[len(r.Lines)-1].Text)
+		return "", fmt.Errorf("%w: MAPADDRESS reply %q", ErrBadReply, clip([]byte(text)))
 	}
 	return got, nil
 }
@@ -176,10 +182,12 @@ func (c *Conn) MapAddresses(ctx context.Context, pairs []KV) ([]MapResult, error
 	sb.WriteString("MAPADDRESS")
 	var sent, alone []int
 	for i, p := range pairs {
-		switch {
-		case checkMapPair(p.Key, p.Value) != nil:
-			out[i].Err = checkMapPair(p.Key, p.Value)
-		case !plainMapArg(p.Key) || !plainMapArg(p.Value):
+		// Plain words (see atoms) cannot make Tor's parser read a pair
+		// as more or less than one address.
+		switch err := checkMapPair(p.Key, p.Value); {
+		case err != nil:
+			out[i].Err = err
+		case !atoms(p.Key, p.Value):
 			alone = append(alone, i)
 		default:
 			sb.WriteString(" " + p.Key + "=" + p.Value)
@@ -208,12 +216,7 @@ func (c *Conn) MapAddresses(ctx context.Context, pairs []KV) ([]MapResult, error
 			out[i].Err = &Error{Code: l.Code, Text: l.Text}
 			continue
 		}
-		got, _, ok := strings.Cut(l.Text, "=")
-		if !ok || got == "" {
-			out[i].Err = fmt.Errorf("%w: MAPADDRESS reply %q", ErrBadReply, clip([]byte(l.Text)))
-			continue
-		}
-		out[i].Addr = got
+		out[i].Addr, out[i].Err = mappedAddr(l.Text)
 	}
 	return out, nil
 }
@@ -223,18 +226,6 @@ func lenLines(r *Reply) int {
 		return 0
 	}
 	return len(r.Lines)
-}
-
-// plainMapArg reports whether s can share a MAPADDRESS command with other
-// pairs: printable ASCII without spaces or quotes, so Tor's parser cannot
-// read it as more (or less) than one address.
-func plainMapArg(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // checkMapPair checks one MAPADDRESS pair's arguments.

@@ -34,10 +34,11 @@ func eventArgs(e Event, typ string) (pos []string, kw map[string]string, err err
 	return pos, kw, nil
 }
 
-// atoms reports whether every v is a plain word: non-empty, printable,
-// no space or quote. control-spec §4.1 writes IDs, statuses and targets
-// unquoted; a quoted string in their place (which ParseArgs would unquote,
-// spaces and all) is a malformed line, not a status to act on.
+// atoms reports whether every v is a plain word: non-empty, printable
+// ASCII, no space or quote. control-spec §4.1 writes IDs, statuses and
+// targets unquoted; a quoted string in their place (which ParseArgs would
+// unquote, spaces and all) is a malformed line, not a status to act on.
+// MAPADDRESS sends only plain words together in one command.
 func atoms(vs ...string) bool {
 	for _, v := range vs {
 		if v == "" {
