@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"socksd/internal/daemontest"
+	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
 
@@ -344,7 +345,7 @@ func TestDNSRestart(t *testing.T) {
 		// Tor starts with no controller mappings; socksd reconnects and
 		// pushes the whole table again.
 		var got map[string]string
-		back := pollCond(30*time.Second, func() bool {
+		back := testutil.Poll(30*time.Second, pollEvery, func() bool {
 			m, err := o.tryMappings()
 			if err != nil {
 				return false

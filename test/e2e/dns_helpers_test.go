@@ -488,19 +488,9 @@ func digOne(t *testing.T, server string, args ...string) string {
 // httpPortStr is the test HTTP server's port.
 func httpPortStr(n *tornet.Network) string { return strconv.Itoa(n.HTTPPort) }
 
-// pollCond calls cond every 50 ms until it returns true or timeout passes.
-func pollCond(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval of a bounded loop on a real condition
-	}
-}
+// pollEvery is how often the e2e tests poll a condition on socksd, tor or
+// the network with testutil.Poll.
+const pollEvery = 50 * time.Millisecond
 
 // ---------------------------------------------------------------- tunnels
 

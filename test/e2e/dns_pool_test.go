@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"socksd/internal/testutil"
 )
 
 // TestDNSPoolExhaustion: a /29 pool (7 usable addresses: .0 is never handed
@@ -111,7 +113,7 @@ func TestDNSPoolExhaustion(t *testing.T) {
 	for i := 7; i < 13; i++ {
 		want := addrOf[names[i-6]]
 		var got netip.Addr
-		ok := pollCond(3*ttl, func() bool {
+		ok := testutil.Poll(3*ttl, pollEvery, func() bool {
 			asked := time.Now()
 			r := dig(t, d.DNS, names[i], "A")
 			if r.Status != "NOERROR" || len(r.Answers) != 1 {
@@ -141,7 +143,7 @@ func TestDNSPoolExhaustion(t *testing.T) {
 	// name must skip it. p7 was just answered again (the PTR query above
 	// counts as an answer and a use), so the victim is p8.
 	want := addrOf[names[8]]
-	ok := pollCond(3*ttl, func() bool {
+	ok := testutil.Poll(3*ttl, pollEvery, func() bool {
 		asked := time.Now()
 		r := dig(t, d.DNS, names[13], "A")
 		if r.Status != "NOERROR" || len(r.Answers) != 1 {
@@ -169,7 +171,7 @@ func TestDNSPoolExhaustion(t *testing.T) {
 
 	// Phase 6: a burst of concurrent new names once every answer is older
 	// than the TTL: at most 7 succeed, each with its own address.
-	pollCond(3*ttl, func() bool {
+	testutil.Poll(3*ttl, pollEvery, func() bool {
 		for name, at := range answered {
 			if _, live := addrOf[name]; live && time.Since(at) < ttl+200*time.Millisecond {
 				return false

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"socksd/internal/daemontest"
+	"socksd/internal/testutil"
 )
 
 // The warm pool, as the client tor reports it: a new identity's first
@@ -23,7 +24,7 @@ func poolMetric(t *testing.T, r *isoRig, name string, labels ...string) float64 
 // waitPool polls (bounded) until socksd's pool holds at least n circuits.
 func waitPool(t *testing.T, r *isoRig, n float64) {
 	t.Helper()
-	ok := pollCond(30*time.Second, func() bool {
+	ok := testutil.Poll(30*time.Second, pollEvery, func() bool {
 		return poolMetric(t, r, "socksd_tor_pool_circuits") >= n
 	})
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
 
@@ -138,7 +139,7 @@ func waitHealthy(t *testing.T, d *Socksd, timeout time.Duration) time.Duration {
 	t.Helper()
 	t0 := time.Now()
 	var last string
-	ok := pollCond(timeout, func() bool {
+	ok := testutil.Poll(timeout, pollEvery, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		code, body, err := httpDo(ctx, "GET", "http://"+d.Metrics+"/healthz")
@@ -158,7 +159,7 @@ func waitTorUsable(t *testing.T, d *Socksd, timeout time.Duration) time.Duration
 	t.Helper()
 	t0 := time.Now()
 	var conn, boot float64
-	ok := pollCond(timeout, func() bool {
+	ok := testutil.Poll(timeout, pollEvery, func() bool {
 		ss := scrape(t, d.Metrics)
 		conn, boot = metricSum(ss, "socksd_tor_control_connected"), metricSum(ss, "socksd_tor_bootstrap_percent")
 		return conn == 1 && boot == 100

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"socksd/internal/daemontest"
+	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
 
@@ -91,7 +92,7 @@ func TestOpsReload(t *testing.T) {
 		ex["listen2"] = ""
 		off := hup(t, OpsConfig)
 		d.waitLog(t, off, "reloaded", 10*time.Second)
-		closed := pollCond(10*time.Second, func() bool {
+		closed := testutil.Poll(10*time.Second, pollEvery, func() bool {
 			c, err := net.DialTimeout("tcp", second, time.Second)
 			if err != nil {
 				return true

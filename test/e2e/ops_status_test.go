@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"socksd/internal/testutil"
 	"socksd/test/tornet"
 )
 
@@ -87,7 +88,7 @@ func TestOpsStatusChromium(t *testing.T) {
 			}
 		})
 		var last string
-		if !pollCond(20*time.Second, func() bool {
+		if !testutil.Poll(20*time.Second, pollEvery, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			code, body, err := httpDo(ctx, "GET", "http://"+d.Metrics+"/healthz")
