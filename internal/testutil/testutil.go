@@ -1,7 +1,8 @@
 // Package testutil holds the helpers more than one package's tests use:
-// spec-style hex vectors, read splits for fuzz targets, a loopback echo
-// server, bounded polling, and the real-Tor environment of the packages
-// that test against a running tor. Only tests import it.
+// spec-style hex vectors, read splits for fuzz targets, loopback servers
+// (an echo, or any handler), bounded polling, and the real-Tor
+// environment of the packages that test against a running tor. Only tests
+// import it.
 package testutil
 
 import (
@@ -67,10 +68,26 @@ func Chunks(split []byte, total, max int) []int {
 
 // EchoServer serves on addr (default 127.0.0.1:0) until the test ends:
 // each connection is echoed until EOF, then gets trailer (if any) and a
-// half-close, so a test can see a half-close travel, then is closed. The
-// cleanup closes the listener and every connection still open and waits
-// for the server's goroutines.
+// half-close, so a test can see a half-close travel, then is closed.
 func EchoServer(t testing.TB, addr, trailer string) netip.AddrPort {
+	t.Helper()
+	return Serve(t, addr, func(c net.Conn) {
+		io.Copy(c, c)
+		if trailer != "" {
+			c.Write([]byte(trailer))
+		}
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	})
+}
+
+// Serve listens on addr (default 127.0.0.1:0) until the test ends and
+// runs handle for each connection on a goroutine of its own; the
+// connection is closed when handle returns. The cleanup closes the
+// listener and every connection still open and waits for the server's
+// goroutines.
+func Serve(t testing.TB, addr string, handle func(net.Conn)) netip.AddrPort {
 	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -104,13 +121,7 @@ func EchoServer(t testing.TB, addr, trailer string) netip.AddrPort {
 					mu.Unlock()
 					c.Close()
 				}()
-				io.Copy(c, c)
-				if trailer != "" {
-					c.Write([]byte(trailer))
-				}
-				if cw, ok := c.(interface{ CloseWrite() error }); ok {
-					cw.CloseWrite()
-				}
+				handle(c)
 			}()
 		}
 	}()
